@@ -1,0 +1,1 @@
+"""Transaction data layer: validation, RFM summaries, calibration/holdout splits, compression."""

@@ -1,5 +1,35 @@
-"""clvbayes: Bayesian customer lifetime value with BG/NBD and Gamma-Gamma models."""
+"""clvbayes: Bayesian customer lifetime value with BG/NBD and Gamma-Gamma models.
 
+The public API:
+
+- data: :func:`rfm_summary`, :func:`calibration_holdout_split`, :mod:`clvbayes.datasets`;
+- models: :class:`BetaGeoModel` (purchase frequency and dropout) and
+  :class:`GammaGammaModel` (spend per transaction);
+- simulation: :func:`simulate_customers`.
+"""
+
+from clvbayes import datasets
 from clvbayes._version import __version__
+from clvbayes.data.compress import compress_rows
+from clvbayes.data.rfm import rfm_summary
+from clvbayes.data.split import calibration_holdout_split
+from clvbayes.data.validate import DataValidationError
+from clvbayes.models.base import NotFittedError
+from clvbayes.models.bgnbd import BetaGeoModel
+from clvbayes.models.gamma_gamma import GammaGammaModel
+from clvbayes.models.mle import ConvergenceWarning
+from clvbayes.simulation import simulate_customers
 
-__all__ = ["__version__"]
+__all__ = [
+    "__version__",
+    "datasets",
+    "rfm_summary",
+    "calibration_holdout_split",
+    "compress_rows",
+    "DataValidationError",
+    "NotFittedError",
+    "ConvergenceWarning",
+    "BetaGeoModel",
+    "GammaGammaModel",
+    "simulate_customers",
+]

@@ -1,0 +1,3 @@
+from clvbayes.cli import main
+
+raise SystemExit(main())

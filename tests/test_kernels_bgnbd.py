@@ -6,6 +6,8 @@ References:
   original (non-log) form with mpmath at 50 digits;
 - the same paper for the CDNOW-sample maximum-likelihood estimates and log-likelihood
   (six-digit values from an independent implementation, /work/shared/reference/published.json).
+
+The lnΓ / ψ differences and log1p used by the kernel are tested in test_kernels_special.py.
 """
 
 from __future__ import annotations
@@ -27,10 +29,8 @@ from clvbayes.kernels.bgnbd import (
     bgnbd_loglik_one,
     bgnbd_loglik_sum,
     bgnbd_loglik_sum_grad,
-    digamma_diff,
-    lnpoch,
-    log1p_fast,
 )
+from clvbayes.kernels.special import CHUNK, PARALLEL_MIN_ROWS
 
 CDNOW_CSV = (
     Path(__file__).resolve().parents[1]
@@ -125,58 +125,6 @@ def simulate_rows(n, seed, max_x=60):
     x = np.minimum(rng.negative_binomial(0.3, 0.1, n), max_x).astype(float)
     t_x = np.where(x > 0, rng.uniform(0.0, 1.0, n) * T, 0.0)
     return x, t_x, T
-
-
-# --------------------------------------------------------------------------------------
-# Helper functions (log1p, lnΓ and ψ differences) vs mpmath
-# --------------------------------------------------------------------------------------
-
-
-@settings(max_examples=300, deadline=None, derandomize=True)
-@given(log_uniform(-4, 4), st.one_of(st.integers(0, 10_000).map(float), log_uniform(-6, 4)))
-def test_lnpoch_matches_mpmath(z, x):
-    with mp.workdps(DPS):
-        ref = float(mp.loggamma(mp.mpf(z) + mp.mpf(x)) - mp.loggamma(mp.mpf(z)))
-    got = lnpoch(z, x)
-    # Relative where lnΓ(z + x) - lnΓ(z) is not itself near 0, else ~ulps of lnΓ(z) ≤ 10.
-    assert abs(got - ref) <= 1e-14 * abs(ref) + 1e-14, (got, ref)
-
-
-@settings(max_examples=300, deadline=None, derandomize=True)
-@given(st.one_of(log_uniform(-300, 300), log_uniform(-20, -1e-4).map(lambda v: -v)))
-def test_log1p_fast_matches_mpmath(y):
-    with mp.workdps(DPS):
-        ref = float(mp.log1p(mp.mpf(y)))
-    assert abs(log1p_fast(y) - ref) <= 2 * 2.2e-16 * abs(ref), y
-
-
-@settings(max_examples=300, deadline=None, derandomize=True)
-@given(
-    st.one_of(st.floats(10.0, 20.0), log_uniform(1, 4)),
-    st.one_of(st.integers(1, 20), st.integers(1, 10_000)).map(float),
-)
-def test_lnpoch_stirling_branch_is_ulp_accurate(z, x):
-    # z >= 10, integer x: the branch used for large r, b, a + b; a few ulps, relative.
-    with mp.workdps(DPS):
-        ref = float(mp.loggamma(mp.mpf(z) + mp.mpf(x)) - mp.loggamma(mp.mpf(z)))
-    assert abs(lnpoch(z, x) - ref) <= 4 * 2.2e-16 * abs(ref), (z, x)
-
-
-@settings(max_examples=300, deadline=None, derandomize=True)
-@given(log_uniform(-4, 4), st.one_of(st.integers(0, 20), st.integers(0, 10_000)).map(float))
-def test_digamma_diff_matches_mpmath(z, x):
-    with mp.workdps(DPS):
-        psi_z = mp.digamma(mp.mpf(z))
-        psi_zx = mp.digamma(mp.mpf(z) + mp.mpf(x))
-        ref = float(psi_zx - psi_z)
-    got = digamma_diff(z, x)
-    if z >= 10.0:
-        # Series branch: relative, a few ulps (no cancellation for x << z).
-        assert abs(got - ref) <= 8 * 2.2e-16 * abs(ref), (z, x, got, ref)
-    else:
-        # Difference of two digammas: some ulps of their size.
-        scale = float(abs(psi_z) + abs(psi_zx))
-        assert abs(got - ref) <= 32 * 2.2e-16 * scale, (z, x, got, ref)
 
 
 # --------------------------------------------------------------------------------------
@@ -353,6 +301,31 @@ def test_table_and_direct_paths_identical():
     np.testing.assert_allclose(
         g_dir - np.array(lastd[1:]), g_tab - np.array(last[1:]), rtol=1e-9, atol=1e-6
     )
+
+
+def test_parallel_path_equals_serial_chunks():
+    """From PARALLEL_MIN_ROWS rows the chunks run in prange; below, serially. The fixed
+    chunks make both give the same bits: the sum over all rows equals the in-order sum of
+    the sums over each chunk's rows (each of which takes the serial path)."""
+    n = PARALLEL_MIN_ROWS + 2 * CHUNK + 33
+    x, t_x, T = simulate_rows(n, seed=8)
+    w = np.random.default_rng(9).integers(1, 4, n).astype(float)
+    p = (0.6, 4.0, 0.9, 2.2)
+    v, g = bgnbd_loglik_sum_grad(*p, x, t_x, T, w)
+    s = bgnbd_loglik_sum(*p, x, t_x, T, w)
+    v_c, g_c, s_c = 0.0, np.zeros(4), 0.0
+    for lo in range(0, n, CHUNK):
+        sl = slice(lo, lo + CHUNK)
+        vc, gc = bgnbd_loglik_sum_grad(*p, x[sl], t_x[sl], T[sl], w[sl])
+        v_c += vc
+        g_c += gc
+        s_c += bgnbd_loglik_sum(*p, x[sl], t_x[sl], T[sl], w[sl])
+    assert v == v_c and s == s_c == v
+    np.testing.assert_array_equal(g, g_c)
+    rows = bgnbd_loglik(*p, x, t_x, T)
+    for lo in range(0, n, 5 * CHUNK):
+        sl = slice(lo, lo + 5 * CHUNK - 1)
+        np.testing.assert_array_equal(rows[sl], bgnbd_loglik(*p, x[sl], t_x[sl], T[sl]))
 
 
 def test_deterministic_across_thread_counts():

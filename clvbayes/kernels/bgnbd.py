@@ -15,9 +15,10 @@ Since ``B(a+1, b+x-1) / B(a, b+x) = a / (b+x-1)`` and ``r ln α - (r+x) ln(α+T)
 
 (log1p for the ``ln(1 + ·)``; the log-sum-exp keeps the large, opposite ``(r+x) ln(·)`` terms of
 the two components from cancelling). The lnΓ and ψ differences are taken as
-:func:`lnpoch` ``= lnΓ(z+x) - lnΓ(z)`` and :func:`digamma_diff` ``= ψ(z+x) - ψ(z)``, which
-use asymptotic series for z >= 10 instead of subtracting two large values (an lgamma
-difference loses ``eps·lnΓ(z)``, 1e-11 absolute at z = 1e4).
+:func:`~clvbayes.kernels.special.lnpoch` ``= lnΓ(z+x) - lnΓ(z)`` and
+:func:`~clvbayes.kernels.special.digamma_diff` ``= ψ(z+x) - ψ(z)``, which difference the
+asymptotic series analytically instead of subtracting two large values (an lgamma difference
+loses ``eps·lnΓ(z)``, 1e-11 absolute at z = 1e4).
 
 The terms that depend on ``x`` only (the lnΓ / ln B differences, ``ln(b+x-1)`` and the digamma
 differences of the gradient) are tabulated once per call over ``x = 0..max(x)`` when the
@@ -26,8 +27,11 @@ per row. Both paths use the same expressions, so they give bit-identical per-row
 Rows ordered by x (as ``np.unique`` leaves compressed data) run faster than shuffled rows:
 the ``x > 0`` branch is then predictable.
 
-Array wrappers split the rows into fixed chunks of ``_CHUNK`` rows, reduce each chunk in a
-``prange`` loop and add the chunk sums in order, so sums do not depend on the thread count.
+Array wrappers split the rows into fixed chunks of ``special.CHUNK`` rows, reduce each chunk
+and add the chunk sums in order, so sums do not depend on the thread count. The chunks are
+processed in a ``prange`` loop from ``special.PARALLEL_MIN_ROWS`` rows on and in a serial
+loop below (same chunks, same bits): for small data the thread launch costs more than the
+work.
 
 Data preconditions (not checked in the hot loop): ``x >= 0``, ``0 <= t_x <= T``, ``T > 0``,
 ``t_x == 0`` when ``x == 0`` (``t_x`` is ignored when ``x == 0``). Parameters outside the support
@@ -41,7 +45,16 @@ import math
 import numpy as np
 from numba import njit, prange
 
-from clvbayes.kernels.special import digamma
+from clvbayes.kernels.special import (
+    CHUNK,
+    PARALLEL_MIN_ROWS,
+    digamma_diff,
+    int_table_rows,
+    lnpoch_h,
+    lnpoch_hoist,
+    log1p_fast,
+    sum_chunks,
+)
 
 __all__ = [
     "bgnbd_constants",
@@ -53,10 +66,6 @@ __all__ = [
     "bgnbd_loglik_sum",
     "bgnbd_loglik_sum_grad",
 ]
-
-# Rows per reduction chunk. Fixed (not derived from the thread count) so that the summation
-# order, hence the rounding of the sums, is the same on any number of threads.
-_CHUNK = 4096
 
 # Columns of the x-table (row j holds the terms for x = j; the value path uses the first two):
 #   0: lnΓ(r+x) - lnΓ(r) + ln B(a, b+x) - ln B(a, b)
@@ -72,18 +81,6 @@ _NCOL_GRAD = 6
 # --------------------------------------------------------------------------------------
 # Scalar pieces
 # --------------------------------------------------------------------------------------
-
-
-@njit(cache=True, fastmath=False)
-def log1p_fast(y: float) -> float:
-    """``ln(1 + y)`` for y > -1 from one ``log`` and one division, within ~1 ulp.
-
-    ``u = 1 + y`` rounds to ``1 + y + δ``; ``(u - 1) - y`` recovers δ exactly and
-    ``ln u - δ/u`` removes its first-order effect (for u == 1 it returns y exactly). No
-    branch, and cheaper than libm ``log1p``; this kernel evaluates up to three per customer.
-    """
-    u = 1.0 + y
-    return math.log(u) - ((u - 1.0) - y) / u
 
 
 @njit(cache=True, fastmath=False)
@@ -109,110 +106,6 @@ def _lse_weights(u1: float, u2: float) -> tuple[float, float, float]:
     return max(u1, u2) + log1p_fast(e), s, sc
 
 
-# Stirling series coefficients B_2k / (2k (2k-1)), k = 1..7.
-_ST1 = 1.0 / 12.0
-_ST2 = -1.0 / 360.0
-_ST3 = 1.0 / 1260.0
-_ST4 = -1.0 / 1680.0
-_ST5 = 1.0 / 1188.0
-_ST6 = -691.0 / 360360.0
-_ST7 = 1.0 / 156.0
-# Above this argument the series to 1/z^13 is exact to ~3e-17 (next term 3617/(122400 z^15)).
-_STIRLING_MIN = 10.0
-
-
-@njit(cache=True, fastmath=False)
-def _stirling_corr(z: float) -> float:
-    """lnΓ(z) - [(z - 1/2) ln z - z + ln(2π)/2] for z >= 10 (Stirling series)."""
-    iz = 1.0 / z
-    iz2 = iz * iz
-    return iz * (
-        _ST1 + iz2 * (_ST2 + iz2 * (_ST3 + iz2 * (_ST4 + iz2 * (_ST5 + iz2 * (_ST6 + iz2 * _ST7)))))
-    )
-
-
-@njit(cache=True, fastmath=False)
-def _lnpoch_hoist(z: float) -> float:
-    """The part of ``lnpoch(z, ·)`` that depends on z only (computed once per call)."""
-    if z >= _STIRLING_MIN:
-        return _stirling_corr(z)
-    return math.lgamma(z)
-
-
-@njit(cache=True, fastmath=False)
-def _lnpoch_h(z: float, hz: float, x: float) -> float:
-    """``lnpoch(z, x)`` given ``hz = _lnpoch_hoist(z)``."""
-    if x == 0.0:
-        return 0.0
-    if z >= _STIRLING_MIN:
-        y = z + x
-        return (z - 0.5) * log1p_fast(x / z) + x * (math.log(y) - 1.0) + (_stirling_corr(y) - hz)
-    return math.lgamma(z + x) - hz
-
-
-@njit(cache=True, fastmath=False)
-def lnpoch(z: float, x: float) -> float:
-    """Log rising factorial ``lnΓ(z + x) - lnΓ(z)`` for z > 0, x >= 0.
-
-    For z >= 10 the Stirling forms of both lnΓ are subtracted analytically,
-    ``(z - 1/2) ln(1 + x/z) + x (ln(z + x) - 1) + φ(z + x) - φ(z)``: within ~2 ulps for
-    integer x (``lgamma(z + x) - lgamma(z)`` would have an absolute error of
-    ``eps·lnΓ(z)``, 1e-11 at z = 1e4). Below 10 it is ``lgamma(z + x) - lgamma(z)``, accurate
-    to ~4e-15 absolute (as well as the problem's conditioning allows where the result is
-    small, e.g. ln z for z near 1).
-    """
-    return _lnpoch_h(z, _lnpoch_hoist(z), x)
-
-
-# Digamma asymptotic series coefficients B_2k / (2k), k = 1..7.
-_PS1 = 1.0 / 12.0
-_PS2 = -1.0 / 120.0
-_PS3 = 1.0 / 252.0
-_PS4 = -1.0 / 240.0
-_PS5 = 1.0 / 132.0
-_PS6 = -691.0 / 32760.0
-_PS7 = 1.0 / 12.0
-
-
-@njit(cache=True, fastmath=False)
-def _psi_series(z: float) -> float:
-    """ln z - 1/(2z) - ψ(z) for z >= 10 (asymptotic series; next term 4e-17 at z = 10)."""
-    iz2 = 1.0 / (z * z)
-    return iz2 * (
-        _PS1 + iz2 * (_PS2 + iz2 * (_PS3 + iz2 * (_PS4 + iz2 * (_PS5 + iz2 * (_PS6 + iz2 * _PS7)))))
-    )
-
-
-@njit(cache=True, fastmath=False)
-def _digamma_diff_hoist(z: float) -> float:
-    """The part of ``digamma_diff(z, ·)`` that depends on z only (computed once per call)."""
-    if z >= _STIRLING_MIN:
-        return _psi_series(z)
-    return digamma(z)
-
-
-@njit(cache=True, fastmath=False)
-def _digamma_diff_h(z: float, hz: float, x: float) -> float:
-    """``digamma_diff(z, x)`` given ``hz = _digamma_diff_hoist(z)``."""
-    if x == 0.0:
-        return 0.0
-    if z >= _STIRLING_MIN:
-        y = z + x
-        return log1p_fast(x / z) + x / (2.0 * z * y) + (hz - _psi_series(y))
-    return digamma(z + x) - hz
-
-
-@njit(cache=True, fastmath=False)
-def digamma_diff(z: float, x: float) -> float:
-    """``ψ(z + x) - ψ(z)`` for z > 0, x >= 0.
-
-    For z >= 10 from the asymptotic series of both terms,
-    ``ln(1 + x/z) + x / (2 z (z + x)) + S(z) - S(z + x)``, without the cancellation of
-    ``digamma(z + x) - digamma(z)`` when x << z. Below 10 it is that difference.
-    """
-    return _digamma_diff_h(z, _digamma_diff_hoist(z), x)
-
-
 @njit(cache=True, fastmath=False)
 def _params_ok(r: float, alpha: float, a: float, b: float) -> bool:
     # Written as positive comparisons so NaN parameters are rejected too.
@@ -228,12 +121,9 @@ _K_AB = 4  # a + b
 _K_INV_ALPHA = 5  # 1 / alpha
 _K_LN_ALPHA = 6
 _K_LN_A = 7
-_K_H_R = 8  # _lnpoch_hoist(r)
-_K_H_B = 9  # _lnpoch_hoist(b)
-_K_H_AB = 10  # _lnpoch_hoist(a + b)
-_K_P_R = 11  # _digamma_diff_hoist(r)
-_K_P_B = 12  # _digamma_diff_hoist(b)
-_K_P_AB = 13  # _digamma_diff_hoist(a + b)
+_K_H_R = 8  # lnpoch_hoist(r)
+_K_H_B = 9  # lnpoch_hoist(b)
+_K_H_AB = 10  # lnpoch_hoist(a + b)
 
 
 @njit(cache=True, fastmath=False)
@@ -248,8 +138,8 @@ def bgnbd_constants(r: float, alpha: float, a: float, b: float) -> tuple:
     Returns
     -------
     tuple of float
-        Opaque tuple of 14 floats (r, alpha, a, b, a + b, 1/alpha, ln alpha, ln a, the
-        lnΓ and ψ parts of r, b and a + b).
+        Opaque tuple of 11 floats (r, alpha, a, b, a + b, 1/alpha, ln alpha, ln a, and the
+        z-only parts of ``lnpoch(z, ·)`` for z = r, b, a + b).
     """
     ab = a + b
     return (
@@ -261,12 +151,9 @@ def bgnbd_constants(r: float, alpha: float, a: float, b: float) -> tuple:
         1.0 / alpha,
         math.log(alpha),
         math.log(a),
-        _lnpoch_hoist(r),
-        _lnpoch_hoist(b),
-        _lnpoch_hoist(ab),
-        _digamma_diff_hoist(r),
-        _digamma_diff_hoist(b),
-        _digamma_diff_hoist(ab),
+        lnpoch_hoist(r),
+        lnpoch_hoist(b),
+        lnpoch_hoist(ab),
     )
 
 
@@ -276,8 +163,8 @@ def _xterms_value(k: tuple, x: float) -> tuple[float, float]:
     if x == 0.0:
         return 0.0, 0.0
     # ln B(a, b+x) - ln B(a, b) = [lnΓ(b+x) - lnΓ(b)] - [lnΓ(a+b+x) - lnΓ(a+b)].
-    logc = _lnpoch_h(k[_K_R], k[_K_H_R], x) + (
-        _lnpoch_h(k[_K_B], k[_K_H_B], x) - _lnpoch_h(k[_K_AB], k[_K_H_AB], x)
+    logc = lnpoch_h(k[_K_R], k[_K_H_R], x) + (
+        lnpoch_h(k[_K_B], k[_K_H_B], x) - lnpoch_h(k[_K_AB], k[_K_H_AB], x)
     )
     # b + (x - 1) keeps b exact for x = 1 (b may be ~1e-7: the log is then very negative
     # but finite, and the second mixture component dominates).
@@ -291,9 +178,9 @@ def _xterms_grad(k: tuple, x: float) -> tuple[float, float, float, float, float,
     if x == 0.0:
         return 0.0, 0.0, 0.0, 0.0, 0.0, 0.0
     logc, lnw = _xterms_value(k, x)
-    d_r = _digamma_diff_h(k[_K_R], k[_K_P_R], x)
-    d_ab = _digamma_diff_h(k[_K_AB], k[_K_P_AB], x)
-    d_bm1 = _digamma_diff_h(k[_K_B], k[_K_P_B], x - 1.0)
+    d_r = digamma_diff(k[_K_R], x)
+    d_ab = digamma_diff(k[_K_AB], x)
+    d_bm1 = digamma_diff(k[_K_B], x - 1.0)
     return logc, lnw, 1.0 / (k[_K_B] + (x - 1.0)), d_r, d_ab, d_bm1
 
 
@@ -438,72 +325,49 @@ def bgnbd_loglik_grad_one(
 
 
 # --------------------------------------------------------------------------------------
-# x-table
+# x-table and chunk loops
 # --------------------------------------------------------------------------------------
 
-
-@njit(cache=True, fastmath=False, parallel=True)
-def _table_size(x: np.ndarray) -> int:
-    """``max(x) + 1`` if every x is a non-negative integer <= n_rows - 1, else 0 (no table)."""
-    n = x.size
-    if n == 0:
-        return 0
-    nchunk = (n + _CHUNK - 1) // _CHUNK
-    cmax = np.empty(nchunk)
-    cbad = np.zeros(nchunk, dtype=np.bool_)
-    for k in prange(nchunk):
-        lo = k * _CHUNK
-        hi = min(lo + _CHUNK, n)
-        m = 0.0
-        bad = False
-        for i in range(lo, hi):
-            xi = x[i]
-            # NaN fails xi >= 0; non-integers fail the floor test.
-            if not (xi >= 0.0) or math.floor(xi) != xi:
-                bad = True
-            m = max(m, xi)
-        cmax[k] = m
-        cbad[k] = bad
-    m = 0.0
-    for k in range(nchunk):
-        if cbad[k]:
-            return 0
-        m = max(m, cmax[k])
-    # A table larger than the data costs more than it saves.
-    if m + 1.0 > n:
-        return 0
-    return int(m) + 1
-
-
-@njit(cache=True, fastmath=False, parallel=True)
-def _build_table(k: tuple, size: int, grad: bool) -> np.ndarray:
-    """Rows x = 0..size-1 of the x-only terms (see the column list at the top)."""
-    if grad:
-        tab = np.empty((size, _NCOL_GRAD))
-        for j in prange(size):
+@njit(cache=True, fastmath=False)
+def _build_table(k: tuple, need: np.ndarray, grad: bool) -> np.ndarray:
+    """Rows x = j of the x-only terms (column list at the top) where ``need[j]``; for an
+    empty mask a 1-row dummy that is never read (keeps the array typed)."""
+    ncol = _NCOL_GRAD if grad else _NCOL_VALUE
+    tab = np.zeros((max(need.size, 1), ncol))
+    for j in range(need.size):
+        if not need[j]:
+            continue
+        if grad:
             t = _xterms_grad(k, float(j))
-            tab[j, 0] = t[0]
-            tab[j, 1] = t[1]
-            tab[j, 2] = t[2]
-            tab[j, 3] = t[3]
-            tab[j, 4] = t[4]
-            tab[j, 5] = t[5]
-    else:
-        tab = np.empty((size, _NCOL_VALUE))
-        for j in prange(size):
-            t = _xterms_value(k, float(j))
-            tab[j, 0] = t[0]
-            tab[j, 1] = t[1]
+            for col in range(_NCOL_GRAD):
+                tab[j, col] = t[col]
+        else:
+            tab[j, 0], tab[j, 1] = _xterms_value(k, float(j))
     return tab
 
 
-# --------------------------------------------------------------------------------------
-# Serial chunk loops (called from the prange loops of the array wrappers)
-# --------------------------------------------------------------------------------------
+@njit(cache=True, fastmath=False)
+def _xvalue_at(k: tuple, tab: np.ndarray, use_table: bool, x: float) -> tuple[float, float]:
+    """x-only terms of ln L, from the table or computed (the same bits either way)."""
+    if use_table:
+        j = int(x)
+        return tab[j, 0], tab[j, 1]
+    return _xterms_value(k, x)
 
 
 @njit(cache=True, fastmath=False)
-def _chunk_value(
+def _xgrad_at(
+    k: tuple, tab: np.ndarray, use_table: bool, x: float
+) -> tuple[float, float, float, float, float, float]:
+    """x-only terms of ln L and its gradient, from the table or computed."""
+    if use_table:
+        j = int(x)
+        return tab[j, 0], tab[j, 1], tab[j, 2], tab[j, 3], tab[j, 4], tab[j, 5]
+    return _xterms_grad(k, x)
+
+
+@njit(cache=True, fastmath=False)
+def _chunk(
     k: tuple,
     x: np.ndarray,
     t_x: np.ndarray,
@@ -511,72 +375,27 @@ def _chunk_value(
     weights: np.ndarray,
     tab: np.ndarray,
     use_table: bool,
-    lo: int,
-    hi: int,
-) -> float:
-    """``Σ_{lo <= i < hi} w_i ln L_i``, x-terms from the table or computed per row."""
-    acc = 0.0
-    if use_table:
+    c: int,
+    part: np.ndarray,
+) -> None:
+    """Weighted sums over chunk c into ``part[c]``: ``Σ w ln L`` if part has one column,
+    else ``Σ w (ln L, ∂r, ∂α, ∂a, ∂b)``."""
+    lo = c * CHUNK
+    hi = min(lo + CHUNK, x.size)
+    if part.shape[1] == 1:
+        acc = 0.0
         for i in range(lo, hi):
-            j = int(x[i])
-            acc += weights[i] * _row_value(k, x[i], t_x[i], T[i], tab[j, 0], tab[j, 1])
-    else:
-        for i in range(lo, hi):
-            logc, lnw = _xterms_value(k, x[i])
+            logc, lnw = _xvalue_at(k, tab, use_table, x[i])
             acc += weights[i] * _row_value(k, x[i], t_x[i], T[i], logc, lnw)
-    return acc
-
-
-@njit(cache=True, fastmath=False)
-def _chunk_grad_table(
-    k: tuple,
-    x: np.ndarray,
-    t_x: np.ndarray,
-    T: np.ndarray,
-    weights: np.ndarray,
-    tab: np.ndarray,
-    lo: int,
-    hi: int,
-) -> tuple[float, float, float, float, float]:
-    """Weighted sums of (ln L, ∂r, ∂α, ∂a, ∂b) over rows lo..hi-1 (x-terms: table)."""
+        part[c, 0] = acc
+        return
     s0 = 0.0
     s1 = 0.0
     s2 = 0.0
     s3 = 0.0
     s4 = 0.0
     for i in range(lo, hi):
-        j = int(x[i])
-        ll, g_r, g_al, g_a, g_b = _row_grad(
-            k, x[i], t_x[i], T[i],
-            tab[j, 0], tab[j, 1], tab[j, 2], tab[j, 3], tab[j, 4], tab[j, 5],
-        )
-        w = weights[i]
-        s0 += w * ll
-        s1 += w * g_r
-        s2 += w * g_al
-        s3 += w * g_a
-        s4 += w * g_b
-    return s0, s1, s2, s3, s4
-
-
-@njit(cache=True, fastmath=False)
-def _chunk_grad_direct(
-    k: tuple,
-    x: np.ndarray,
-    t_x: np.ndarray,
-    T: np.ndarray,
-    weights: np.ndarray,
-    lo: int,
-    hi: int,
-) -> tuple[float, float, float, float, float]:
-    """As :func:`_chunk_grad_table`, x-terms computed per row."""
-    s0 = 0.0
-    s1 = 0.0
-    s2 = 0.0
-    s3 = 0.0
-    s4 = 0.0
-    for i in range(lo, hi):
-        logc, lnw, inv_bx1, d_r, d_ab, d_bm1 = _xterms_grad(k, x[i])
+        logc, lnw, inv_bx1, d_r, d_ab, d_bm1 = _xgrad_at(k, tab, use_table, x[i])
         ll, g_r, g_al, g_a, g_b = _row_grad(
             k, x[i], t_x[i], T[i], logc, lnw, inv_bx1, d_r, d_ab, d_bm1
         )
@@ -586,7 +405,79 @@ def _chunk_grad_direct(
         s2 += w * g_al
         s3 += w * g_a
         s4 += w * g_b
-    return s0, s1, s2, s3, s4
+    part[c, 0] = s0
+    part[c, 1] = s1
+    part[c, 2] = s2
+    part[c, 3] = s3
+    part[c, 4] = s4
+
+
+@njit(cache=True, fastmath=False, parallel=True)
+def _chunks_par(
+    k: tuple,
+    x: np.ndarray,
+    t_x: np.ndarray,
+    T: np.ndarray,
+    weights: np.ndarray,
+    tab: np.ndarray,
+    use_table: bool,
+    part: np.ndarray,
+) -> None:
+    for c in prange(part.shape[0]):
+        _chunk(k, x, t_x, T, weights, tab, use_table, c, part)
+
+
+@njit(cache=True, fastmath=False)
+def _chunk_sums(
+    k: tuple, x: np.ndarray, t_x: np.ndarray, T: np.ndarray, weights: np.ndarray, ncol: int
+) -> np.ndarray:
+    """Per-chunk weighted sums, shape (n_chunks, ncol): ncol = 1 for ln L, 5 for ln L and
+    its gradient. Serial below ``PARALLEL_MIN_ROWS`` rows, else parallel (same bits)."""
+    n = x.size
+    need = int_table_rows(x)
+    tab = _build_table(k, need, ncol > 1)
+    use_table = need.size > 0
+    part = np.empty(((n + CHUNK - 1) // CHUNK, ncol))
+    if n >= PARALLEL_MIN_ROWS:
+        _chunks_par(k, x, t_x, T, weights, tab, use_table, part)
+    else:
+        for c in range(part.shape[0]):
+            _chunk(k, x, t_x, T, weights, tab, use_table, c, part)
+    return part
+
+
+@njit(cache=True, fastmath=False)
+def _rows(
+    k: tuple,
+    x: np.ndarray,
+    t_x: np.ndarray,
+    T: np.ndarray,
+    tab: np.ndarray,
+    use_table: bool,
+    lo: int,
+    hi: int,
+    out: np.ndarray,
+) -> None:
+    """``out[i] = ln L_i`` for rows lo..hi-1."""
+    for i in range(lo, hi):
+        logc, lnw = _xvalue_at(k, tab, use_table, x[i])
+        out[i] = _row_value(k, x[i], t_x[i], T[i], logc, lnw)
+
+
+@njit(cache=True, fastmath=False, parallel=True)
+def _rows_par(
+    k: tuple,
+    x: np.ndarray,
+    t_x: np.ndarray,
+    T: np.ndarray,
+    tab: np.ndarray,
+    use_table: bool,
+    out: np.ndarray,
+) -> None:
+    n = x.size
+    for c in prange((n + CHUNK - 1) // CHUNK):
+        lo = c * CHUNK
+        _rows(k, x, t_x, T, tab, use_table, lo, min(lo + CHUNK, n), out)
 
 
 # --------------------------------------------------------------------------------------
@@ -594,7 +485,7 @@ def _chunk_grad_direct(
 # --------------------------------------------------------------------------------------
 
 
-@njit(cache=True, fastmath=False, parallel=True)
+@njit(cache=True, fastmath=False)
 def bgnbd_loglik(
     r: float,
     alpha: float,
@@ -627,20 +518,16 @@ def bgnbd_loglik(
         out[:] = -math.inf
         return out
     k = bgnbd_constants(r, alpha, a, b)
-    size = _table_size(x)
-    if size > 0:
-        tab = _build_table(k, size, False)
-        for i in prange(n):
-            j = int(x[i])
-            out[i] = _row_value(k, x[i], t_x[i], T[i], tab[j, 0], tab[j, 1])
+    need = int_table_rows(x)
+    tab = _build_table(k, need, False)
+    if n >= PARALLEL_MIN_ROWS:
+        _rows_par(k, x, t_x, T, tab, need.size > 0, out)
     else:
-        for i in prange(n):
-            logc, lnw = _xterms_value(k, x[i])
-            out[i] = _row_value(k, x[i], t_x[i], T[i], logc, lnw)
+        _rows(k, x, t_x, T, tab, need.size > 0, 0, n, out)
     return out
 
 
-@njit(cache=True, fastmath=False, parallel=True)
+@njit(cache=True, fastmath=False)
 def bgnbd_loglik_sum(
     r: float,
     alpha: float,
@@ -654,7 +541,8 @@ def bgnbd_loglik_sum(
     """Weighted total BG/NBD log-likelihood ``Σ_i w_i ln L_i`` (value only).
 
     Fader, Hardie & Lee (2005), Marketing Science 24(2), eq. (6). The value equals, bit for
-    bit, the first element returned by :func:`bgnbd_loglik_sum_grad`.
+    bit, the first element returned by :func:`bgnbd_loglik_sum_grad`, and does not depend on
+    the number of threads.
 
     Parameters
     ----------
@@ -673,25 +561,11 @@ def bgnbd_loglik_sum(
     """
     if not _params_ok(r, alpha, a, b):
         return -math.inf
-    n = x.size
     k = bgnbd_constants(r, alpha, a, b)
-    nchunk = (n + _CHUNK - 1) // _CHUNK
-    part = np.zeros(nchunk)
-    size = _table_size(x)
-    use_table = size > 0
-    # A 1-row dummy keeps the array typed when the table is not used.
-    tab = _build_table(k, size, False) if use_table else np.zeros((1, _NCOL_VALUE))
-    for c in prange(nchunk):
-        lo = c * _CHUNK
-        part[c] = _chunk_value(k, x, t_x, T, weights, tab, use_table, lo, min(lo + _CHUNK, n))
-    # Chunk sums in a fixed order: the result does not depend on the thread count.
-    total = 0.0
-    for c in range(nchunk):
-        total += part[c]
-    return total
+    return sum_chunks(_chunk_sums(k, x, t_x, T, weights, 1))[0]
 
 
-@njit(cache=True, fastmath=False, parallel=True)
+@njit(cache=True, fastmath=False)
 def bgnbd_loglik_sum_grad(
     r: float,
     alpha: float,
@@ -705,7 +579,8 @@ def bgnbd_loglik_sum_grad(
     """Weighted total BG/NBD log-likelihood and its analytic gradient, in one pass.
 
     Fader, Hardie & Lee (2005), "Counting your customers the easy way", Marketing
-    Science 24(2), eq. (6); the derivatives are listed in :func:`_row_grad`.
+    Science 24(2), eq. (6); the derivatives are listed in :func:`_row_grad`. The result does
+    not depend on the number of threads.
 
     Parameters
     ----------
@@ -724,35 +599,8 @@ def bgnbd_loglik_sum_grad(
         Shape (4,): derivatives with respect to ``(r, alpha, a, b)`` on the natural scale
         (NaN for parameters outside the support).
     """
-    grad = np.zeros(4)
     if not _params_ok(r, alpha, a, b):
-        grad[:] = math.nan
-        return -math.inf, grad
-    n = x.size
+        return -math.inf, np.full(4, math.nan)
     k = bgnbd_constants(r, alpha, a, b)
-    nchunk = (n + _CHUNK - 1) // _CHUNK
-    part = np.zeros((nchunk, 5))
-    size = _table_size(x)
-    use_table = size > 0
-    tab = _build_table(k, size, True) if use_table else np.zeros((1, _NCOL_GRAD))
-    for c in prange(nchunk):
-        lo = c * _CHUNK
-        hi = min(lo + _CHUNK, n)
-        if use_table:
-            t = _chunk_grad_table(k, x, t_x, T, weights, tab, lo, hi)
-        else:
-            t = _chunk_grad_direct(k, x, t_x, T, weights, lo, hi)
-        part[c, 0] = t[0]
-        part[c, 1] = t[1]
-        part[c, 2] = t[2]
-        part[c, 3] = t[3]
-        part[c, 4] = t[4]
-    # Chunk sums in a fixed order: the result does not depend on the thread count.
-    total = 0.0
-    for c in range(nchunk):
-        total += part[c, 0]
-        grad[0] += part[c, 1]
-        grad[1] += part[c, 2]
-        grad[2] += part[c, 3]
-        grad[3] += part[c, 4]
-    return total, grad
+    tot = sum_chunks(_chunk_sums(k, x, t_x, T, weights, 5))
+    return tot[0], tot[1:].copy()

@@ -22,14 +22,24 @@ Conventions (shared by every function here):
   exist the kernels return ``nan`` (not ``inf``), and the model layer is expected to raise a
   clear error.
 - Weighted sums skip rows whose weight is exactly 0 (so placeholder rows cannot poison a
-  sum) and are computed in fixed blocks whose partial sums are added serially, so the
-  result is bit-identical whatever the Numba thread count.
+  sum) and are computed in fixed chunks of ``special.CHUNK`` rows whose partial sums are
+  added in order, so the result is bit-identical whatever the Numba thread count. The chunks
+  run in a ``prange`` loop from ``special.PARALLEL_MIN_ROWS`` rows on and serially below
+  (same chunks, same bits).
 
 The log-likelihood is written without the cancelling ``px log x + (px-1) log m
 - (px+q) log(γ + xm)`` form: with ``u = x m``,
 ``ln f = -ln B(px, q) - px·log1p(γ/u) - q·log1p(u/γ) - ln m``, and the Gamma-function ratios
-use :func:`lgamma_diff` / :func:`digamma_diff`, which stay accurate when one argument is
+use :func:`~clvbayes.kernels.special.lbeta` and
+:func:`~clvbayes.kernels.special.digamma_diff`, which stay accurate when one argument is
 much larger than the other (``px`` up to 1e8).
+
+The terms that depend on ``x`` only, ``-ln B(px, q)``, ``ψ(px+q) - ψ(px)`` and
+``ψ(px+q) - ψ(q)``, cost ~0.1-0.3 µs; the rest of a row is three logs. The array wrappers
+therefore tabulate them once per call over ``x = 0..max(x)`` when the frequencies are
+non-negative integers and ``max(x) + 1 <= n_rows`` (the usual case), else evaluate them per
+row; both paths use the same expressions and give bit-identical per-row values, equal to the
+scalar cores.
 """
 
 from __future__ import annotations
@@ -39,9 +49,17 @@ import math
 import numpy as np
 from numba import njit, prange
 
+from clvbayes.kernels.special import (
+    CHUNK,
+    PARALLEL_MIN_ROWS,
+    digamma_diff,
+    int_table_rows,
+    lbeta,
+    log1p_fast,
+    sum_chunks,
+)
+
 __all__ = [
-    "lgamma_diff",
-    "digamma_diff",
     "gg_loglik_one",
     "gg_loglik_grad_one",
     "gg_expected_spend_one",
@@ -51,86 +69,88 @@ __all__ = [
     "gg_expected_spend",
 ]
 
-# Rows per block in the deterministic weighted sums.
-_BLOCK = 2048
+# Columns of the x-table (row j holds the terms for x = j, zeros for j = 0; the value path
+# uses the first one):
+#   0: -ln B(px, q)
+#   1: ψ(px+q) - ψ(px)
+#   2: ψ(px+q) - ψ(q)
+_NCOL_VALUE = 1
+_NCOL_GRAD = 3
 
-# Stirling series coefficients B_{2k} / (2k (2k-1)), k = 1..7, for ln Γ (A&S 6.1.40).
-_LG_C = (
-    1.0 / 12.0,
-    -1.0 / 360.0,
-    1.0 / 1260.0,
-    -1.0 / 1680.0,
-    1.0 / 1188.0,
-    -691.0 / 360360.0,
-    1.0 / 156.0,
-)
-# Asymptotic series coefficients B_{2k} / (2k), k = 1..7, for ψ (A&S 6.3.18).
-_DG_C = (
-    1.0 / 12.0,
-    -1.0 / 120.0,
-    1.0 / 252.0,
-    -1.0 / 240.0,
-    1.0 / 132.0,
-    -691.0 / 32760.0,
-    1.0 / 12.0,
-)
+
+# --------------------------------------------------------------------------------------
+# Scalar pieces
+# --------------------------------------------------------------------------------------
 
 
 @njit(cache=True, fastmath=False)
-def lgamma_diff(a: float, d: float) -> float:
-    """``ln Γ(a + d) - ln Γ(a)`` for ``a > 0``, ``d >= 0`` without cancellation.
-
-    For ``a >= 10`` the difference of the Stirling series (Abramowitz & Stegun 6.1.40,
-    seven correction terms, truncation error < 1e-17 there) is taken term by term:
-    ``(a - 1/2) log1p(d/a) + d (ln(a + d) - 1) + Σ c_k a^{1-2k} expm1(-(2k-1) log1p(d/a))``,
-    which keeps full relative accuracy when ``d << a`` (e.g. ``a = 1e8``, ``d = 3``), where
-    ``lgamma(a + d) - lgamma(a)`` would lose ~8 digits. Below 10 the recurrence
-    ``Γ(a+1) = a Γ(a)`` shifts ``a`` up first: ``- Σ_k log1p(d / (a + k))``.
-    """
-    acc = 0.0
-    while a < 10.0:
-        acc -= math.log1p(d / a)
-        a += 1.0
-    l1 = math.log1p(d / a)
-    out = acc + (a - 0.5) * l1 + d * (math.log(a + d) - 1.0)
-    inv = 1.0 / a
-    inv2 = inv * inv
-    pw = inv  # a^{-(2k-1)}
-    for k in range(7):
-        out += _LG_C[k] * pw * math.expm1(-(2.0 * k + 1.0) * l1)
-        pw *= inv2
-    return out
+def _params_ok(p: float, q: float, gamma: float) -> bool:
+    # Positive comparisons: NaN parameters are rejected too.
+    return p > 0.0 and q > 0.0 and gamma > 0.0
 
 
 @njit(cache=True, fastmath=False)
-def digamma_diff(a: float, d: float) -> float:
-    """``ψ(a + d) - ψ(a)`` for ``a > 0``, ``d >= 0`` without cancellation.
-
-    For ``a >= 10`` the asymptotic series (A&S 6.3.18) is differenced term by term:
-    ``log1p(d/a) + d / (2 a (a+d)) - Σ c_k a^{-2k} expm1(-2k log1p(d/a))``.
-    Below 10 the recurrence ``ψ(a+1) = ψ(a) + 1/a`` shifts ``a`` up first:
-    ``+ Σ_k d / ((a + k)(a + k + d))`` (positive terms, no cancellation).
-    """
-    acc = 0.0
-    while a < 10.0:
-        acc += d / (a * (a + d))
-        a += 1.0
-    l1 = math.log1p(d / a)
-    out = acc + l1 + 0.5 * d / (a * (a + d))
-    inv2 = 1.0 / (a * a)
-    pw = inv2  # a^{-2k}
-    for k in range(7):
-        out -= _DG_C[k] * pw * math.expm1(-2.0 * (k + 1.0) * l1)
-        pw *= inv2
-    return out
+def _xterms_value(p: float, q: float, x: float) -> float:
+    """``-ln B(px, q)`` for x > 0 (0 otherwise, where it is not used)."""
+    if not (x > 0.0):
+        return 0.0
+    return -lbeta(p * x, q)
 
 
 @njit(cache=True, fastmath=False)
-def _lbeta_neg(s: float, t: float) -> float:
-    """``ln Γ(s+t) - ln Γ(s) - ln Γ(t)`` (= -ln B(s, t)), differencing against the larger."""
-    if s >= t:
-        return lgamma_diff(s, t) - math.lgamma(t)
-    return lgamma_diff(t, s) - math.lgamma(s)
+def _xterms_grad(p: float, q: float, x: float) -> tuple[float, float, float]:
+    """``(-ln B(px, q), ψ(px+q) - ψ(px), ψ(px+q) - ψ(q))`` for x > 0 (zeros otherwise)."""
+    if not (x > 0.0):
+        return 0.0, 0.0, 0.0
+    px = p * x
+    return -lbeta(px, q), digamma_diff(px, q), digamma_diff(q, px)
+
+
+@njit(cache=True, fastmath=False)
+def _row_logs(
+    p: float, q: float, gamma: float, x: float, m: float, lbn: float
+) -> tuple[float, float, float]:
+    """``(ln f, ln((γ+u)/u), ln((γ+u)/γ))`` with ``u = x m``, for x > 0, m > 0, given
+    ``lbn = -ln B(px, q)``."""
+    u = x * m
+    l_gu = log1p_fast(gamma / u)
+    l_ug = log1p_fast(u / gamma)
+    # px ln(u/(γ+u)) + q ln(γ/(γ+u)) - ln m, written with log1p: no large cancelling terms.
+    return lbn - (p * x) * l_gu - q * l_ug - math.log(m), l_gu, l_ug
+
+
+@njit(cache=True, fastmath=False)
+def _row_value(p: float, q: float, gamma: float, x: float, m: float, lbn: float) -> float:
+    """ln f of one customer given its x-only term (valid parameters)."""
+    if x == 0.0:
+        return 0.0
+    if not (x > 0.0 and m > 0.0):
+        return math.nan
+    return _row_logs(p, q, gamma, x, m, lbn)[0]
+
+
+@njit(cache=True, fastmath=False)
+def _row_grad(
+    p: float, q: float, gamma: float, x: float, m: float, lbn: float, dpp: float, dpq: float
+) -> tuple[float, float, float, float]:
+    """(ln f, ∂/∂p, ∂/∂q, ∂/∂γ) of one customer given its x-only terms (valid parameters);
+    the derivatives are listed in :func:`gg_loglik_grad_one`."""
+    if x == 0.0:
+        return 0.0, 0.0, 0.0, 0.0
+    if not (x > 0.0 and m > 0.0):
+        return math.nan, math.nan, math.nan, math.nan
+    ll, l_gu, l_ug = _row_logs(p, q, gamma, x, m, lbn)
+    px = p * x
+    u = x * m
+    # q/γ - (px+q)/(γ+u) = (q u - px γ) / (γ (γ+u)): one rounding, no cancellation of
+    # two large fractions.
+    d_g = (q * u - px * gamma) / (gamma * (gamma + u))
+    return ll, x * (dpp - l_gu), dpq - l_ug, d_g
+
+
+# --------------------------------------------------------------------------------------
+# Public scalar cores
+# --------------------------------------------------------------------------------------
 
 
 @njit(cache=True, fastmath=False)
@@ -157,21 +177,9 @@ def gg_loglik_one(p: float, q: float, gamma: float, x: float, m: float) -> float
     float
         The log-density of ``m``; ``nan`` for invalid inputs (see module docstring).
     """
-    if not (p > 0.0 and q > 0.0 and gamma > 0.0 and x >= 0.0):
+    if not _params_ok(p, q, gamma):
         return math.nan
-    if x == 0.0:
-        return 0.0
-    if not (m > 0.0):
-        return math.nan
-    px = p * x
-    u = x * m
-    # px ln(u/(γ+u)) + q ln(γ/(γ+u)) - ln m, written with log1p: no large cancelling terms.
-    return (
-        _lbeta_neg(px, q)
-        - px * math.log1p(gamma / u)
-        - q * math.log1p(u / gamma)
-        - math.log(m)
-    )
+    return _row_value(p, q, gamma, x, m, _xterms_value(p, q, x))
 
 
 @njit(cache=True, fastmath=False)
@@ -191,23 +199,10 @@ def gg_loglik_grad_one(
     tuple of float
         ``(loglik, d_p, d_q, d_gamma)``; zeros for ``x == 0``, nans for invalid inputs.
     """
-    if not (p > 0.0 and q > 0.0 and gamma > 0.0 and x >= 0.0):
+    if not _params_ok(p, q, gamma):
         return math.nan, math.nan, math.nan, math.nan
-    if x == 0.0:
-        return 0.0, 0.0, 0.0, 0.0
-    if not (m > 0.0):
-        return math.nan, math.nan, math.nan, math.nan
-    px = p * x
-    u = x * m
-    l_gu = math.log1p(gamma / u)  # ln((γ+u)/u)
-    l_ug = math.log1p(u / gamma)  # ln((γ+u)/γ)
-    ll = _lbeta_neg(px, q) - px * l_gu - q * l_ug - math.log(m)
-    d_p = x * (digamma_diff(px, q) - l_gu)
-    d_q = digamma_diff(q, px) - l_ug
-    # q/γ - (px+q)/(γ+u) = (q u - px γ) / (γ (γ+u)): one rounding, no cancellation of
-    # two large fractions.
-    d_g = (q * u - px * gamma) / (gamma * (gamma + u))
-    return ll, d_p, d_q, d_g
+    lbn, dpp, dpq = _xterms_grad(p, q, x)
+    return _row_grad(p, q, gamma, x, m, lbn, dpp, dpq)
 
 
 @njit(cache=True, fastmath=False)
@@ -227,7 +222,7 @@ def gg_expected_spend_one(p: float, q: float, gamma: float, x: float, m: float) 
         The expected spend; ``nan`` when ``p x + q <= 1`` (the mean does not exist, e.g.
         ``q <= 1`` for ``x = 0``) or for invalid inputs.
     """
-    if not (p > 0.0 and q > 0.0 and gamma > 0.0 and x >= 0.0):
+    if not (_params_ok(p, q, gamma) and x >= 0.0):
         return math.nan
     if x == 0.0:
         if q <= 1.0:
@@ -241,17 +236,202 @@ def gg_expected_spend_one(p: float, q: float, gamma: float, x: float, m: float) 
     return p * (gamma + x * m) / den
 
 
+# --------------------------------------------------------------------------------------
+# x-table and chunk loops
+# --------------------------------------------------------------------------------------
+
+
+@njit(cache=True, fastmath=False)
+def _build_table(p: float, q: float, need: np.ndarray, grad: bool) -> np.ndarray:
+    """Rows x = j of the x-only terms (column list at the top) where ``need[j]``; for an
+    empty mask a 1-row dummy that is never read (keeps the array typed)."""
+    ncol = _NCOL_GRAD if grad else _NCOL_VALUE
+    tab = np.zeros((max(need.size, 1), ncol))
+    for j in range(1, need.size):
+        if not need[j]:
+            continue
+        if grad:
+            tab[j, 0], tab[j, 1], tab[j, 2] = _xterms_grad(p, q, float(j))
+        else:
+            tab[j, 0] = _xterms_value(p, q, float(j))
+    return tab
+
+
+@njit(cache=True, fastmath=False)
+def _xvalue_at(p: float, q: float, tab: np.ndarray, use_table: bool, x: float) -> float:
+    """``-ln B(px, q)``, from the table or computed (the same bits either way)."""
+    if use_table:
+        return tab[int(x), 0]
+    return _xterms_value(p, q, x)
+
+
+@njit(cache=True, fastmath=False)
+def _xgrad_at(
+    p: float, q: float, tab: np.ndarray, use_table: bool, x: float
+) -> tuple[float, float, float]:
+    """The x-only terms of value and gradient, from the table or computed."""
+    if use_table:
+        j = int(x)
+        return tab[j, 0], tab[j, 1], tab[j, 2]
+    return _xterms_grad(p, q, x)
+
+
+@njit(cache=True, fastmath=False)
+def _chunk(
+    p: float,
+    q: float,
+    gamma: float,
+    x: np.ndarray,
+    m: np.ndarray,
+    weights: np.ndarray,
+    tab: np.ndarray,
+    use_table: bool,
+    c: int,
+    part: np.ndarray,
+) -> None:
+    """Weighted sums over chunk c into ``part[c]``, skipping zero weights: ``Σ w ln f`` if
+    part has one column, else ``Σ w (ln f, ∂p, ∂q, ∂γ)``."""
+    lo = c * CHUNK
+    hi = min(lo + CHUNK, x.size)
+    if part.shape[1] == 1:
+        acc = 0.0
+        for i in range(lo, hi):
+            w = weights[i]
+            if w != 0.0:
+                lbn = _xvalue_at(p, q, tab, use_table, x[i])
+                acc += w * _row_value(p, q, gamma, x[i], m[i], lbn)
+        part[c, 0] = acc
+        return
+    s0 = 0.0
+    s1 = 0.0
+    s2 = 0.0
+    s3 = 0.0
+    for i in range(lo, hi):
+        w = weights[i]
+        if w == 0.0:
+            continue
+        lbn, dpp, dpq = _xgrad_at(p, q, tab, use_table, x[i])
+        ll, d_p, d_q, d_g = _row_grad(p, q, gamma, x[i], m[i], lbn, dpp, dpq)
+        s0 += w * ll
+        s1 += w * d_p
+        s2 += w * d_q
+        s3 += w * d_g
+    part[c, 0] = s0
+    part[c, 1] = s1
+    part[c, 2] = s2
+    part[c, 3] = s3
+
+
 @njit(cache=True, fastmath=False, parallel=True)
-def gg_loglik(p: float, q: float, gamma: float, x: np.ndarray, m: np.ndarray) -> np.ndarray:
-    """Per-customer Gamma-Gamma log-likelihood, :func:`gg_loglik_one` over arrays."""
-    n = x.shape[0]
+def _chunks_par(
+    p: float,
+    q: float,
+    gamma: float,
+    x: np.ndarray,
+    m: np.ndarray,
+    weights: np.ndarray,
+    tab: np.ndarray,
+    use_table: bool,
+    part: np.ndarray,
+) -> None:
+    for c in prange(part.shape[0]):
+        _chunk(p, q, gamma, x, m, weights, tab, use_table, c, part)
+
+
+@njit(cache=True, fastmath=False)
+def _sums(
+    p: float, q: float, gamma: float, x: np.ndarray, m: np.ndarray, weights: np.ndarray, ncol: int
+) -> np.ndarray:
+    """``Σ w ln f`` (ncol = 1) or ``Σ w (ln f, ∂p, ∂q, ∂γ)`` (ncol = 4) over fixed chunks
+    added in order; serial below ``PARALLEL_MIN_ROWS`` rows, else parallel (same bits).
+    Invalid parameters: NaN if any weight is non-zero (every such row is NaN), else 0."""
+    n = x.size
+    if not _params_ok(p, q, gamma):
+        return np.full(ncol, math.nan if np.any(weights != 0.0) else 0.0)
+    need = int_table_rows(x)
+    tab = _build_table(p, q, need, ncol > 1)
+    use_table = need.size > 0
+    part = np.empty(((n + CHUNK - 1) // CHUNK, ncol))
+    if n >= PARALLEL_MIN_ROWS:
+        _chunks_par(p, q, gamma, x, m, weights, tab, use_table, part)
+    else:
+        for c in range(part.shape[0]):
+            _chunk(p, q, gamma, x, m, weights, tab, use_table, c, part)
+    return sum_chunks(part)
+
+
+@njit(cache=True, fastmath=False)
+def _rows(
+    p: float,
+    q: float,
+    gamma: float,
+    x: np.ndarray,
+    m: np.ndarray,
+    tab: np.ndarray,
+    use_table: bool,
+    spend: bool,
+    lo: int,
+    hi: int,
+    out: np.ndarray,
+) -> None:
+    """``out[i]`` = ln f_i, or ``E[Z | x_i, m_i]`` if spend, for rows lo..hi-1."""
+    for i in range(lo, hi):
+        if spend:
+            out[i] = gg_expected_spend_one(p, q, gamma, x[i], m[i])
+        else:
+            out[i] = _row_value(p, q, gamma, x[i], m[i], _xvalue_at(p, q, tab, use_table, x[i]))
+
+
+@njit(cache=True, fastmath=False, parallel=True)
+def _rows_par(
+    p: float,
+    q: float,
+    gamma: float,
+    x: np.ndarray,
+    m: np.ndarray,
+    tab: np.ndarray,
+    use_table: bool,
+    spend: bool,
+    out: np.ndarray,
+) -> None:
+    n = x.size
+    for c in prange((n + CHUNK - 1) // CHUNK):
+        lo = c * CHUNK
+        _rows(p, q, gamma, x, m, tab, use_table, spend, lo, min(lo + CHUNK, n), out)
+
+
+@njit(cache=True, fastmath=False)
+def _per_row(
+    p: float, q: float, gamma: float, x: np.ndarray, m: np.ndarray, spend: bool
+) -> np.ndarray:
+    """ln f or ``E[Z | x, m]`` per row; serial below ``PARALLEL_MIN_ROWS`` rows."""
+    n = x.size
     out = np.empty(n)
-    for i in prange(n):
-        out[i] = gg_loglik_one(p, q, gamma, x[i], m[i])
+    if not (spend or _params_ok(p, q, gamma)):
+        out[:] = math.nan
+        return out
+    need = np.ones(0, dtype=np.bool_) if spend else int_table_rows(x)
+    tab = _build_table(p, q, need, False)
+    if n >= PARALLEL_MIN_ROWS:
+        _rows_par(p, q, gamma, x, m, tab, need.size > 0, spend, out)
+    else:
+        _rows(p, q, gamma, x, m, tab, need.size > 0, spend, 0, n, out)
     return out
 
 
-@njit(cache=True, fastmath=False, parallel=True)
+# --------------------------------------------------------------------------------------
+# Array wrappers
+# --------------------------------------------------------------------------------------
+
+
+@njit(cache=True, fastmath=False)
+def gg_loglik(p: float, q: float, gamma: float, x: np.ndarray, m: np.ndarray) -> np.ndarray:
+    """Per-customer Gamma-Gamma log-likelihood (FHL 2005 RFM & CLV appendix density),
+    bit-identical to :func:`gg_loglik_one` on each row."""
+    return _per_row(p, q, gamma, x, m, False)
+
+
+@njit(cache=True, fastmath=False)
 def gg_loglik_sum_grad(
     p: float, q: float, gamma: float, x: np.ndarray, m: np.ndarray, weights: np.ndarray
 ) -> tuple[float, np.ndarray]:
@@ -259,80 +439,43 @@ def gg_loglik_sum_grad(
 
     One pass over the data (FHL 2005 RFM & CLV appendix density; derivatives as in
     :func:`gg_loglik_grad_one`). Rows with ``w_i == 0`` are skipped. Partial sums over
-    fixed blocks of rows are added serially: the result does not depend on the number of
+    fixed chunks of rows are added in order: the result does not depend on the number of
     threads.
+
+    Parameters
+    ----------
+    p, q, gamma : float
+        Model parameters, > 0.
+    x, m : np.ndarray
+        float64 arrays of equal length: number of repeat transactions, their mean value.
+    weights : np.ndarray
+        float64 row weights (customers per row for compressed data).
 
     Returns
     -------
     (float, ndarray)
         The sum and the gradient ``[d/dp, d/dq, d/dgamma]``.
     """
-    n = x.shape[0]
-    nb = (n + _BLOCK - 1) // _BLOCK
-    part = np.zeros((nb, 4))
-    for blk in prange(nb):
-        s0 = 0.0
-        s1 = 0.0
-        s2 = 0.0
-        s3 = 0.0
-        hi = min(n, (blk + 1) * _BLOCK)
-        for i in range(blk * _BLOCK, hi):
-            w = weights[i]
-            if w == 0.0:
-                continue
-            ll, dp, dq, dg = gg_loglik_grad_one(p, q, gamma, x[i], m[i])
-            s0 += w * ll
-            s1 += w * dp
-            s2 += w * dq
-            s3 += w * dg
-        part[blk, 0] = s0
-        part[blk, 1] = s1
-        part[blk, 2] = s2
-        part[blk, 3] = s3
-    tot = 0.0
-    grad = np.zeros(3)
-    for blk in range(nb):
-        tot += part[blk, 0]
-        grad[0] += part[blk, 1]
-        grad[1] += part[blk, 2]
-        grad[2] += part[blk, 3]
-    return tot, grad
+    tot = _sums(p, q, gamma, x, m, weights, 4)
+    return tot[0], tot[1:].copy()
 
 
-@njit(cache=True, fastmath=False, parallel=True)
+@njit(cache=True, fastmath=False)
 def gg_loglik_sum(
     p: float, q: float, gamma: float, x: np.ndarray, m: np.ndarray, weights: np.ndarray
 ) -> float:
     """Weighted Gamma-Gamma log-likelihood ``Σ w_i ln f(m_i)`` (no gradient).
 
-    Same blocking and zero-weight convention as :func:`gg_loglik_sum_grad`.
+    Same chunking and zero-weight convention as :func:`gg_loglik_sum_grad`, whose first
+    result it equals bit for bit.
     """
-    n = x.shape[0]
-    nb = (n + _BLOCK - 1) // _BLOCK
-    part = np.zeros(nb)
-    for blk in prange(nb):
-        s = 0.0
-        hi = min(n, (blk + 1) * _BLOCK)
-        for i in range(blk * _BLOCK, hi):
-            w = weights[i]
-            if w == 0.0:
-                continue
-            s += w * gg_loglik_one(p, q, gamma, x[i], m[i])
-        part[blk] = s
-    tot = 0.0
-    for blk in range(nb):
-        tot += part[blk]
-    return tot
+    return _sums(p, q, gamma, x, m, weights, 1)[0]
 
 
-@njit(cache=True, fastmath=False, parallel=True)
+@njit(cache=True, fastmath=False)
 def gg_expected_spend(
     p: float, q: float, gamma: float, x: np.ndarray, m: np.ndarray
 ) -> np.ndarray:
     """``E[Z | x, m]`` per customer (FHL 2005 RFM & CLV eq. (5)); see
     :func:`gg_expected_spend_one` for the ``x = 0`` and ``nan`` conventions."""
-    n = x.shape[0]
-    out = np.empty(n)
-    for i in prange(n):
-        out[i] = gg_expected_spend_one(p, q, gamma, x[i], m[i])
-    return out
+    return _per_row(p, q, gamma, x, m, True)

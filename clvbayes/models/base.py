@@ -8,7 +8,9 @@ from typing import ClassVar
 import numpy as np
 import pandas as pd
 
+from clvbayes.models.bayesian import BayesianMixin
 from clvbayes.models.mle import MLEResult, maximize_loglik
+from clvbayes.models.priors import Prior
 
 __all__ = ["BTYDModel", "NotFittedError"]
 
@@ -17,7 +19,7 @@ class NotFittedError(RuntimeError):
     """A prediction was asked of a model that has no parameters yet."""
 
 
-class BTYDModel:
+class BTYDModel(BayesianMixin):
     """Base of :class:`~clvbayes.BetaGeoModel` and :class:`~clvbayes.GammaGammaModel`.
 
     Follows scikit-learn's conventions: the constructor stores its arguments unchanged and
@@ -29,8 +31,9 @@ class BTYDModel:
     param_names: ClassVar[tuple[str, ...]] = ()
     _model_name: ClassVar[str] = ""
 
-    def __init__(self, data: pd.DataFrame | None = None) -> None:
+    def __init__(self, data: pd.DataFrame | None = None, *, priors: Mapping[str, Prior] | None = None) -> None:
         self.data = data
+        self.priors = priors
 
     # -- parameters ---------------------------------------------------------------------
     @classmethod
@@ -117,8 +120,15 @@ class BTYDModel:
         self.mle_result_ = result
         return self
 
-    def summary(self) -> pd.DataFrame:
-        """Table of the point estimates (and standard errors when fitted by MLE)."""
+    def summary(self, hdi_prob: float = 0.94) -> pd.DataFrame:
+        """Parameter table.
+
+        After :meth:`fit` (NUTS): the ArviZ summary (mean, sd, HDI, MCSE, ess_bulk,
+        ess_tail, r_hat). Otherwise the point estimates, with standard errors after
+        :meth:`fit_mle`.
+        """
+        if getattr(self, "idata_", None) is not None:
+            return self.posterior_summary(hdi_prob=hdi_prob)
         table = self.params_.to_frame("estimate") if hasattr(self, "params_") else None
         if table is None:
             self._params_array()

@@ -6,6 +6,7 @@ import numbers
 
 import numpy as np
 import pandas as pd
+import pymc as pm
 
 from clvbayes.data.compress import compress_rows
 from clvbayes.data.validate import validate_rfm
@@ -19,6 +20,8 @@ from clvbayes.kernels.bgnbd_predict import (
     bgnbd_pmf,
 )
 from clvbayes.models.base import BTYDModel
+from clvbayes.models.ops import bgnbd_data, bgnbd_loglik_tensor
+from clvbayes.models.priors import Prior, default_bgnbd_priors, resolve_priors
 
 __all__ = ["BetaGeoModel"]
 
@@ -49,6 +52,9 @@ class BetaGeoModel(BTYDModel):
         Customer summary with columns ``frequency``, ``recency`` and ``T`` (one row per
         customer, e.g. from :func:`clvbayes.rfm_summary`). Used for fitting and as the
         default for predictions. Not modified.
+    priors
+        Optional ``{name: Prior}`` replacing some default priors of the Bayesian model
+        (see :mod:`clvbayes.models.priors`).
 
     Attributes
     ----------
@@ -72,6 +78,25 @@ class BetaGeoModel(BTYDModel):
     """
 
     param_names = ("r", "alpha", "a", "b")
+
+    # -- Bayesian model -----------------------------------------------------------------
+    def _resolved_priors(self) -> dict[str, Prior]:
+        _, _, _, T = self._arrays(None)
+        return resolve_priors(self.priors, default_bgnbd_priors(float(np.mean(T))), type(self).__name__)
+
+    def _build_model(self) -> pm.Model:
+        _, x, t_x, T = self._arrays(None)
+        priors = self._resolved_priors()
+        with pm.Model() as model:
+            r, alpha, a, b = (priors[name].create(name) for name in self.param_names)
+            data = bgnbd_data(x, t_x, T)
+            pm.Potential("loglik", bgnbd_loglik_tensor(r, alpha, a, b, data))
+        return model
+
+    def _constant_data(self) -> pd.DataFrame:
+        index, x, t_x, T = self._arrays(None)
+        frame = pd.DataFrame({"frequency": x, "recency": t_x, "T": T}, index=pd.Index(index, name="customer_id"))
+        return frame
 
     def _arrays(self, data: pd.DataFrame | None) -> tuple[pd.Index, np.ndarray, np.ndarray, np.ndarray]:
         frame = self._data_or_default(data)

@@ -6,11 +6,14 @@ import logging
 
 import numpy as np
 import pandas as pd
+import pymc as pm
 
 from clvbayes.data.compress import compress_rows
 from clvbayes.data.validate import validate_monetary
 from clvbayes.kernels.gamma_gamma import gg_expected_spend, gg_loglik_sum_grad
 from clvbayes.models.base import BTYDModel
+from clvbayes.models.ops import gamma_gamma_data, gamma_gamma_loglik_tensor
+from clvbayes.models.priors import Prior, default_gamma_gamma_priors, resolve_priors
 
 __all__ = ["GammaGammaModel"]
 
@@ -41,6 +44,32 @@ class GammaGammaModel(BTYDModel):
     """
 
     param_names = ("p", "q", "gamma")
+
+    # -- Bayesian model -----------------------------------------------------------------
+    def _repeat_buyers(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        return validate_monetary(self._data_or_default(None))
+
+    def _resolved_priors(self) -> dict[str, Prior]:
+        _, m, keep = self._repeat_buyers()
+        return resolve_priors(self.priors, default_gamma_gamma_priors(float(np.mean(m[keep]))), type(self).__name__)
+
+    def _build_model(self) -> pm.Model:
+        x, m, keep = self._repeat_buyers()
+        self.n_customers_ = int(keep.sum())
+        self.n_excluded_ = int((~keep).sum())
+        priors = self._resolved_priors()
+        with pm.Model() as model:
+            p, q, gamma = (priors[name].create(name) for name in self.param_names)
+            data = gamma_gamma_data(x[keep], m[keep])
+            pm.Potential("loglik", gamma_gamma_loglik_tensor(p, q, gamma, data))
+        return model
+
+    def _constant_data(self) -> pd.DataFrame:
+        frame = self._data_or_default(None)
+        x, m, _ = self._repeat_buyers()
+        return pd.DataFrame(
+            {"frequency": x, "monetary_value": m}, index=pd.Index(frame.index, name="customer_id")
+        )
 
     def _loglik_and_grad(self):
         frame = self._data_or_default(None)

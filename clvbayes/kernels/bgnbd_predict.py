@@ -12,8 +12,9 @@ the history and *alive at T*, λ ~ Gamma(r+x, α+T) and p ~ Beta(a, b+x) indepen
 memorylessness the purchases after T form a BG/NBD process with parameters
 (r+x, α+T, a, b+x). Hence::
 
-    E[Y(t) | x, t_x, T]     = P_alive · E_BGNBD[X(t); r+x, α+T, a, b+x]        (= FHL eq. 10)
-    P(Y(t) = n | x, t_x, T) = (1 - P_alive) [n = 0] + P_alive · P_BGNBD(X(t) = n; r+x, α+T, a, b+x)
+    E[Y(t) | x, t_x, T]     = P_alive · E_BGNBD[X(t); r+x, α+T, a, b+x]      (= FHL eq. 10)
+    P(Y(t) = n | x, t_x, T) = (1 - P_alive) [n = 0]
+                              + P_alive · P_BGNBD(X(t) = n; r+x, α+T, a, b+x)
     DERT                    = P_alive · (r+x) E[1 / (δ(α+T) + G p)],
                               G ~ Gamma(r+x+1, 1), p ~ Beta(a, b+x)
 
@@ -23,17 +24,21 @@ quantities, and DERT needs one two-dimensional integral.
 Numerics, all in terms of s = t/α (t/(α+T) for the conditional quantities), L = ln(1+s) and
 z = s/(1+s):
 
-- E[X(t)] (FHL eq. 9). For z <= 0.9 a Pfaff-transformed series without the removable
+- E[X(t)] (FHL eq. 9). For s <= 20 a Pfaff-transformed series without the removable
   singularities of eq. 9 at a = 1 and at a + b = 1, with a run-time check of its
   cancellation; otherwise (or when that check fails) a Gauss-Legendre quadrature of
   ``E_p[(1 - (1+ps)^-r) / p]`` over logit(p) with the two Beta tails integrated analytically.
-  Accurate to ~1e-12 relative for parameters 1e-4..1e4, x up to 1e4 and s up to 1e8.
+  Accurate to ~2e-11 relative (tested against mpmath) for parameters 1e-4..1e4, x up to 1e4
+  and s up to 1e8.
 - P(X(t) = n) (FHL eq. 8). The tail ``1 - Σ_{j<n} NB(j)`` is the regularized incomplete beta
   ``I_z(n, r)``, taken from its continued fraction where that converges fast and from the
-  finite lower sum with ``1 - NB(0) = -expm1(-rL)`` otherwise (no cancellation).
+  finite lower sum with ``1 - NB(0) = -expm1(-rL)`` otherwise (no cancellation); ~1e-12.
 - DERT. A tensor Gauss-Legendre rule in (ln G, logit p) with the small-G, small-p and
-  p-near-1 tails summed analytically; accurate to ~1e-10 relative, finite for every δ > 0
-  (also for a <= 1, where E[1/p] and hence the undiscounted total are infinite).
+  p-near-1 tails summed analytically; accurate to ~1e-9 relative (typically 1e-12), finite for
+  every δ > 0 (also for a <= 1, where E[1/p] and hence the undiscounted total are infinite).
+
+Divisions use ``error_model="numpy"`` (no Python ZeroDivisionError check), which lets LLVM
+vectorize the DERT inner loop.
 
 Every quantity has a scalar core (``*_one``) for use inside (customer × posterior draw)
 loops, and an array wrapper (``bgnbd_*``) that loops over customers with ``prange``; each
@@ -50,7 +55,7 @@ import math
 import numpy as np
 from numba import njit, prange
 
-from clvbayes.kernels.special import exprel, lbeta, log1pexp
+from clvbayes.kernels.special import exprel, lnpoch, log1pexp
 
 __all__ = [
     "p_alive_one",
@@ -67,23 +72,31 @@ __all__ = [
     "bgnbd_dert",
 ]
 
-# 16-point Gauss-Legendre rule on [-1, 1]. On a panel of width W inside a strip of analyticity
-# of half-width d the error is ~ρ^-32 with ρ = 2d/W + sqrt((2d/W)^2 + 1); the integrands below
-# are analytic within ~1.2 of the real axis in the log/logit variables, so W = 3 gives ~1e-11
-# relative to the panel's mass (and far less for typical panels).
-_GL_X, _GL_W = np.polynomial.legendre.leggauss(16)
-_NGL = 16
+# Gauss-Legendre panels. On a panel of width W inside a strip of analyticity of half-width d
+# the error is ~ρ^(-2n) with ρ = 2d/W + sqrt((2d/W)^2 + 1). In the variables used (ln G,
+# logit p) the integrands are analytic within π of the real axis and the densities behave
+# like Gaussians of the local scale 1/sqrt(-(ln f)''), so panels are at most WMAX wide and at
+# most SCALE local scales wide (wider in the tails, see _allowed_width), with n = 12 nodes.
+_NGL = 12
+_GL_X, _GL_W = np.polynomial.legendre.leggauss(_NGL)
+# Panel limits (at most WMAX wide, at most SCALE local scales): E[X(t)] (~1e-11) and DERT
+# (~1e-10, fewer nodes).
+_WMAX_E = 3.0
+_SCALE_E = 2.0
+_WMAX_D = 4.0
+_SCALE_D = 2.5
 
-# E[X(t)] series: used for s <= _SERIES_S_MAX (z <= 0.9); at most _SERIES_MAXK terms; accepted
-# when (sum of absolute values of the combined terms) / result <= _SERIES_COND_MAX.
-_SERIES_S_MAX = 9.0
+# E[X(t)] series: used for s <= _SERIES_S_MAX (z <= 0.952, up to ~800 terms, cheaper than the
+# quadrature); at most _SERIES_MAXK terms; accepted when (sum of absolute values of the
+# combined terms) / result <= _SERIES_COND_MAX.
+_SERIES_S_MAX = 20.0
 _SERIES_MAXK = 3000
 _SERIES_COND_MAX = 1.0e3
 
 # Number of Taylor terms of the analytic tails (each tail's expansion ratio is <= 0.1).
 _TAIL_J = 16
 # Relative size below which a quadrature panel's (bounded) contribution is dropped.
-_NEG_TOL = 1.0e-18
+_NEG_TOL = 1.0e-15
 # Maximal number of quadrature panels per variable (a guard; never reached for valid input).
 _MAX_PANELS = 400
 
@@ -98,7 +111,7 @@ _FPMIN = 1.0e-300
 # --------------------------------------------------------------------------------------
 
 
-@njit(cache=True, fastmath=False)
+@njit(cache=True, fastmath=False, error_model="numpy")
 def _stirling_phi(z: float) -> float:
     """lnΓ(z) - [(z - 1/2) ln z - z + ln(2π)/2] for z >= 10 (Stirling series to z^-13)."""
     iz = 1.0 / z
@@ -111,34 +124,14 @@ def _stirling_phi(z: float) -> float:
             + iz2
             * (
                 1.0 / 1260.0
-                + iz2 * (-1.0 / 1680.0 + iz2 * (1.0 / 1188.0 + iz2 * (-691.0 / 360360.0 + iz2 / 156.0)))
+                + iz2
+                * (-1.0 / 1680.0 + iz2 * (1.0 / 1188.0 + iz2 * (-691.0 / 360360.0 + iz2 / 156.0)))
             )
         )
     )
 
 
-@njit(cache=True, fastmath=False)
-def _lnpoch(z: float, x: float) -> float:
-    """``lnΓ(z + x) - lnΓ(z)`` for z > 0, x >= 0, accurate in relative terms for large z, x.
-
-    For z >= 10 the Stirling forms are subtracted analytically (no ``eps·lnΓ`` loss); for
-    z < 10 and x > 10 the argument is first shifted above 10 with ``Γ(z+1) = zΓ(z)``.
-    """
-    if x == 0.0:
-        return 0.0
-    if z >= 10.0:
-        y = z + x
-        return (z - 0.5) * math.log1p(x / z) + x * (math.log(y) - 1.0) + (_stirling_phi(y) - _stirling_phi(z))
-    k = math.ceil(10.0 - z)
-    if x > k:
-        acc = 0.0
-        for i in range(int(k)):
-            acc += math.log(z + i)
-        return acc + _lnpoch(z + k, x - k)
-    return math.lgamma(z + x) - math.lgamma(z)
-
-
-@njit(cache=True, fastmath=False)
+@njit(cache=True, fastmath=False, error_model="numpy")
 def _betacf(a: float, b: float, x: float) -> float:
     """Continued fraction of ``I_x(a, b)`` (DLMF 8.17.22), modified Lentz.
 
@@ -180,7 +173,7 @@ def _betacf(a: float, b: float, x: float) -> float:
     return h
 
 
-@njit(cache=True, fastmath=False)
+@njit(cache=True, fastmath=False, error_model="numpy")
 def _log_gammainc_lower(s: float, x: float) -> float:
     """ln P(s, x), the log regularized lower incomplete gamma function, s > 0, x >= 0.
 
@@ -222,7 +215,7 @@ def _log_gammainc_lower(s: float, x: float) -> float:
     return math.log1p(-math.exp(lpre) * h)
 
 
-@njit(cache=True, fastmath=False)
+@njit(cache=True, fastmath=False, error_model="numpy")
 def _beta_lower_moments(a: float, b: float, x: float, lb: float, out: np.ndarray) -> None:
     """``out[j] = E[p^j; p < x]`` for p ~ Beta(a, b), j = 0..len(out)-1; ``lb = ln B(a, b)``.
 
@@ -231,6 +224,10 @@ def _beta_lower_moments(a: float, b: float, x: float, lb: float, out: np.ndarray
     """
     lx = math.log(x)
     l1x = math.log1p(-x)
+    # The callers' expansions give term j a weight <= (0.1/x)^j and out[j] <= x^j out[0], so
+    # term j needs out[j] only to relative accuracy 1e-17 * 10^j: fewer series terms.
+    tol = 1.0e-17
+    pre = math.exp(a * lx + b * l1x - math.log(a) - lb)  # x^A (1-x)^b / (A B(a, b)), A = a + j
     for j in range(out.shape[0]):
         A = a + j
         term = 1.0
@@ -238,9 +235,21 @@ def _beta_lower_moments(a: float, b: float, x: float, lb: float, out: np.ndarray
         for k in range(10000):
             term *= (A + b + k) / (A + 1.0 + k) * x
             tot += term
-            if term < tot * 1.0e-17:
+            if term < tot * tol:
                 break
-        out[j] = math.exp(A * lx + b * l1x - math.log(A) - lb) * tot
+        out[j] = pre * tot
+        pre *= x * A / (A + 1.0)
+        tol = min(tol * 10.0, 1.0e-3)
+
+
+@njit(cache=True, fastmath=False, error_model="numpy")
+def _logit_point(y: float) -> tuple[float, float, float]:
+    """``(p, ln p, ln(1-p))`` for ``p = 1/(1+e^-y)``, from one exp and one log1p."""
+    e = math.exp(-abs(y))
+    lg = math.log1p(e)
+    if y >= 0.0:
+        return 1.0 / (1.0 + e), -lg, -y - lg
+    return e / (1.0 + e), y - lg, -lg
 
 
 # --------------------------------------------------------------------------------------
@@ -248,18 +257,22 @@ def _beta_lower_moments(a: float, b: float, x: float, lb: float, out: np.ndarray
 # --------------------------------------------------------------------------------------
 
 
-@njit(cache=True, fastmath=False)
-def _dead_log_odds(r: float, alpha: float, a: float, b: float, x: float, t_x: float, T: float) -> float:
+@njit(cache=True, fastmath=False, error_model="numpy")
+def _dead_log_odds(
+    r: float, alpha: float, a: float, b: float, x: float, t_x: float, T: float
+) -> float:
     """``ln[(1 - P_alive) / P_alive] = ln(a/(b+x-1)) + (r+x) ln((α+T)/(α+t_x))`` for x > 0."""
     return math.log(a) - math.log(b + x - 1.0) + (r + x) * math.log1p((T - t_x) / (alpha + t_x))
 
 
-@njit(cache=True, fastmath=False)
-def p_alive_one(r: float, alpha: float, a: float, b: float, x: float, t_x: float, T: float) -> float:
+@njit(cache=True, fastmath=False, error_model="numpy")
+def p_alive_one(
+    r: float, alpha: float, a: float, b: float, x: float, t_x: float, T: float
+) -> float:
     """P(customer alive at T | x, t_x, T) for one customer.
 
-    FHL 2005, eq. (11) / Fader, Hardie & Lee (2008) note "Computing P(alive) using the BG/NBD
-    model": ``1 / (1 + [x > 0] a/(b+x-1) ((α+T)/(α+t_x))^(r+x))``, evaluated as
+    FHL 2005 and Fader, Hardie & Lee, "Computing P(alive) using the BG/NBD model" (note 021):
+    ``1 / (1 + [x > 0] a/(b+x-1) ((α+T)/(α+t_x))^(r+x))``, evaluated as
     ``exp(-log1pexp(u))`` with u the log odds of being dead (no overflow for large x).
 
     Parameters
@@ -279,8 +292,10 @@ def p_alive_one(r: float, alpha: float, a: float, b: float, x: float, t_x: float
     return math.exp(-log1pexp(_dead_log_odds(r, alpha, a, b, x, t_x, T)))
 
 
-@njit(cache=True, fastmath=False)
-def _alive_dead(r: float, alpha: float, a: float, b: float, x: float, t_x: float, T: float) -> tuple[float, float]:
+@njit(cache=True, fastmath=False, error_model="numpy")
+def _alive_dead(
+    r: float, alpha: float, a: float, b: float, x: float, t_x: float, T: float
+) -> tuple[float, float]:
     """(P_alive, 1 - P_alive), the second formed directly (no cancellation near P_alive = 1)."""
     if x <= 0.0:
         return 1.0, 0.0
@@ -289,11 +304,225 @@ def _alive_dead(r: float, alpha: float, a: float, b: float, x: float, t_x: float
 
 
 # --------------------------------------------------------------------------------------
+# Quadrature over the log of a Gamma or the logit of a Beta variable
+# --------------------------------------------------------------------------------------
+# kind 0: y = ln G, G ~ Gamma(c1, 1); c2 = ln c1; lnorm = lnΓ(c1) - c1 ln c1 + c1, so that
+#         ln f(y) = c1 (w - expm1(w)) - lnorm with w = y - ln c1 (no large cancelling terms).
+# kind 1: y = logit p, p ~ Beta(c1, c2); lnorm = ln B(c1, c2);
+#         ln f(y) = c1 ln p + c2 ln(1-p) - lnorm.
+# Both densities are log-concave in y.
+
+
+@njit(cache=True, fastmath=False, error_model="numpy")
+def _gamma_lognorm(mu: float) -> float:
+    """``lnΓ(μ) - μ ln μ + μ`` (Stirling form for μ >= 10: no eps·lnΓ(μ) loss)."""
+    if mu >= 10.0:
+        return 0.5 * math.log(2.0 * math.pi) - 0.5 * math.log(mu) + _stirling_phi(mu)
+    return math.lgamma(mu) - mu * math.log(mu) + mu
+
+
+@njit(cache=True, fastmath=False, error_model="numpy")
+def _lbeta_acc(a: float, b: float) -> float:
+    """ln B(a, b) without the ``eps·lnΓ`` loss of ``lgamma`` differences at large arguments."""
+    lo = min(a, b)
+    if lo >= 10.0:
+        # Stirling forms of the three lnΓ combined: every term O(result).
+        ab = a + b
+        return (
+            (a - 0.5) * -math.log1p(b / a)
+            + (b - 0.5) * -math.log1p(a / b)
+            - 0.5 * math.log(ab)
+            + 0.5 * math.log(2.0 * math.pi)
+            + (_stirling_phi(a) + _stirling_phi(b) - _stirling_phi(ab))
+        )
+    return math.lgamma(lo) - lnpoch(max(a, b), lo)
+
+
+@njit(cache=True, fastmath=False, error_model="numpy")
+def _ldens(
+    y: float, kind: int, c1: float, c2: float, lnorm: float
+) -> tuple[float, float, float, float]:
+    """(ln f(y), d ln f/dy, local scale 1/sqrt(-(ln f)''), variable value G or p)."""
+    if kind == 0:
+        w = y - c2
+        ew = math.expm1(w)
+        g = c1 * (1.0 + ew)
+        return c1 * (w - ew) - lnorm, -c1 * ew, 1.0 / math.sqrt(g), g
+    p, lnp, ln1mp = _logit_point(y)
+    return (
+        c1 * lnp + c2 * ln1mp - lnorm,
+        c1 - (c1 + c2) * p,
+        1.0 / math.sqrt((c1 + c2) * p * (1.0 - p)),
+        p,
+    )
+
+
+@njit(cache=True, fastmath=False, error_model="numpy")
+def _dens_mode(kind: int, c1: float, c2: float, lnorm: float) -> tuple[float, float]:
+    """(mode of y, ln f at the mode)."""
+    if kind == 0:
+        return c2, -lnorm
+    sig = c1 + c2
+    return math.log(c1) - math.log(c2), c1 * math.log(c1 / sig) + c2 * math.log(c2 / sig) - lnorm
+
+
+@njit(cache=True, fastmath=False, error_model="numpy")
+def _tail_ok(
+    y: float, side: float, kind: int, c1: float, c2: float, lnorm: float, lthresh: float
+) -> bool:
+    """Whether the density's mass beyond y (side +1: right, -1: left) is below e^lthresh.
+
+    Past the mode the mass beyond y is at most ``f(y) / |d ln f/dy|`` (log-concavity).
+    """
+    lf, sl, _, _ = _ldens(y, kind, c1, c2, lnorm)
+    sl *= side
+    return sl < 0.0 and lf - math.log(-sl) < lthresh
+
+
+@njit(cache=True, fastmath=False, error_model="numpy")
+def _dens_extent(
+    lo: float, hi: float, kind: int, c1: float, c2: float, lnorm: float, thresh: float
+) -> tuple[float, float]:
+    """[start, end] within [lo, hi] outside which the density's mass is below ``thresh`` on
+    each side: steps doubling from one local scale away from the mode, then bisection
+    (to within a quarter of the last step)."""
+    mode, _ = _dens_mode(kind, c1, c2, lnorm)
+    anchor = min(max(mode, lo), hi)
+    _, _, ls, _ = _ldens(anchor, kind, c1, c2, lnorm)
+    lthresh = math.log(thresh)
+    start = lo
+    end = hi
+    for side_i in range(2):
+        side = 1.0 if side_i == 0 else -1.0
+        bound = hi if side_i == 0 else lo
+        inner = anchor
+        step = ls
+        outer = bound
+        for _ in range(200):
+            y = anchor + side * step
+            if side * (y - bound) >= 0.0:
+                break
+            if _tail_ok(y, side, kind, c1, c2, lnorm, lthresh):
+                outer = y
+                break
+            inner = y
+            step *= 2.0
+        if outer != bound:
+            for _ in range(3):
+                mid = 0.5 * (inner + outer)
+                if _tail_ok(mid, side, kind, c1, c2, lnorm, lthresh):
+                    outer = mid
+                else:
+                    inner = mid
+        if side_i == 0:
+            end = outer
+        else:
+            start = outer
+    return start, end
+
+
+@njit(cache=True, fastmath=False, error_model="numpy")
+def _allowed_width(
+    y: float, kind: int, c1: float, c2: float, lnorm: float, lfmax: float, scale: float
+) -> float:
+    """Panel width the density tolerates at y: ``scale · ℓ(y) · max(1, D(y))``.
+
+    ℓ = 1/sqrt(-(ln f)'') is the local scale and D = sqrt(2 (ln f_max - ln f(y))) the distance
+    from the mode in local scales. Near the mode the density behaves like a Gaussian of width
+    ℓ; a Gaussian e^{-D²/2} grows by e^{θ²/(2ℓ²)} at imaginary offset θ, which stays below
+    its peak value for θ <= Dℓ, so panels may widen in proportion to D in the tails.
+    """
+    lf, _, ls, _ = _ldens(y, kind, c1, c2, lnorm)
+    d2 = 2.0 * (lfmax - lf)
+    return scale * ls * (math.sqrt(d2) if d2 > 1.0 else 1.0)
+
+
+@njit(cache=True, fastmath=False, error_model="numpy")
+def _panel_width(
+    y: float,
+    end: float,
+    kind: int,
+    c1: float,
+    c2: float,
+    lnorm: float,
+    mode: float,
+    lfmax: float,
+    wmax: float,
+    scale: float,
+) -> float:
+    """Width of the panel starting at y: at most ``wmax`` (the integrands' own strip
+    of analyticity) and at most the density's allowed width anywhere on the panel.
+
+    The allowed width grows away from the mode (and, for the logit of a Beta, the local
+    scale is smallest at y = 0), so it is checked at both ends and at the mode and 0 when
+    they lie inside the panel.
+    """
+    w = min(wmax, end - y)
+    aw = _allowed_width(y, kind, c1, c2, lnorm, lfmax, scale)
+    for _ in range(4):
+        cap = min(aw, _allowed_width(y + w, kind, c1, c2, lnorm, lfmax, scale))
+        if y < mode < y + w:
+            cap = min(cap, _allowed_width(mode, kind, c1, c2, lnorm, lfmax, scale))
+        if kind == 1 and y < 0.0 < y + w:
+            cap = min(cap, _allowed_width(0.0, kind, c1, c2, lnorm, lfmax, scale))
+        if w <= cap:
+            return w
+        w = cap
+    return w
+
+
+@njit(cache=True, fastmath=False, error_model="numpy")
+def _density_nodes(
+    start: float,
+    end: float,
+    kind: int,
+    c1: float,
+    c2: float,
+    lnorm: float,
+    wmax: float,
+    scale: float,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Gauss-Legendre nodes on [start, end] for one of the two densities.
+
+    Returns ``(values, weights)``: values are G (kind 0) or p (kind 1); the weights include
+    the density, so ``Σ w h(value) ≈ ∫_start^end f(y) h(.) dy``.
+    """
+    mode, lfmax = _dens_mode(kind, c1, c2, lnorm)
+    edges = np.empty(_MAX_PANELS + 1)
+    edges[0] = start
+    npan = 0
+    y = start
+    while y < end and npan < _MAX_PANELS:
+        y = min(y + _panel_width(y, end, kind, c1, c2, lnorm, mode, lfmax, wmax, scale), end)
+        npan += 1
+        edges[npan] = y
+    edges[npan] = end
+    vals = np.empty(npan * _NGL)
+    wts = np.empty(npan * _NGL)
+    for i in range(npan):
+        h = 0.5 * (edges[i + 1] - edges[i])
+        cm = 0.5 * (edges[i + 1] + edges[i])
+        for k in range(_NGL):
+            y = cm + h * _GL_X[k]
+            if kind == 0:
+                # same expressions as _ldens, without the local scale
+                w = y - c2
+                ew = math.expm1(w)
+                vals[i * _NGL + k] = c1 * (1.0 + ew)
+                wts[i * _NGL + k] = h * _GL_W[k] * math.exp(c1 * (w - ew) - lnorm)
+            else:
+                p, lnp, ln1mp = _logit_point(y)
+                vals[i * _NGL + k] = p
+                wts[i * _NGL + k] = h * _GL_W[k] * math.exp(c1 * lnp + c2 * ln1mp - lnorm)
+    return vals, wts
+
+
+# --------------------------------------------------------------------------------------
 # E[X(t)]
 # --------------------------------------------------------------------------------------
 
 
-@njit(cache=True, fastmath=False)
+@njit(cache=True, fastmath=False, error_model="numpy")
 def _ex_series(r: float, a: float, b: float, s: float) -> tuple[float, bool]:
     """E[X(t)] from the Pfaff-transformed series; returns (value, accepted).
 
@@ -338,7 +567,7 @@ def _ex_series(r: float, a: float, b: float, s: float) -> tuple[float, bool]:
     return val, cond <= _SERIES_COND_MAX
 
 
-@njit(cache=True, fastmath=False)
+@njit(cache=True, fastmath=False, error_model="numpy")
 def _g_knee(r: float, s: float, p: float) -> float:
     """g(p) = (1 - (1+ps)^-r) / p = E[X(t) | p] (λ integrated out); convex, decreasing, <= rs."""
     if p <= 0.0:
@@ -346,17 +575,17 @@ def _g_knee(r: float, s: float, p: float) -> float:
     return -math.expm1(-r * math.log1p(p * s)) / p
 
 
-@njit(cache=True, fastmath=False)
+@njit(cache=True, fastmath=False, error_model="numpy")
 def _ex_quad(r: float, a: float, b: float, s: float) -> float:
     """E[X(t)] = E_p[g(p)], p ~ Beta(a, b), by quadrature (any s > 0, any parameters).
 
-    Over y = logit(p): Gauss-Legendre panels on [logit(pL), logit(1-qR)] walking out from the
-    density's mode, dropped once a rigorous log-concavity bound of the remaining mass is
-    negligible; p < pL from the Taylor series of g (radius 1/s) against the restricted Beta
-    moments, p > 1-qR from the series ``g(1-q) = Σ_j P(NB(r, 1-z) > j) q^j``.
+    Over y = logit(p): Gauss-Legendre panels (``_density_nodes``) on the part of
+    [logit(pL), logit(1-qR)] where the density's mass is not negligible (log-concavity bound);
+    p < pL from the Taylor series of g (radius 1/s) against the restricted Beta moments,
+    p > 1-qR from the series ``g(1-q) = Σ_j P(NB(r, 1-z) > j) q^j``; both with ratio <= 0.1.
     """
     sig = a + b
-    lb = lbeta(a, b)
+    lb = _lbeta_acc(a, b)
     L = math.log1p(s)
     pL = min(0.1, 0.1 * (a + 1.0) / sig, 0.1 / (s * (r + 1.0)))
     qR = min(0.1, 0.1 * (b + 1.0) / sig)
@@ -382,52 +611,19 @@ def _ex_quad(r: float, a: float, b: float, s: float) -> float:
 
     yL = math.log(pL) - math.log1p(-pL)
     yH = math.log1p(-qR) - math.log(qR)
-    W = min(3.0, 3.0 * math.sqrt(1.0 / a + 1.0 / b))
-    ym = math.log(a) - math.log(b)
-    anchor = min(max(ym, yL), yH)
-    ref0 = max(_g_knee(r, s, a / sig), left + right)
+    # g <= rs, and E >= g(E[p]) (Jensen, g convex): mass of the density below
+    # thresh = tol * g(a/(a+b)) / (rs) outside [y0, y1] is negligible.
+    thresh = _NEG_TOL * max(_g_knee(r, s, a / sig), left + right) / (r * s)
+    y0, y1 = _dens_extent(yL, yH, 1, a, b, lb, thresh)
     mid = 0.0
-    # Walk right (towards p = 1) then left; panel [y0, y1].
-    for direction in range(2):
-        edge = anchor
-        for _ in range(_MAX_PANELS):
-            if direction == 0:
-                if edge >= yH:
-                    break
-                y0 = edge
-                y1 = min(edge + W, yH)
-                edge = y1
-            else:
-                if edge <= yL:
-                    break
-                y1 = edge
-                y0 = max(edge - W, yL)
-                edge = y0
-            h = 0.5 * (y1 - y0)
-            cm = 0.5 * (y1 + y0)
-            acc = 0.0
-            for k in range(_NGL):
-                y = cm + h * _GL_X[k]
-                lnp = -log1pexp(-y)
-                ln1mp = -log1pexp(y)
-                p = math.exp(lnp)
-                acc += _GL_W[k] * math.exp(a * lnp + b * ln1mp - lb) * _g_knee(r, s, p)
-            mid += h * acc
-            # Remaining mass beyond `edge` (log-concave density, slope a - sig p in y):
-            # ∫ f g <= g_max f(edge) / |slope(edge)| once past the mode.
-            pe = 1.0 / (1.0 + math.exp(-edge))
-            slope = a - sig * pe
-            fe = math.exp(a * (-log1pexp(-edge)) + b * (-log1pexp(edge)) - lb)
-            if direction == 0:
-                if slope < 0.0 and _g_knee(r, s, pe) * fe / (-slope) < _NEG_TOL * max(ref0, mid + left + right):
-                    break
-            else:
-                if slope > 0.0 and r * s * fe / slope < _NEG_TOL * max(ref0, mid + left + right):
-                    break
+    if y1 > y0:
+        P, wP = _density_nodes(y0, y1, 1, a, b, lb, _WMAX_E, _SCALE_E)
+        for q in range(P.shape[0]):
+            mid += wP[q] * _g_knee(r, s, P[q])
     return left + mid + right
 
 
-@njit(cache=True, fastmath=False)
+@njit(cache=True, fastmath=False, error_model="numpy")
 def _expected_purchases_s(r: float, a: float, b: float, s: float) -> float:
     """E[X(t)] of a BG/NBD process as a function of s = t/α (series or quadrature)."""
     if not (s > 0.0):
@@ -439,7 +635,7 @@ def _expected_purchases_s(r: float, a: float, b: float, s: float) -> float:
     return _ex_quad(r, a, b, s)
 
 
-@njit(cache=True, fastmath=False)
+@njit(cache=True, fastmath=False, error_model="numpy")
 def expected_purchases_one(r: float, alpha: float, a: float, b: float, t: float) -> float:
     """Unconditional expected number of repeat purchases in (0, t], FHL 2005 eq. (9).
 
@@ -461,7 +657,7 @@ def expected_purchases_one(r: float, alpha: float, a: float, b: float, t: float)
     return _expected_purchases_s(r, a, b, t / alpha)
 
 
-@njit(cache=True, fastmath=False)
+@njit(cache=True, fastmath=False, error_model="numpy")
 def conditional_expected_purchases_one(
     r: float, alpha: float, a: float, b: float, x: float, t_x: float, T: float, t: float
 ) -> float:
@@ -491,7 +687,7 @@ def conditional_expected_purchases_one(
 # --------------------------------------------------------------------------------------
 
 
-@njit(cache=True, fastmath=False)
+@njit(cache=True, fastmath=False, error_model="numpy")
 def _nb_log_upper_tail(r: float, n: int, L: float, lnz: float) -> float:
     """ln P(N >= n), N ~ NB with P(N = j) = (r)_j / j! e^{-rL} z^j (z = 1 - e^{-L}), n >= 1.
 
@@ -502,9 +698,12 @@ def _nb_log_upper_tail(r: float, n: int, L: float, lnz: float) -> float:
     z = math.exp(lnz)
     nf = float(n)
     if z < (nf + 1.0) / (nf + r + 2.0):
-        lfront = nf * lnz - r * L - math.log(nf) - (math.lgamma(r) - _lnpoch(nf, r))
+        lfront = nf * lnz - r * L - math.log(nf) - (math.lgamma(r) - lnpoch(nf, r))
         return lfront + math.log(_betacf(nf, r, z))
-    if n <= _NB_DIRECT_MAX:
+    # The lower sum needs P(N = 0) = e^{-rL} representable (no underflow of its terms); it is
+    # only needed when 1 - P(N = 0) is small relative to 1 (small rL), where the complement
+    # 1 - I_{1-z}(r, n) would cancel.
+    if n <= _NB_DIRECT_MAX and r * L < 30.0:
         pj = math.exp(-r * L)
         acc = 0.0
         for j in range(1, n):
@@ -514,12 +713,12 @@ def _nb_log_upper_tail(r: float, n: int, L: float, lnz: float) -> float:
         if u > 0.0:
             return math.log(u)
     x1 = math.exp(-L)
-    lfront = -r * L + nf * lnz - math.log(r) - (math.lgamma(r) - _lnpoch(nf, r))
+    lfront = -r * L + nf * lnz - math.log(r) - (math.lgamma(r) - lnpoch(nf, r))
     li = lfront + math.log(_betacf(r, nf, x1))
     return math.log(-math.expm1(li))
 
 
-@njit(cache=True, fastmath=False)
+@njit(cache=True, fastmath=False, error_model="numpy")
 def _pmf_s(r: float, a: float, b: float, s: float, n: int) -> float:
     """P(X(t) = n) of a BG/NBD process as a function of s = t/α, FHL eq. (8)."""
     if n < 0:
@@ -529,24 +728,23 @@ def _pmf_s(r: float, a: float, b: float, s: float, n: int) -> float:
     L = math.log1p(s)
     lnz = math.log(s) - L
     nf = float(n)
-    # B(a, b+n)/B(a, b) Γ(r+n)/(Γ(r) n!) (α/(α+t))^r (t/(α+t))^n
-    lt1 = (
-        _lnpoch(b, nf)
-        - _lnpoch(a + b, nf)
-        + _lnpoch(r, nf)
-        - math.lgamma(nf + 1.0)
-        - r * L
-        + nf * lnz
-    )
+    # B(a, b+n)/B(a, b) Γ(r+n)/(Γ(r) n!) (α/(α+t))^r (t/(α+t))^n. The Γ ratios are taken
+    # as lnpoch's with the large argument first (Γ(b+n)/Γ(a+b+n) = exp(-lnpoch(b+n, a)) etc.),
+    # so no two large lnΓ values are subtracted.
+    if r >= 1.0:
+        lnb = lnpoch(nf + 1.0, r - 1.0)  # ln Γ(r+n) - ln Γ(n+1)
+    else:
+        lnb = -lnpoch(nf + r, 1.0 - r)
+    lt1 = lnpoch(b, a) - lnpoch(b + nf, a) + lnb - math.lgamma(r) - r * L + nf * lnz
     val = math.exp(lt1)
     if n == 0:
         return val
-    # B(a+1, b+n-1)/B(a, b) = a/(a+b) (b)_{n-1} / (a+b+1)_{n-1}
-    lt2 = math.log(a) - math.log(a + b) + _lnpoch(b, nf - 1.0) - _lnpoch(a + b + 1.0, nf - 1.0)
+    # B(a+1, b+n-1)/B(a, b) = Γ(a+1)Γ(b+n-1)Γ(a+b) / (Γ(a)Γ(b)Γ(a+b+n))
+    lt2 = math.log(a) + lnpoch(b, a) - lnpoch(b + nf - 1.0, a + 1.0)
     return val + math.exp(lt2 + _nb_log_upper_tail(r, n, L, lnz))
 
 
-@njit(cache=True, fastmath=False)
+@njit(cache=True, fastmath=False, error_model="numpy")
 def pmf_one(r: float, alpha: float, a: float, b: float, t: float, n: int) -> float:
     """Unconditional P(X(t) = n), FHL 2005 eq. (8).
 
@@ -570,15 +768,16 @@ def pmf_one(r: float, alpha: float, a: float, b: float, t: float, n: int) -> flo
     return _pmf_s(r, a, b, t / alpha, n)
 
 
-@njit(cache=True, fastmath=False)
+@njit(cache=True, fastmath=False, error_model="numpy")
 def conditional_pmf_one(
     r: float, alpha: float, a: float, b: float, x: float, t_x: float, T: float, t: float, n: int
 ) -> float:
     """P(Y(t) = n | x, t_x, T): n repeat purchases in (T, T+t] given the history.
 
-    ``(1 - P_alive) [n = 0] + P_alive · P_BGNBD(X(t) = n; r+x, α+T, a, b+x)`` (memorylessness;
-    the same result as Fader & Hardie's note "Deriving the conditional PMF of the BG/NBD
-    model", in a form that reuses FHL eq. (8)).
+    ``(1 - P_alive) [n = 0] + P_alive · P_BGNBD(X(t) = n; r+x, α+T, a, b+x)`` (memorylessness,
+    see the docs page; FHL eq. (8) at the updated parameters). For n = 0 this is the probability
+    of no purchase of Fader & Hardie (2019), "A step-by-step derivation of the BG/NBD model",
+    eq. (34).
 
     Parameters
     ----------
@@ -607,52 +806,42 @@ def conditional_pmf_one(
 # --------------------------------------------------------------------------------------
 
 
-@njit(cache=True, fastmath=False)
-def _panel_extent(
-    mode: float, lo: float, hi: float, W: float, logkind: int, c1: float, c2: float, lnorm: float, thresh: float
-) -> tuple[float, float]:
-    """Extent [start, end] of the panels needed for a log-concave density, within [lo, hi].
+@njit(cache=True, fastmath=False, error_model="numpy")
+def _dert_small_g(mu: float, a: float, sig: float, kappa: float, x: float) -> float:
+    """``Σ_j (-1)^j E[p^j] E[G^j; G < x] / κ^{j+1}`` = E[1/(κ + Gp); G < x] for x = κ/10.
 
-    Walks panels of width W out from the mode (clamped to [lo, hi]) and stops once the
-    density's remaining mass beyond the edge, bounded by ``f(edge)/|d ln f/dy|``, is below
-    ``thresh``. ``logkind`` 0: ln f(v) = c1 v - e^v - lnorm (log of a Gamma(c1) variable);
-    1: ln f(y) = c1 ln p + c2 ln(1-p) - lnorm with p = expit(y) (logit of a Beta(c1, c2)).
+    ``E[G^j; G < x] = x^{μ+j} e^{-x}/Γ(μ) Σ_k x^k/(μ+j)_{k+1}`` (DLMF 8.7.1), so term j is
+    ``x^μ e^{-x}/(Γ(μ) κ) (-x/κ)^j (a)_j/(a+b')_j S_j`` with ``x/κ = 1/10``. The positive
+    series S_j is used while x < μ/2 + 10 (short); beyond that (huge κ) the regularized
+    incomplete gamma function is evaluated for each j.
     """
-    anchor = min(max(mode, lo), hi)
-    end = anchor
-    for _ in range(_MAX_PANELS):
-        if end >= hi:
-            end = hi
-            break
-        end = min(end + W, hi)
-        if logkind == 0:
-            ev = math.exp(end)
-            lf = c1 * end - ev - lnorm
-            slope = c1 - ev
-        else:
-            lf = -c1 * log1pexp(-end) - c2 * log1pexp(end) - lnorm
-            slope = c1 - (c1 + c2) / (1.0 + math.exp(-end))
-        if slope < 0.0 and math.exp(lf) / (-slope) < thresh:
-            break
-    start = anchor
-    for _ in range(_MAX_PANELS):
-        if start <= lo:
-            start = lo
-            break
-        start = max(start - W, lo)
-        if logkind == 0:
-            ev = math.exp(start)
-            lf = c1 * start - ev - lnorm
-            slope = c1 - ev
-        else:
-            lf = -c1 * log1pexp(-start) - c2 * log1pexp(start) - lnorm
-            slope = c1 - (c1 + c2) / (1.0 + math.exp(-start))
-        if slope > 0.0 and math.exp(lf) / slope < thresh:
-            break
-    return start, end
+    if x < 0.5 * mu + 10.0:
+        tot = 0.0
+        c = 1.0
+        tol = 1.0e-17
+        for j in range(_TAIL_J):
+            term = 1.0 / (mu + j)
+            sj = term
+            for k in range(1, 100000):
+                term *= x / (mu + j + k)
+                sj += term
+                if term < sj * tol:
+                    break
+            tot += c * sj
+            c *= -(x / kappa) * (a + j) / (sig + j)
+            tol = min(tol * 10.0, 1.0e-3)
+        return math.exp(mu * math.log(x) - x - math.lgamma(mu)) / kappa * tot
+    lk = math.log(kappa)
+    tot = 0.0
+    lm = 0.0  # ln E[p^j] = ln (a)_j / (a+b')_j
+    for j in range(_TAIL_J):
+        tj = math.exp(lm + lnpoch(mu, float(j)) + _log_gammainc_lower(mu + j, x) - (j + 1.0) * lk)
+        tot += -tj if (j & 1) else tj
+        lm += math.log((a + j) / (sig + j))
+    return tot
 
 
-@njit(cache=True, fastmath=False)
+@njit(cache=True, fastmath=False, error_model="numpy")
 def _dert_core(mu: float, a: float, bp: float, kappa: float) -> float:
     """I = E[1/(κ + G p)], G ~ Gamma(mu, 1), p ~ Beta(a, bp), independent; κ > 0.
 
@@ -664,40 +853,22 @@ def _dert_core(mu: float, a: float, bp: float, kappa: float) -> float:
     Every series has ratio <= 0.1 and ``_TAIL_J`` = 16 terms.
     """
     sig = a + bp
-    lb = lbeta(a, bp)
-    lgmu = math.lgamma(mu)
+    lb = _lbeta_acc(a, bp)
     ref = 1.0 / (kappa + mu * a / sig)  # Jensen lower bound of I
     thresh = _NEG_TOL * ref * kappa  # integrand factor 1/(κ+Gp) <= 1/κ
 
     # ---- G < G_L, all p
     GL = 0.1 * kappa
-    lk = math.log(kappa)
-    tail_g = 0.0
-    lm = 0.0  # ln E[p^j] = ln (a)_j/(sig)_j
-    for j in range(_TAIL_J):
-        lpj = _log_gammainc_lower(mu + j, GL)
-        tj = math.exp(lm + _lnpoch(mu, float(j)) + lpj - (j + 1.0) * lk)
-        tail_g += -tj if (j & 1) else tj
-        lm += math.log((a + j) / (sig + j))
+    tail_g = _dert_small_g(mu, a, sig, kappa, GL)
 
     # ---- G nodes
-    Wv = min(3.0, 4.0 / math.sqrt(mu))
-    vL = math.log(GL)
-    v0, v1 = _panel_extent(math.log(mu), vL, math.inf, Wv, 0, mu, 0.0, lgmu, thresh)
+    lmu = math.log(mu)
+    gnorm = _gamma_lognorm(mu)
+    v0, v1 = _dens_extent(math.log(GL), math.inf, 0, mu, lmu, gnorm, thresh)
     if not (v1 > v0):
         return tail_g
-    npv = min(int(math.ceil((v1 - v0) / Wv)), _MAX_PANELS)
-    hv = 0.5 * (v1 - v0) / npv
-    ng = npv * _NGL
-    G = np.empty(ng)
-    wG = np.empty(ng)
-    for i in range(npv):
-        cm = v0 + (2 * i + 1) * hv
-        for k in range(_NGL):
-            v = cm + hv * _GL_X[k]
-            ev = math.exp(v)
-            G[i * _NGL + k] = ev
-            wG[i * _NGL + k] = hv * _GL_W[k] * math.exp(mu * v - ev - lgmu)
+    G, wG = _density_nodes(v0, v1, 0, mu, lmu, gnorm, _WMAX_D, _SCALE_D)
+    ng = G.shape[0]
     gmax = G[ng - 1]
 
     # ---- p tails (moments) and p nodes
@@ -709,26 +880,16 @@ def _dert_core(mu: float, a: float, bp: float, kappa: float) -> float:
     _beta_lower_moments(bp, a, qR, lb, mr)
     yL = math.log(pL) - math.log1p(-pL)
     yH = math.log1p(-qR) - math.log(qR)
-    Wy = min(3.0, 3.0 * math.sqrt(1.0 / a + 1.0 / bp))
-    y0, y1 = _panel_extent(math.log(a) - math.log(bp), yL, yH, Wy, 1, a, bp, lb, thresh)
-    npy = 0
+    y0, y1 = _dens_extent(yL, yH, 1, a, bp, lb, thresh)
     if y1 > y0:
-        npy = min(int(math.ceil((y1 - y0) / Wy)), _MAX_PANELS)
-    nq = npy * _NGL
-    P = np.empty(nq)
-    wP = np.empty(nq)
-    if npy > 0:
-        hy = 0.5 * (y1 - y0) / npy
-        for i in range(npy):
-            cm = y0 + (2 * i + 1) * hy
-            for k in range(_NGL):
-                y = cm + hy * _GL_X[k]
-                lnp = -log1pexp(-y)
-                ln1mp = -log1pexp(y)
-                P[i * _NGL + k] = math.exp(lnp)
-                wP[i * _NGL + k] = hy * _GL_W[k] * math.exp(a * lnp + bp * ln1mp - lb)
+        P, wP = _density_nodes(y0, y1, 1, a, bp, lb, _WMAX_D, _SCALE_D)
+    else:
+        P = np.empty(0)
+        wP = np.empty(0)
+    nq = P.shape[0]
 
     # ---- combine
+    buf = np.empty(nq)
     total = 0.0
     ik = 1.0 / kappa
     for i in range(ng):
@@ -744,26 +905,29 @@ def _dert_core(mu: float, a: float, bp: float, kappa: float) -> float:
         for j in range(_TAIL_J - 2, -1, -1):
             pr = pr * w + mr[j]
         pr *= kg
-        # four accumulators: independent adds pipeline better (fixed order: deterministic)
+        # The divisions go to a buffer first (a loop without reduction, which LLVM vectorizes),
+        # then a sum with four accumulators (fixed order: deterministic).
+        for q in range(nq):
+            buf[q] = wP[q] / (kappa + g * P[q])
         m0 = 0.0
         m1 = 0.0
         m2 = 0.0
         m3 = 0.0
         q = 0
         while q + 3 < nq:
-            m0 += wP[q] / (kappa + g * P[q])
-            m1 += wP[q + 1] / (kappa + g * P[q + 1])
-            m2 += wP[q + 2] / (kappa + g * P[q + 2])
-            m3 += wP[q + 3] / (kappa + g * P[q + 3])
+            m0 += buf[q]
+            m1 += buf[q + 1]
+            m2 += buf[q + 2]
+            m3 += buf[q + 3]
             q += 4
         while q < nq:
-            m0 += wP[q] / (kappa + g * P[q])
+            m0 += buf[q]
             q += 1
         total += wG[i] * (pl + ((m0 + m1) + (m2 + m3)) + pr)
     return tail_g + total
 
 
-@njit(cache=True, fastmath=False)
+@njit(cache=True, fastmath=False, error_model="numpy")
 def dert_one(
     r: float, alpha: float, a: float, b: float, x: float, t_x: float, T: float, delta: float
 ) -> float:
@@ -773,7 +937,7 @@ def dert_one(
     λ ~ Gamma(r+x, α+T), p ~ Beta(a, b+x) (the posterior given alive at T), evaluated as
     ``P_alive (r+x) E[1/(δ(α+T) + G p)]``, G ~ Gamma(r+x+1, 1). The analogue for BG/NBD of
     the Pareto/NBD DERT of Fader, Hardie & Lee (2005), "RFM and CLV: using iso-value curves
-    for customer base analysis", JMR 42(4), eq. (2); derivation in the docs page.
+    for customer base analysis", JMR 42(4); derivation in the docs page.
 
     Parameters
     ----------
@@ -805,11 +969,11 @@ def dert_one(
 # --------------------------------------------------------------------------------------
 
 
-@njit(cache=True, fastmath=False, parallel=True)
+@njit(cache=True, fastmath=False, error_model="numpy", parallel=True)
 def bgnbd_p_alive(
     r: float, alpha: float, a: float, b: float, x: np.ndarray, t_x: np.ndarray, T: np.ndarray
 ) -> np.ndarray:
-    """P(alive at T) per customer (FHL 2005 eq. 11); see :func:`p_alive_one`."""
+    """P(alive at T) per customer (Fader, Hardie & Lee, note 021); see :func:`p_alive_one`."""
     n = x.shape[0]
     out = np.empty(n)
     for i in prange(n):
@@ -817,8 +981,10 @@ def bgnbd_p_alive(
     return out
 
 
-@njit(cache=True, fastmath=False, parallel=True)
-def bgnbd_expected_purchases(r: float, alpha: float, a: float, b: float, t: np.ndarray) -> np.ndarray:
+@njit(cache=True, fastmath=False, error_model="numpy", parallel=True)
+def bgnbd_expected_purchases(
+    r: float, alpha: float, a: float, b: float, t: np.ndarray
+) -> np.ndarray:
     """Unconditional E[X(t)] for each t (FHL 2005 eq. 9); see :func:`expected_purchases_one`."""
     n = t.shape[0]
     out = np.empty(n)
@@ -827,7 +993,7 @@ def bgnbd_expected_purchases(r: float, alpha: float, a: float, b: float, t: np.n
     return out
 
 
-@njit(cache=True, fastmath=False, parallel=True)
+@njit(cache=True, fastmath=False, error_model="numpy", parallel=True)
 def bgnbd_conditional_expected_purchases(
     r: float,
     alpha: float,
@@ -847,7 +1013,7 @@ def bgnbd_conditional_expected_purchases(
     return out
 
 
-@njit(cache=True, fastmath=False, parallel=True)
+@njit(cache=True, fastmath=False, error_model="numpy", parallel=True)
 def bgnbd_pmf(r: float, alpha: float, a: float, b: float, t: float, n: np.ndarray) -> np.ndarray:
     """Unconditional P(X(t) = n) for each n (FHL 2005 eq. 8); see :func:`pmf_one`."""
     m = n.shape[0]
@@ -857,7 +1023,7 @@ def bgnbd_pmf(r: float, alpha: float, a: float, b: float, t: float, n: np.ndarra
     return out
 
 
-@njit(cache=True, fastmath=False, parallel=True)
+@njit(cache=True, fastmath=False, error_model="numpy", parallel=True)
 def bgnbd_conditional_pmf(
     r: float,
     alpha: float,
@@ -877,7 +1043,7 @@ def bgnbd_conditional_pmf(
     return out
 
 
-@njit(cache=True, fastmath=False, parallel=True)
+@njit(cache=True, fastmath=False, error_model="numpy", parallel=True)
 def bgnbd_dert(
     r: float,
     alpha: float,

@@ -7,7 +7,7 @@ import pandas as pd
 
 from clvbayes.data.validate import DataValidationError, validate_transactions
 
-__all__ = ["rfm_summary", "time_unit_length", "purchase_occasions"]
+__all__ = ["rfm_summary", "time_unit_length", "purchase_occasions", "occasions_until"]
 
 # Calendar months and years have no fixed length; a model on a time scale that changes
 # length from period to period is not what BG/NBD assumes, so they are refused.
@@ -82,6 +82,33 @@ def purchase_occasions(clean: pd.DataFrame, *, refunds: str = "raise") -> pd.Dat
     grouped = df.groupby(["customer_id", "day"], sort=True, observed=True)
     occ = grouped[cols].sum().reset_index() if cols else grouped.size().reset_index()[["customer_id", "day"]]
     return occ
+
+
+def occasions_until(
+    transactions: pd.DataFrame,
+    *,
+    customer_id: str,
+    date: str,
+    amount: str | None,
+    observation_end: str | pd.Timestamp | None,
+    refunds: str,
+) -> tuple[pd.DataFrame, pd.Timestamp]:
+    """Validate a log and merge it into purchase occasions; also return the end date used.
+
+    ``observation_end`` defaults to the day of the last transaction.
+    """
+    end = None if observation_end is None else pd.Timestamp(observation_end)
+    clean = validate_transactions(
+        transactions,
+        customer_id=customer_id,
+        date=date,
+        amount=amount,
+        observation_end=end,
+        refunds=refunds,
+    )
+    if end is None:
+        end = clean["date"].max().normalize()
+    return purchase_occasions(clean, refunds=refunds), end
 
 
 def _summarise_occasions(
@@ -159,16 +186,8 @@ def rfm_summary(
     >>> rfm = rfm_summary(load_cdnow_sample(), observation_end="1997-09-30")  # doctest: +SKIP
     """
     unit = time_unit_length(time_unit)
-    end = None if observation_end is None else pd.Timestamp(observation_end)
-    clean = validate_transactions(
-        transactions,
-        customer_id=customer_id,
-        date=date,
-        amount=amount,
-        observation_end=end,
-        refunds=refunds,
+    occ, end = occasions_until(
+        transactions, customer_id=customer_id, date=date, amount=amount,
+        observation_end=observation_end, refunds=refunds,
     )
-    if end is None:
-        end = clean["date"].max().normalize()
-    occ = purchase_occasions(clean, refunds=refunds)
     return _summarise_occasions(occ, end, unit, amount is not None)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from clvbayes.data.rfm import _summarise_occasions, purchase_occasions, time_unit_length
-from clvbayes.data.validate import DataValidationError, validate_transactions
+from clvbayes.data.rfm import _summarise_occasions, occasions_until, time_unit_length
+from clvbayes.data.validate import DataValidationError
 
 __all__ = ["calibration_holdout_split"]
 
@@ -57,26 +57,19 @@ def calibration_holdout_split(
     """
     unit = time_unit_length(time_unit)
     cal_end = pd.Timestamp(calibration_end)
-    obs_end = None if observation_end is None else pd.Timestamp(observation_end)
-    if obs_end is not None and obs_end <= cal_end:
+    if observation_end is not None and pd.Timestamp(observation_end) <= cal_end:
         raise ValueError(
-            f"observation_end ({obs_end.date()}) must come after calibration_end ({cal_end.date()})."
+            f"observation_end ({pd.Timestamp(observation_end).date()}) must come after "
+            f"calibration_end ({cal_end.date()})."
         )
-    clean = validate_transactions(
-        transactions,
-        customer_id=customer_id,
-        date=date,
-        amount=amount,
-        observation_end=obs_end,
-        refunds=refunds,
+    occ, obs_end = occasions_until(
+        transactions, customer_id=customer_id, date=date, amount=amount,
+        observation_end=observation_end, refunds=refunds,
     )
-    if obs_end is None:
-        obs_end = clean["date"].max().normalize()
-        if obs_end <= cal_end:
-            raise DataValidationError(
-                f"No transaction falls after calibration_end={cal_end.date()}: there is no holdout period."
-            )
-    occ = purchase_occasions(clean, refunds=refunds)
+    if obs_end <= cal_end:
+        raise DataValidationError(
+            f"No transaction falls after calibration_end={cal_end.date()}: there is no holdout period."
+        )
     in_cal = (occ["day"] <= cal_end).to_numpy()
     if not in_cal.any():
         raise DataValidationError(

@@ -129,9 +129,8 @@ class BTYDModel(BayesianMixin):
         """
         if getattr(self, "idata_", None) is not None:
             return self.posterior_summary(hdi_prob=hdi_prob)
-        table = self.params_.to_frame("estimate") if hasattr(self, "params_") else None
-        if table is None:
-            self._params_array()
+        self._params_array()  # raises NotFittedError with the fix when there are no parameters
+        table = self.params_.to_frame("estimate")
         if hasattr(self, "standard_errors_"):
             table["std_err"] = self.standard_errors_
         return table

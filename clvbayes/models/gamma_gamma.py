@@ -53,14 +53,25 @@ class GammaGammaModel(BTYDModel):
         _, m, keep = self._repeat_buyers()
         return resolve_priors(self.priors, default_gamma_gamma_priors(float(np.mean(m[keep]))), type(self).__name__)
 
-    def _build_model(self) -> pm.Model:
+    def _fit_rows(self) -> tuple[np.ndarray, np.ndarray]:
+        """Frequency and mean spend of the repeat buyers a fit uses; records who is left out."""
         x, m, keep = self._repeat_buyers()
         self.n_customers_ = int(keep.sum())
         self.n_excluded_ = int((~keep).sum())
+        if self.n_excluded_:
+            logger.info(
+                "Gamma-Gamma: %d customers with frequency 0 excluded (no repeat spend); fitting %d.",
+                self.n_excluded_,
+                self.n_customers_,
+            )
+        return x[keep], m[keep]
+
+    def _build_model(self) -> pm.Model:
+        x, m = self._fit_rows()
         priors = self._resolved_priors()
         with pm.Model() as model:
             p, q, gamma = (priors[name].create(name) for name in self.param_names)
-            data = gamma_gamma_data(x[keep], m[keep])
+            data = gamma_gamma_data(x, m)
             pm.Potential("loglik", gamma_gamma_loglik_tensor(p, q, gamma, data))
         return model
 
@@ -72,17 +83,8 @@ class GammaGammaModel(BTYDModel):
         )
 
     def _loglik_and_grad(self):
-        frame = self._data_or_default(None)
-        x, m, keep = validate_monetary(frame)
-        self.n_customers_ = int(keep.sum())
-        self.n_excluded_ = int((~keep).sum())
-        if self.n_excluded_:
-            logger.info(
-                "Gamma-Gamma: %d customers with frequency 0 excluded (no repeat spend); fitting %d.",
-                self.n_excluded_,
-                self.n_customers_,
-            )
-        rows = compress_rows(x[keep], m[keep])
+        x, m = self._fit_rows()
+        rows = compress_rows(x, m)
         xu, mu = rows.columns
         w = rows.weights
 
@@ -91,7 +93,7 @@ class GammaGammaModel(BTYDModel):
             return gg_loglik_sum_grad(p, q, gamma, xu, mu, w)
 
         # method-of-moments flavoured start: mean spend ≈ p γ / (q - 1)
-        start = np.array([1.0, 2.0, float(np.mean(m[keep]))])
+        start = np.array([1.0, 2.0, float(np.mean(m))])
         return loglik_grad, start
 
     def expected_spend(self, data: pd.DataFrame | None = None) -> pd.Series:

@@ -171,3 +171,46 @@ def test_same_seed_same_draws(cdnow_split):
     for name in ("r", "alpha", "a", "b"):
         np.testing.assert_array_equal(first[name].values, again[name].values)
         assert not np.array_equal(first[name].values, other[name].values)
+
+
+def test_compiled_sampler_is_reused_across_data_and_prior_values(cdnow_split, monkeypatch):
+    import nutpie
+
+    from clvbayes.models import bayesian
+
+    calls = []
+    real = nutpie.compile_pymc_model
+    monkeypatch.setattr(nutpie, "compile_pymc_model", lambda m, **kw: calls.append(1) or real(m, **kw))
+    monkeypatch.setattr(bayesian, "_NUTPIE_CACHE", bayesian.OrderedDict())
+
+    def short(data, priors=None):
+        fit = clvbayes.BetaGeoModel(data, priors=priors).fit(chains=2, draws=30, tune=30, random_seed=5, progressbar=False)
+        return fit.idata_.posterior
+
+    fresh = short(cdnow_split.iloc[:800])  # compiles
+    other = short(cdnow_split, priors={"b": Prior("HalfNormal", sigma=7.0)})  # other size, mean T, prior value
+    assert len(calls) == 1
+    cached = short(cdnow_split.iloc[:800])
+    assert len(calls) == 1
+    # swapping data into the cached compiled model gives the draws of a fresh compilation
+    for name in ("r", "alpha", "a", "b"):
+        np.testing.assert_array_equal(fresh[name].values, cached[name].values)
+    assert not np.array_equal(fresh["r"].values, other["r"].values)
+    # only the model's variables are kept (no unconstrained r_log__ etc.)
+    assert set(fresh.data_vars) == {"r", "alpha", "a", "b"}
+
+
+def test_extended_model_is_compiled_anew(cdnow_split):
+    import pymc as pm
+
+    from clvbayes.models.bayesian import _graph_fingerprint
+
+    model = clvbayes.BetaGeoModel(cdnow_split)
+    before = _graph_fingerprint(model.model)
+    assert _graph_fingerprint(clvbayes.BetaGeoModel(cdnow_split.iloc[:100]).model) == before
+    assert _graph_fingerprint(clvbayes.BetaGeoModel(cdnow_split, priors={"r": Prior("Gamma", alpha=2.0, beta=1.0)}).model) != before
+    with model.model:
+        pm.Deterministic("mean_rate", model.model["r"] / model.model["alpha"])
+    assert _graph_fingerprint(model.model) != before
+    fit = model.fit(chains=1, draws=20, tune=20, random_seed=1, progressbar=False)
+    assert "mean_rate" in fit.idata_.posterior

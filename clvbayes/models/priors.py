@@ -107,9 +107,16 @@ class Prior:
         object.__setattr__(self, "params", MappingProxyType(clean))
 
     def create(self, name: str) -> pm.Distribution:
-        """Add the random variable to the PyMC model in context."""
+        """Add the random variable ``name`` to the PyMC model in context.
+
+        The prior's parameters enter as data (``pm.Data`` named ``{name}_prior_{param}``),
+        not as constants: the compiled log-density is then the same for every choice of
+        the values (e.g. the default alpha scale, which follows the data's mean T), so a
+        compiled sampler is reused across data sets and prior settings.
+        """
         dist = getattr(pm, self.distribution)
-        return dist(name, **dict(self.params))
+        params = {key: pm.Data(f"{name}_prior_{key}", value) for key, value in self.params.items()}
+        return dist(name, **params)
 
     def to_dict(self) -> dict:
         """JSON-serialisable form, stored in the InferenceData attributes."""

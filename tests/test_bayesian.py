@@ -214,3 +214,17 @@ def test_extended_model_is_compiled_anew(cdnow_split):
     assert _graph_fingerprint(model.model) != before
     fit = model.fit(chains=1, draws=20, tune=20, random_seed=1, progressbar=False)
     assert "mean_rate" in fit.idata_.posterior
+
+
+@pytest.mark.parametrize("sampler", ["nutpie", "pymc"])
+def test_draws_do_not_depend_on_the_number_of_cores(cdnow_split, sampler):
+    def short(cores):
+        fit = clvbayes.BetaGeoModel(cdnow_split.iloc[:500]).fit(
+            sampler=sampler, chains=2, draws=25, tune=25, random_seed=9, progressbar=False, cores=cores
+        )
+        return fit.idata_
+
+    one, two = short(1), short(2)
+    for name in ("r", "alpha", "a", "b"):
+        np.testing.assert_array_equal(one.posterior[name].values, two.posterior[name].values)
+    assert json.loads(one.posterior.attrs["clvbayes_fit"])["random_seed"] == 9

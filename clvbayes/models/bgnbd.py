@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numbers
 
+import arviz as az
 import numpy as np
 import pandas as pd
 import pymc as pm
@@ -21,6 +22,8 @@ from clvbayes.kernels.bgnbd_predict import (
 )
 from clvbayes.models.base import BTYDModel
 from clvbayes.models.ops import bgnbd_data, bgnbd_loglik_tensor
+from clvbayes.models.predictive import bgnbd_posterior_predictive, bgnbd_prior_predictive
+from clvbayes.models.predictive import extend_idata as extend_idata_groups
 from clvbayes.models.priors import Prior, default_bgnbd_priors, resolve_priors
 
 __all__ = ["BetaGeoModel"]
@@ -80,13 +83,14 @@ class BetaGeoModel(BTYDModel):
     param_names = ("r", "alpha", "a", "b")
 
     # -- Bayesian model -----------------------------------------------------------------
-    def _resolved_priors(self) -> dict[str, Prior]:
-        _, _, _, T = self._arrays(None)
+    def _resolved_priors(self, T: np.ndarray | None = None) -> dict[str, Prior]:
+        if T is None:
+            _, _, _, T = self._arrays(None)
         return resolve_priors(self.priors, default_bgnbd_priors(float(np.mean(T))), type(self).__name__)
 
     def _build_model(self) -> pm.Model:
         _, x, t_x, T = self._arrays(None)
-        priors = self._resolved_priors()
+        priors = self._resolved_priors(T)
         with pm.Model() as model:
             r, alpha, a, b = (priors[name].create(name) for name in self.param_names)
             data = bgnbd_data(x, t_x, T)
@@ -185,3 +189,64 @@ class BetaGeoModel(BTYDModel):
             raise ValueError("discount_rate must be finite and > 0 (a continuous rate per time unit).")
         values = bgnbd_dert(r, alpha, a, b, x, t_x, T, np.ascontiguousarray(delta))
         return pd.Series(values, index=index, name="dert")
+
+    # -- predictive simulation ----------------------------------------------------------
+    def sample_posterior_predictive(
+        self,
+        horizon: float | None = None,
+        *,
+        n_draws: int | None = None,
+        random_seed: int | np.random.Generator | None = None,
+        extend_idata: bool = True,
+    ) -> az.InferenceData:
+        """Replicate each customer's purchases once per posterior draw (parameter + process
+        uncertainty), for posterior predictive checks.
+
+        Calibration replicates are fresh BG/NBD customers of each customer's age ``T``;
+        holdout replicates (with ``horizon``) continue each customer's own history. See
+        :mod:`clvbayes.models.predictive`.
+
+        Parameters
+        ----------
+        horizon
+            If given, also simulate ``frequency_holdout``, the repeat purchases in
+            ``(T, T + horizon]`` (for a :func:`clvbayes.calibration_holdout_split` summary,
+            ``horizon=data["duration_holdout"].iloc[0]`` compares with its holdout counts).
+        n_draws
+            Use this many randomly chosen posterior draws per chain (default: all).
+        random_seed
+            Seed; the same seed gives identical replicates for any thread count.
+        extend_idata
+            Add the groups to ``idata_`` (replacing earlier ones) and return it; otherwise
+            return only the new groups.
+
+        Returns
+        -------
+        arviz.InferenceData
+            ``posterior_predictive`` (``frequency``, ``recency`` and, with a horizon,
+            ``frequency_holdout``; dims ``chain, draw, customer_id``) and
+            ``observed_data``. Plot with ``arviz.plot_ppc(idata, var_names=["frequency"])``.
+
+        Raises
+        ------
+        RuntimeError
+            If the model has no posterior (call :meth:`fit` first).
+        """
+        groups = bgnbd_posterior_predictive(self, horizon, n_draws=n_draws, random_seed=random_seed)
+        return extend_idata_groups(self.idata_, groups) if extend_idata else groups
+
+    def sample_prior_predictive(
+        self, samples: int = 500, *, random_seed: int | np.random.Generator | None = None
+    ) -> az.InferenceData:
+        """Repeat-purchase counts implied by the priors alone (prior predictive check).
+
+        Draws ``samples`` parameter sets from the priors (:attr:`priors_`) and simulates a
+        fresh customer of each observed age ``T`` per draw. No fit is needed.
+
+        Returns
+        -------
+        arviz.InferenceData
+            ``prior`` (``r, alpha, a, b``), ``prior_predictive`` (``frequency``,
+            ``recency``; dims ``chain, draw, customer_id``) and ``observed_data``.
+        """
+        return bgnbd_prior_predictive(self, samples, random_seed=random_seed)

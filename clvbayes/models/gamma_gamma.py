@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 
+import arviz as az
 import numpy as np
 import pandas as pd
 import pymc as pm
@@ -13,6 +14,8 @@ from clvbayes.data.validate import validate_monetary
 from clvbayes.kernels.gamma_gamma import gg_expected_spend, gg_loglik_sum_grad
 from clvbayes.models.base import BTYDModel
 from clvbayes.models.ops import gamma_gamma_data, gamma_gamma_loglik_tensor
+from clvbayes.models.predictive import gamma_gamma_posterior_predictive, gamma_gamma_prior_predictive
+from clvbayes.models.predictive import extend_idata as extend_idata_groups
 from clvbayes.models.priors import Prior, default_gamma_gamma_priors, resolve_priors
 
 __all__ = ["GammaGammaModel"]
@@ -112,3 +115,54 @@ class GammaGammaModel(BTYDModel):
         x, m, _ = validate_monetary(frame, require_repeat_buyers=False)
         values = gg_expected_spend(p, q, gamma, x, m)
         return pd.Series(values, index=frame.index, name="expected_spend")
+
+    # -- predictive simulation ----------------------------------------------------------
+    def sample_posterior_predictive(
+        self,
+        *,
+        n_draws: int | None = None,
+        random_seed: int | np.random.Generator | None = None,
+        extend_idata: bool = True,
+    ) -> az.InferenceData:
+        """Replicate each repeat buyer's mean spend once per posterior draw.
+
+        Per draw and repeat buyer with ``x`` repeat transactions: ``ν ~ Gamma(q, rate γ)``
+        and the mean of ``x`` values ``~ Gamma(p x, rate ν x)``. See
+        :mod:`clvbayes.models.predictive`.
+
+        Parameters
+        ----------
+        n_draws
+            Use this many randomly chosen posterior draws per chain (default: all).
+        random_seed
+            Seed; the same seed gives identical replicates for any thread count.
+        extend_idata
+            Add the groups to ``idata_`` (replacing earlier ones) and return it; otherwise
+            return only the new groups.
+
+        Returns
+        -------
+        arviz.InferenceData
+            ``posterior_predictive`` with ``monetary_value`` (dims ``chain, draw,
+            customer_id``; repeat buyers only) and ``observed_data``.
+
+        Raises
+        ------
+        RuntimeError
+            If the model has no posterior (call :meth:`fit` first).
+        """
+        groups = gamma_gamma_posterior_predictive(self, n_draws=n_draws, random_seed=random_seed)
+        return extend_idata_groups(self.idata_, groups) if extend_idata else groups
+
+    def sample_prior_predictive(
+        self, samples: int = 500, *, random_seed: int | np.random.Generator | None = None
+    ) -> az.InferenceData:
+        """Mean spends of the repeat buyers implied by the priors alone.
+
+        Returns
+        -------
+        arviz.InferenceData
+            ``prior`` (``p, q, gamma``), ``prior_predictive`` (``monetary_value``) and
+            ``observed_data``.
+        """
+        return gamma_gamma_prior_predictive(self, samples, random_seed=random_seed)

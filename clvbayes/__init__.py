@@ -5,6 +5,8 @@ The public API:
 - data: :func:`rfm_summary`, :func:`calibration_holdout_split`, :mod:`clvbayes.datasets`;
 - models: :class:`BetaGeoModel` (purchase frequency and dropout) and
   :class:`GammaGammaModel` (spend per transaction);
+- priors and checks: :class:`Prior`, :class:`ConvergenceDiagnosticWarning`,
+  :func:`simulation_based_calibration`;
 - simulation: :func:`simulate_customers`.
 """
 
@@ -15,9 +17,12 @@ from clvbayes.data.rfm import rfm_summary
 from clvbayes.data.split import calibration_holdout_split
 from clvbayes.data.validate import DataValidationError
 from clvbayes.models.base import NotFittedError
+from clvbayes.models.bayesian import ConvergenceDiagnosticWarning
 from clvbayes.models.bgnbd import BetaGeoModel
 from clvbayes.models.gamma_gamma import GammaGammaModel
 from clvbayes.models.mle import ConvergenceWarning
+from clvbayes.models.priors import Prior
+from clvbayes.sbc import simulation_based_calibration
 from clvbayes.simulation import simulate_customers
 
 __all__ = [
@@ -29,6 +34,9 @@ __all__ = [
     "DataValidationError",
     "NotFittedError",
     "ConvergenceWarning",
+    "ConvergenceDiagnosticWarning",
+    "Prior",
+    "simulation_based_calibration",
     "BetaGeoModel",
     "GammaGammaModel",
     "simulate_customers",

@@ -30,13 +30,17 @@ from typing import Any, NamedTuple
 import arviz as az
 import numpy as np
 import pandas as pd
-import pymc as pm
-from pymc.distributions.shape_utils import change_dist_size
 from scipy import stats
 
 from clvbayes.models.bgnbd import BetaGeoModel
 from clvbayes.models.gamma_gamma import GammaGammaModel
-from clvbayes.models.priors import Prior, default_bgnbd_priors, default_gamma_gamma_priors, resolve_priors
+from clvbayes.models.priors import (
+    Prior,
+    default_bgnbd_priors,
+    default_gamma_gamma_priors,
+    draw_priors,
+    resolve_priors,
+)
 from clvbayes.simulation import simulate_customers
 
 __all__ = [
@@ -294,18 +298,6 @@ def _fixed_priors(model_class: type, priors: Mapping[str, Prior] | None, T: np.n
     return resolve_priors(priors, defaults, model_class.__name__)
 
 
-def _draw_prior(priors: Mapping[str, Prior], names: tuple[str, ...], n: int, seed: int) -> np.ndarray:
-    """``n`` joint draws of the parameters from the models' own prior RVs, shape (n, P)."""
-    with pm.Model() as model:
-        # the same Prior.create the models' _build_model uses
-        for name in names:
-            priors[name].create(name)
-    # one vectorised draw of size n (pm.draw(draws=n) would call the function n times)
-    rvs = [change_dist_size(rv, (n,)) for rv in model.free_RVs]
-    values = pm.draw(rvs, random_seed=seed)
-    return np.column_stack([np.asarray(v, dtype=float).reshape(n) for v in values])
-
-
 def _check_int(name: str, value: object, minimum: int) -> int:
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
         raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}.")
@@ -442,7 +434,7 @@ def simulation_based_calibration(
     prior_seed, prior_only_seed = (int(s) for s in rng.integers(0, 2**31 - 1, size=2))
     # per replicate: simulation seed, NUTS seed, seed for ties
     rep_seeds = rng.integers(0, 2**31 - 1, size=(replicates, 3))
-    theta = _draw_prior(fixed, names, replicates, prior_seed)
+    theta = draw_priors(fixed, names, replicates, prior_seed)
 
     ranks = np.full((replicates, len(names)), np.nan)
     prior_only_draws: np.ndarray | None = None
@@ -475,7 +467,7 @@ def simulation_based_calibration(
                 # no repeat buyer: constant Gamma-Gamma likelihood, posterior = prior
                 row["status"] = "prior"
                 if prior_only_draws is None:  # drawn once, for every replicate that needs it
-                    prior_only_draws = _draw_prior(fixed, names, replicates * n_draws, prior_only_seed)
+                    prior_only_draws = draw_priors(fixed, names, replicates * n_draws, prior_only_seed)
                 block = prior_only_draws[i * n_draws : (i + 1) * n_draws]
                 thinned = {name: block[:, j] for j, name in enumerate(names)}
                 row["divergences"] = 0

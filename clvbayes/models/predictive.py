@@ -31,10 +31,10 @@ from typing import Any
 import arviz as az
 import numpy as np
 import pandas as pd
-import pymc as pm
 import xarray as xr
 
 from clvbayes._version import __version__
+from clvbayes.models.priors import draw_priors
 from clvbayes.kernels.predictive import (
     bgnbd_calibration_replicates,
     bgnbd_holdout_replicates,
@@ -112,19 +112,15 @@ def _posterior_draws(
 
 
 def _prior_draws(model, samples: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
-    """``samples`` joint draws of the parameters from the PyMC model's priors.
+    """``samples`` joint draws of the parameters from the model's priors (``priors_``).
 
     The model's likelihood is a ``pm.Potential``, which ``pm.sample_prior_predictive``
-    warns it cannot honour; the parameter RVs are drawn directly instead (same thing: a
-    Potential does not change the prior).
+    warns it cannot honour; the parameters are drawn from the priors directly instead
+    (same thing: a Potential does not change the prior).
     """
-    pm_model = model.model
     seed = int(rng.integers(0, 2**31 - 1))
-    drawn = pm.draw([pm_model[p] for p in model.param_names], draws=samples, random_seed=seed)
-    return {
-        p: np.ascontiguousarray(np.asarray(v, dtype=np.float64).reshape(samples))
-        for p, v in zip(model.param_names, drawn, strict=True)
-    }
+    drawn = draw_priors(model.priors_, model.param_names, samples, seed)
+    return {p: np.ascontiguousarray(drawn[:, k]) for k, p in enumerate(model.param_names)}
 
 
 # -- InferenceData assembly ---------------------------------------------------------------

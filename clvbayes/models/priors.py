@@ -39,8 +39,9 @@ from types import MappingProxyType
 
 import numpy as np
 import pymc as pm
+from pymc.distributions.shape_utils import change_dist_size
 
-__all__ = ["Prior", "default_bgnbd_priors", "default_gamma_gamma_priors", "resolve_priors"]
+__all__ = ["Prior", "default_bgnbd_priors", "default_gamma_gamma_priors", "draw_priors", "resolve_priors"]
 
 # distributions with support on (0, inf) (or a subset) and the parameters each accepts
 _POSITIVE_DISTRIBUTIONS: dict[str, frozenset[str]] = {
@@ -175,3 +176,18 @@ def resolve_priors(
             )
         merged[name] = prior
     return merged
+
+
+def draw_priors(priors: Mapping[str, Prior], names: tuple[str, ...], n: int, seed: int) -> np.ndarray:
+    """``n`` independent joint draws of the parameters ``names`` from their priors, shape (n, P).
+
+    The random variables are made by :meth:`Prior.create`, as in the models' PyMC models,
+    and drawn in one vectorised call (``pm.draw(draws=n)`` would call the compiled sampler
+    n times). Used by the prior predictive check and by simulation-based calibration.
+    """
+    with pm.Model() as model:
+        for name in names:
+            priors[name].create(name)
+    rvs = [change_dist_size(rv, (n,)) for rv in model.free_RVs]
+    values = pm.draw(rvs, random_seed=seed)
+    return np.column_stack([np.asarray(v, dtype=float).reshape(n) for v in values])

@@ -282,7 +282,9 @@ def test_gamma_gamma_spend():
         assert abs(gg_expected_spend_one(p, q, g, x, m) - est) < 4.0 * se
 
 
-@pytest.mark.parametrize("quantity", [C.P_ALIVE, C.PURCHASES, C.DISCOUNTED, C.CLV])
+@pytest.mark.parametrize(
+    "quantity", [C.P_ALIVE, C.PURCHASES, C.DISCOUNTED, C.CLV, C.DROPOUT, C.LOST, C.SPEND, C.PMF, C.PMF + 2]
+)
 def test_extreme_parameters_finite(quantity):
     vals = (1e-4, 1.0, 1e4)
     for r in vals:
@@ -291,7 +293,7 @@ def test_extreme_parameters_finite(quantity):
                 for b in vals:
                     for x, t_x, T in ((0.0, 0.0, 1e-2), (1e4, 9e3, 1e4), (3.0, 0.5, 1.0)):
                         for delta, H in ((1e-6, 1e4), (1.0, 1e-3), (0.05, math.inf)):
-                            if quantity == C.PURCHASES and H == math.inf:
+                            if quantity in (C.PURCHASES, C.PMF, C.PMF + 2) and H == math.inf:
                                 continue
                             v = C.clv_one(
                                 quantity, r, alpha, a, b, *GG, x, t_x, T, 30.0, 0.3, delta, H
@@ -303,6 +305,73 @@ def test_extreme_parameters_finite(quantity):
                                 top = dert_alive_one(r + x, alpha + T, a, b + x, delta)
                                 top = min(top, (r + x) / (alpha + T) * H)
                                 assert 0.0 <= f <= top * (1.0 + 1e-9)
+
+
+def ref_dropout(r, alpha, a, b, t, dps=30):
+    """P(dropout in (0, t] | alive at 0) = 1 - E[(1 + p t/α)^(-r)] = 1 - 2F1(r, a; a+b; -t/α)
+    (λ integrated out, then the Beta mean of the power as a Gauss hypergeometric function)."""
+    with mp.workdps(dps):
+        return float(1 - mp.hyp2f1(mp.mpf(r), mp.mpf(a), mp.mpf(a) + mp.mpf(b), -mp.mpf(t) / mp.mpf(alpha)))
+
+
+@settings(max_examples=40, **SETTINGS)
+@given(
+    r=logu(-2, 1.5), alpha=logu(-1, 2.5), a=logu(-1.5, 1.5), b=logu(-1.5, 1.5),
+    x=st.integers(0, 40), T=logu(-1, 2.5), t=logu(-1, 3),
+)
+def test_dropout_factor_vs_mpmath(r, alpha, a, b, x, T, t):
+    got = C.alive_factor_one(C.DROPOUT, r, alpha, a, b, float(x), T, 0.0, t)
+    ref = ref_dropout(r + x, alpha + T, a, b + x, t)
+    assert abs(got - ref) <= 1e-9 * max(ref, 1e-300) + 1e-15
+    assert C.alive_factor_one(C.DROPOUT, r, alpha, a, b, float(x), T, 0.0, math.inf) == pytest.approx(1.0, rel=1e-9)
+
+
+def test_dropout_vs_monte_carlo():
+    # Alive customers at T: draw (λ, p) from the given-alive posterior, dropout times of a
+    # customer are the first purchase followed by a coin flip with probability p.
+    rng = np.random.default_rng(7)
+    r, alpha, a, b = MLE
+    x, T, t = 3.0, 20.0, 13.0
+    n = 400_000
+    lam = rng.gamma(r + x, 1.0 / (alpha + T), n)
+    p = rng.beta(a, b + x, n)
+    # purchases until dropout: geometric number of purchases K ~ Geom(p) (the K-th purchase
+    # is followed by dropout); dropout time = sum of K Exp(λ) waits = Gamma(K, λ).
+    k = rng.geometric(p)
+    t_drop = rng.gamma(k, 1.0 / lam)
+    mc = np.mean(t_drop <= t)
+    se = math.sqrt(mc * (1 - mc) / n)
+    got = C.alive_factor_one(C.DROPOUT, r, alpha, a, b, x, T, 0.0, t)
+    assert abs(got - mc) < 4 * se
+
+
+@settings(max_examples=40, **SETTINGS)
+@given(
+    x=st.integers(0, 30), frac=st.floats(0, 1), T=logu(-1, 2.5), t=logu(-1, 2.5), n=st.integers(0, 6),
+)
+def test_pmf_quantity_equals_conditional_pmf(x, frac, T, t, n):
+    from clvbayes.kernels.bgnbd_predict import conditional_pmf_one
+
+    r, alpha, a, b = MLE
+    t_x = frac * T if x > 0 else 0.0
+    got = C.clv_one(C.PMF + n, r, alpha, a, b, *GG, float(x), t_x, T, 30.0, 1.0, 0.0, t)
+    ref = conditional_pmf_one(r, alpha, a, b, float(x), t_x, T, t, n)
+    assert got == pytest.approx(ref, rel=1e-12, abs=1e-300)
+
+
+@settings(max_examples=40, **SETTINGS)
+@given(x=st.integers(0, 30), frac=st.floats(0, 1), T=logu(-1, 2.5), H=logu(-1, 3), m=logu(0, 3))
+def test_lost_plus_clv_is_value_if_alive(x, frac, T, H, m):
+    # CLV + LOST = margin · E[Z] · F: P(alive) and P(dead) add to one.
+    r, alpha, a, b = MLE
+    t_x = frac * T if x > 0 else 0.0
+    args = (r, alpha, a, b, *GG, float(x), t_x, T, m, 0.3, 0.002, H)
+    clv = C.clv_one(C.CLV, *args)
+    lost = C.clv_one(C.LOST, *args)
+    spend = C.clv_one(C.SPEND, *args)
+    assert spend == pytest.approx(0.3 * gg_expected_spend_one(*GG, float(x), m), rel=1e-14)
+    f = C.alive_factor_one(C.DISCOUNTED, r, alpha, a, b, float(x), T, 0.002, H)
+    assert clv + lost == pytest.approx(spend * f, rel=1e-12)
 
 
 # --------------------------------------------------------------------------------------
@@ -358,6 +427,12 @@ def test_unique_keys(base):
         (C.DISCOUNTED, math.inf),
         (C.CLV, 104.0),
         (C.CLV, math.inf),
+        (C.DROPOUT, 13.0),
+        (C.DROPOUT, math.inf),
+        (C.LOST, 52.0),
+        (C.SPEND, 52.0),
+        (C.PMF, 26.0),
+        (C.PMF + 3, 26.0),
     ],
 )
 def test_block_matches_scalar_cores(base, quantity, horizon):

@@ -190,4 +190,6 @@ def rfm_summary(
         transactions, customer_id=customer_id, date=date, amount=amount,
         observation_end=observation_end, refunds=refunds,
     )
-    return _summarise_occasions(occ, end, unit, amount is not None)
+    out = _summarise_occasions(occ, end, unit, amount is not None)
+    out.attrs["time_unit"] = time_unit
+    return out

@@ -84,6 +84,7 @@ def calibration_holdout_split(
     if has_amount:
         summary["monetary_value_holdout"] = g["amount"].mean().reindex(summary.index, fill_value=0.0)
     summary["duration_holdout"] = (obs_end - cal_end) / unit
+    summary.attrs["time_unit"] = time_unit
     summary.attrs["customers_acquired_in_holdout"] = int(
         occ.loc[~in_cal, "customer_id"].nunique() - hold["customer_id"].nunique()
     )

@@ -20,7 +20,17 @@ where F, the expensive part, depends on the customer only through (x, T, δ):
   H = inf, discounted expected purchases over (T, T+H] otherwise;
 - ``CLV``        (3): margin · E[Z | x, m] · P_alive · F_DISCOUNTED, with E[Z | x, m] the
   Gamma-Gamma expected spend (FHL RFM & CLV eq. 5);
-- ``P_ALIVE``    (0): F = 1.
+- ``P_ALIVE``    (0): F = 1;
+- ``DROPOUT``    (4): P(the customer drops out in (T, T+t] | alive at T), which by
+  size-biasing p equals ``a/(a+b') · E[X(t); r', α', a+1, b']`` (``docs/theory/clv.md``,
+  section 6); times P_alive it is the probability of being alive at T and dead at T+t;
+- ``LOST``       (5): ``(1 - P_alive) · margin · E[Z | x, m] · F_DISCOUNTED``: the value a
+  customer who is already dead at T would have had, had they been alive (the factor F is
+  computed with the alive-at-T posterior), weighted by the probability of being dead;
+- ``SPEND``      (6): ``margin · E[Z | x, m]`` alone (no P_alive, no F);
+- ``PMF + n``   (16 + n): P(X(t) = n) at the updated parameters (FHL eq. 8); the customer's
+  probability of n purchases in (T, T+t] is ``P_alive · F + (1 - P_alive) [n = 0]``
+  (the dead buy nothing), which :func:`clv_block` returns.
 
 **Tables.** On a time grid (e.g. days) a large customer base has few unique (x, T, δ)
 keys: 10^6 simulated customers with T on a daily 52-week grid have 6,699 unique (x, T).
@@ -62,6 +72,7 @@ from clvbayes.kernels.bgnbd_predict import (
     dert_alive_one,
     discounted_purchases_alive_one,
     p_alive_one,
+    pmf_one,
 )
 from clvbayes.kernels.gamma_gamma import gg_expected_spend_one
 from clvbayes.kernels.special import log1p_fast
@@ -71,6 +82,10 @@ __all__ = [
     "PURCHASES",
     "DISCOUNTED",
     "CLV",
+    "DROPOUT",
+    "LOST",
+    "SPEND",
+    "PMF",
     "p_alive_one",
     "dert_alive_one",
     "discounted_purchases_alive_one",
@@ -89,6 +104,10 @@ P_ALIVE = 0
 PURCHASES = 1
 DISCOUNTED = 2
 CLV = 3
+DROPOUT = 4
+LOST = 5
+SPEND = 6
+PMF = 16  # PMF + n: probability of n purchases
 
 # Chebyshev interpolation in ln(α+T): degrees tried (Lobatto points are nested), tolerance on
 # the last quarter of the coefficients of ln F.
@@ -112,10 +131,16 @@ def _factor_ap(
     quantity: int, rp: float, ap: float, a: float, bp: float, delta: float, horizon: float
 ) -> float:
     """F at the updated parameters (r+x, α+T, a, b+x) = (rp, ap, a, bp)."""
-    if quantity == P_ALIVE:
+    if quantity == P_ALIVE or quantity == SPEND:
         return 1.0
     if quantity == PURCHASES:
         return discounted_purchases_alive_one(rp, ap, a, bp, 0.0, horizon)
+    if quantity == DROPOUT:
+        # E[1 - exp(-pλt)] = E[p] E'[(1 - exp(-p'λt))/p'], p' ~ Beta(a+1, b'): a size-biased
+        # expected-purchases factor.
+        return a / (a + bp) * discounted_purchases_alive_one(rp, ap, a + 1.0, bp, 0.0, horizon)
+    if quantity >= PMF:
+        return pmf_one(rp, ap, a, bp, horizon, quantity - PMF)
     return discounted_purchases_alive_one(rp, ap, a, bp, delta, horizon)
 
 
@@ -198,12 +223,19 @@ def clv_one(
     float
         NaN where the Gamma-Gamma mean does not exist (``p x + q <= 1``).
     """
+    if quantity == SPEND:
+        return margin * gg_expected_spend_one(p, q, gamma, x, m)
     val = p_alive_one(r, alpha, a, b, x, t_x, T)
     if quantity == P_ALIVE:
         return val
+    pdead = 1.0 - val
+    if quantity == LOST:
+        val = pdead
     val *= alive_factor_one(quantity, r, alpha, a, b, x, T, delta, horizon)
-    if quantity == CLV:
+    if quantity == CLV or quantity == LOST:
         val *= margin * gg_expected_spend_one(p, q, gamma, x, m)
+    if quantity == PMF:  # n = 0: the dead make no purchase
+        val += pdead
     return val
 
 
@@ -423,7 +455,7 @@ def clv_factor_table(
         Shape (D, number of keys). Parallel over draws: identical for any thread count.
     """
     nd = r.shape[0]
-    if quantity == P_ALIVE:
+    if quantity == P_ALIVE or quantity == SPEND:
         return np.empty((nd, 0))
     nk = ux.shape[0]
     out = np.empty((nd, nk))
@@ -510,16 +542,26 @@ def clv_block(
         for i in range(nb):
             k = codes[i]
             xk = ux[k]
+            if quantity == SPEND:
+                out[d, i] = margin[i] * gg_expected_spend_one(p[d], q[d], gamma[d], xk, m[i])
+                continue
+            pdead = 0.0
             if xk > 0.0:
                 tx = t_x[i]
                 u = lc[k] + (rd + xk) * log1p_fast((uT[k] - tx) / (ad + tx))
                 val = 1.0 / (1.0 + math.exp(u))  # exp(u) = inf gives 0, the limit
+                if quantity == PMF or quantity == LOST:
+                    pdead = 1.0 / (1.0 + math.exp(-u))  # not 1 - val: no cancellation
             else:
                 val = 1.0
+            if quantity == LOST:
+                val = pdead
             if quantity != P_ALIVE:
                 val *= table[d, k]
-                if quantity == CLV:
+                if quantity == CLV or quantity == LOST:
                     val *= margin[i] * gg_expected_spend_one(p[d], q[d], gamma[d], xk, m[i])
+                elif quantity == PMF:  # n = 0: the dead make no purchase
+                    val += pdead
             out[d, i] = val
 
 
@@ -750,6 +792,12 @@ def clv_summarise(
 # --------------------------------------------------------------------------------------
 
 
+@njit(cache=True)
+def _uses_spend(quantity: int) -> bool:
+    """Whether a quantity reads the Gamma-Gamma parameters, m and margin."""
+    return quantity == CLV or quantity == LOST or quantity == SPEND
+
+
 @njit(cache=True, fastmath=False, error_model="numpy")
 def clv_stream(
     quantity: int,
@@ -830,14 +878,14 @@ def clv_stream(
         alpha.shape[0] != nd
         or a.shape[0] != nd
         or b.shape[0] != nd
-        or (quantity == CLV and (p.shape[0] != nd or q.shape[0] != nd or gamma.shape[0] != nd))
+        or (_uses_spend(quantity) and (p.shape[0] != nd or q.shape[0] != nd or gamma.shape[0] != nd))
     ):
         raise ValueError("parameter arrays must all have one entry per draw")
     if uT.shape[0] != nk or udelta.shape[0] != nk:
         raise ValueError("ux, uT and udelta must have the same length")
     if t_x.shape[0] != n or segments.shape[0] != n:
         raise ValueError("t_x and segments must have one entry per customer")
-    if quantity == CLV and (m.shape[0] != n or margin.shape[0] != n):
+    if _uses_spend(quantity) and (m.shape[0] != n or margin.shape[0] != n):
         raise ValueError("m and margin must have one entry per customer")
     if not (block_size > 0) or not (0.0 < hdi_prob < 1.0) or nd < 1:
         raise ValueError("block_size must be > 0, hdi_prob in (0, 1) and draws non-empty")
@@ -861,7 +909,7 @@ def clv_stream(
         sub = mat[:, : s1 - s0]
         clv_block(
             quantity, r, alpha, a, b, p, q, gamma, table, ux, uT, codes[s0:s1], t_x[s0:s1],
-            m[s0:s1] if quantity == CLV else m, margin[s0:s1] if quantity == CLV else margin,
+            m[s0:s1] if _uses_spend(quantity) else m, margin[s0:s1] if _uses_spend(quantity) else margin,
             sub,
         )
         clv_summarise(

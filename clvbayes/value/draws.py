@@ -1,0 +1,170 @@
+"""Parameter draws for the value computations: a posterior, or a point estimate as one draw.
+
+Every value function of :mod:`clvbayes.value` evaluates its quantity once per parameter
+draw and summarises over the draws. A fitted Bayesian model supplies its posterior draws;
+a model with only point estimates (``fit_mle()``, ``from_params``) supplies one draw, so
+the same code gives point predictions (sd NaN, intervals collapsed to the point).
+
+**Joint BG/NBD x Gamma-Gamma draws.** The two models have separate likelihoods and
+independent priors, so their joint posterior is the product of the two posteriors, and
+pairing the k-th BG/NBD draw with the k-th Gamma-Gamma draw of two independent chains of
+samples is a sample from it. CLV uses each such pair as it is (draw by draw), never a
+posterior mean of either model.
+"""
+
+from __future__ import annotations
+
+import numbers
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = ["ParameterDraws", "parameter_draws", "joint_draws"]
+
+BGNBD_PARAMS = ("r", "alpha", "a", "b")
+GG_PARAMS = ("p", "q", "gamma")
+
+
+@dataclass(frozen=True)
+class ParameterDraws:
+    """Parameter draws on a (chain, draw) grid, flattened chain by chain.
+
+    Attributes
+    ----------
+    values : dict[str, numpy.ndarray]
+        One contiguous float64 array of length ``n = len(chain) * len(draw)`` per parameter,
+        in chain-major order (draw varies fastest).
+    chain, draw : numpy.ndarray
+        Coordinates of the grid (for a point estimate: one chain 0 and one draw 0).
+    source : str
+        ``"posterior"`` or ``"point"``.
+    """
+
+    values: dict[str, np.ndarray]
+    chain: np.ndarray
+    draw: np.ndarray
+    source: str
+
+    @property
+    def n(self) -> int:
+        """Number of draws (chains x draws per chain)."""
+        return int(self.chain.shape[0] * self.draw.shape[0])
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """(chains, draws per chain)."""
+        return int(self.chain.shape[0]), int(self.draw.shape[0])
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        return self.values[name]
+
+    def thin(self, n_draws: int | None) -> ParameterDraws:
+        """Keep about ``n_draws`` draws in all: evenly spaced draws, the same positions in
+        every chain (``ceil(n_draws / chains)`` per chain), so the grid stays a grid."""
+        n_chain, n_draw = self.shape
+        if n_draws is None or n_draws >= self.n:
+            return self
+        keep = _thin_index(n_draw, -(-n_draws // n_chain))
+        flat = (np.arange(n_chain)[:, None] * n_draw + keep[None, :]).reshape(-1)
+        values = {k: np.ascontiguousarray(v[flat]) for k, v in self.values.items()}
+        return ParameterDraws(values, self.chain, self.draw[keep].copy(), self.source)
+
+
+def _check_n_draws(n_draws: object) -> int | None:
+    if n_draws is None:
+        return None
+    if isinstance(n_draws, bool) or not isinstance(n_draws, numbers.Integral) or n_draws < 1:
+        raise ValueError(f"n_draws must be None or a positive integer, got {n_draws!r}.")
+    return int(n_draws)
+
+
+def _thin_index(n: int, k: int | None) -> np.ndarray:
+    """``k`` evenly spaced positions of ``range(n)`` (all when None or k >= n)."""
+    if k is None or k >= n:
+        return np.arange(n)
+    return np.unique(np.floor(np.arange(k) * (n / k)).astype(np.int64))
+
+
+def parameter_draws(model, n_draws: int | None = None) -> ParameterDraws:
+    """The draws of one model: its posterior if it has one, else its point estimate.
+
+    Parameters
+    ----------
+    model
+        A :class:`~clvbayes.BetaGeoModel` or :class:`~clvbayes.GammaGammaModel` after
+        ``fit()`` (posterior), ``fit_mle()``/``fit(method="map")``/``from_params`` (point).
+    n_draws
+        Keep about this many draws, evenly spaced within each chain (:meth:`ParameterDraws.thin`;
+        default: all). Thinning, not random: the same call gives the same draws.
+
+    Returns
+    -------
+    ParameterDraws
+
+    Raises
+    ------
+    clvbayes.NotFittedError
+        When the model has neither a posterior nor parameters.
+    ValueError
+        For non-positive or non-finite draws.
+    """
+    n_draws = _check_n_draws(n_draws)
+    names = tuple(model.param_names)
+    idata = getattr(model, "idata_", None)
+    posterior = None
+    if idata is not None and "posterior" in idata.groups():
+        post = idata.posterior
+        if all(p in post for p in names) and post.sizes.get("draw", 0) * post.sizes.get("chain", 0) > 1:
+            posterior = post
+    if posterior is None:
+        point = model._params_array()  # raises NotFittedError with the fix
+        values = {p: np.array([v]) for p, v in zip(names, point, strict=True)}
+        return ParameterDraws(values, np.zeros(1, dtype=np.int64), np.zeros(1, dtype=np.int64), "point")
+    values = {}
+    for p in names:
+        arr = np.ascontiguousarray(posterior[p].transpose("chain", "draw").to_numpy().reshape(-1), dtype=np.float64)
+        if not (np.isfinite(arr).all() and (arr > 0).all()):
+            raise ValueError(f"The posterior draws of {p} of this {type(model).__name__} must be positive and finite.")
+        values[p] = arr
+    draws = ParameterDraws(values, posterior["chain"].to_numpy(), posterior["draw"].to_numpy(), "posterior")
+    return draws.thin(n_draws)
+
+
+def joint_draws(bgnbd, gamma_gamma=None, n_draws: int | None = None) -> ParameterDraws:
+    """Paired BG/NBD and Gamma-Gamma draws (module docstring), parameters r..b, p, q, gamma.
+
+    The grid (chain, draw coordinates) is the BG/NBD posterior's, thinned to about
+    ``n_draws``. The Gamma-Gamma draws are paired position by position in flattened
+    (chain, draw) order; when their number differs they are thinned evenly (or, when there
+    are fewer, repeated evenly) to the BG/NBD's. A point estimate of either model is
+    repeated; when only the Gamma-Gamma model has a posterior, its grid is used.
+
+    Parameters
+    ----------
+    bgnbd
+        A fitted :class:`~clvbayes.BetaGeoModel`.
+    gamma_gamma
+        A fitted :class:`~clvbayes.GammaGammaModel`, or None (no spend parameters).
+    n_draws
+        Keep about this many joint draws (default: all).
+
+    Returns
+    -------
+    ParameterDraws
+    """
+    n_draws = _check_n_draws(n_draws)
+    bg = parameter_draws(bgnbd, n_draws)
+    if gamma_gamma is None:
+        return bg
+    gg = parameter_draws(gamma_gamma, n_draws)
+    grid = gg if (bg.source == "point" and gg.source == "posterior") else bg
+    n = grid.n
+
+    def on_grid(d: ParameterDraws) -> dict[str, np.ndarray]:
+        if d.n == n:
+            return d.values
+        index = np.floor(np.arange(n) * (d.n / n)).astype(np.int64)
+        return {k: np.ascontiguousarray(v[index]) for k, v in d.values.items()}
+
+    source = "posterior" if "posterior" in (bg.source, gg.source) else "point"
+    return ParameterDraws({**on_grid(bg), **on_grid(gg)}, grid.chain, grid.draw, source)

@@ -7,7 +7,11 @@ The public API:
   :class:`GammaGammaModel` (spend per transaction);
 - priors and checks: :class:`Prior`, :class:`ConvergenceDiagnosticWarning`,
   :func:`simulation_based_calibration`;
-- simulation: :func:`simulate_customers`.
+- simulation: :func:`simulate_customers`;
+- customer value over the posterior (:mod:`clvbayes.value`): :func:`customer_lifetime_value`,
+  :func:`customer_metrics`, :func:`customer_equity`, :func:`value_concentration`,
+  :func:`churn_analysis`, :func:`lifecycle_stages`; heuristics and holdout validation in
+  :mod:`clvbayes.value.heuristics` and :mod:`clvbayes.value.validation`.
 """
 
 from clvbayes import datasets
@@ -24,6 +28,17 @@ from clvbayes.models.mle import ConvergenceWarning
 from clvbayes.models.priors import Prior
 from clvbayes.sbc import simulation_based_calibration
 from clvbayes.simulation import simulate_customers
+from clvbayes.value import (
+    CustomerValue,
+    churn_analysis,
+    customer_equity,
+    customer_lifetime_value,
+    customer_metrics,
+    lifecycle_stages,
+    probability_alive,
+    stage_summary,
+    value_concentration,
+)
 
 __all__ = [
     "__version__",
@@ -40,4 +55,13 @@ __all__ = [
     "BetaGeoModel",
     "GammaGammaModel",
     "simulate_customers",
+    "CustomerValue",
+    "customer_metrics",
+    "customer_lifetime_value",
+    "probability_alive",
+    "customer_equity",
+    "value_concentration",
+    "churn_analysis",
+    "lifecycle_stages",
+    "stage_summary",
 ]

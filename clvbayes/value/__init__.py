@@ -3,4 +3,48 @@
 Each function evaluates its quantity per (parameter draw, customer) with the Numba kernels
 of :mod:`clvbayes.kernels.clv` and summarises over the draws, streaming over blocks of
 customers so that a million customers and thousands of draws fit in memory.
+
+- :mod:`~clvbayes.value.draws`: posterior (or point) draws, BG/NBD and Gamma-Gamma paired;
+- :mod:`~clvbayes.value.customers`: validated inputs, margins, discounting convention, segments;
+- :mod:`~clvbayes.value.engine`: the streamed pass;
+- :mod:`~clvbayes.value.quantities`: per-customer results (:class:`CustomerValue`);
+- :mod:`~clvbayes.value.equity`: customer equity, acquisition/retention, value concentration;
+- :mod:`~clvbayes.value.churn`, :mod:`~clvbayes.value.lifecycle`: churn analytics, stages.
 """
+
+from clvbayes.value.churn import ChurnReport, churn_analysis, lost_threshold
+from clvbayes.value.equity import CustomerEquity, customer_equity, new_customer_value, value_concentration
+from clvbayes.value.lifecycle import STAGES, lifecycle_stages, stage_summary
+from clvbayes.value.quantities import (
+    QUANTITIES,
+    CustomerValue,
+    customer_lifetime_value,
+    customer_metrics,
+    dert,
+    expected_purchases,
+    expected_spend,
+    probability_alive,
+    probability_of_purchases,
+)
+
+__all__ = [
+    "QUANTITIES",
+    "CustomerValue",
+    "customer_metrics",
+    "customer_lifetime_value",
+    "probability_alive",
+    "expected_purchases",
+    "probability_of_purchases",
+    "dert",
+    "expected_spend",
+    "CustomerEquity",
+    "customer_equity",
+    "new_customer_value",
+    "value_concentration",
+    "ChurnReport",
+    "churn_analysis",
+    "lost_threshold",
+    "STAGES",
+    "lifecycle_stages",
+    "stage_summary",
+]

@@ -1,0 +1,199 @@
+"""Churn analytics from the BG/NBD posterior: expected dropouts and churn rate, a
+decision rule for writing customers off, churn damage, value at risk, at-risk customers.
+
+Definitions (per parameter draw θ; summed over customers for the per-draw totals, then
+summarised over draws; ``docs/guide/value.md``):
+
+- **expected alive now**: Σ P(alive at T_i);
+- **expected dropouts in the next period** of length t: Σ P(alive at T_i and dead at
+  T_i + t) = Σ P_alive · a/(a+b+x) · E[X(t); r+x, α+T, a+1, b+x] (kernel ``DROPOUT``);
+  the **churn rate** of the period is dropouts / alive now (a ratio per draw);
+- **churn damage**: Σ P(dead at T_i) · V_i, the value the already-churned customers would
+  have had had they stayed (V_i = margin · E[spend] · discounted purchases given alive);
+- **lost (written off)**: the expected-value rule below, replacing a fixed silence window;
+- **at risk**: customers not written off whose probability of dropping out within the next
+  period, given alive, is at least ``risk_threshold``, among the top ``value_share`` of
+  customers by CLV: the valuable ones slipping away, for proactive retention;
+- **value at risk**: per draw, the CLV summed over the at-risk customers.
+
+**Expected-value rule for "lost".** Treating an alive customer as lost (no more retention
+effort) forfeits their value if alive, V_i; treating a dead customer as active wastes the
+cost of keeping them in the programme, c (``contact_cost``). Minimising the expected loss,
+customer i is written off when
+
+    P_alive,i · V_i < (1 - P_alive,i) · c     ⇔     P_alive,i < c / (c + V_i),
+
+so the P(alive) threshold is per customer: low for valuable customers, high for customers
+worth little. With the posterior means of P_alive and V_i (the decision uses expected
+losses, so means are the right summaries).
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from clvbayes.value.quantities import CustomerValue, customer_metrics, hdi_names, summarise_draws
+
+__all__ = ["ChurnReport", "churn_analysis", "lost_threshold"]
+
+
+def lost_threshold(value_if_alive: np.ndarray | float, contact_cost: float) -> np.ndarray:
+    """P(alive) below which writing a customer off has the lower expected loss:
+    ``c / (c + V)`` (module docstring)."""
+    v = np.asarray(value_if_alive, dtype=np.float64)
+    c = float(contact_cost)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(c + v > 0, c / (c + v), 1.0)
+
+
+@dataclass
+class ChurnReport:
+    """Churn analytics (module docstring).
+
+    Attributes
+    ----------
+    customers : pandas.DataFrame
+        Per customer (posterior means): ``p_alive``, ``p_dropout`` (alive now and dead by
+        the end of the period), ``p_dropout_given_alive``, ``clv``, ``value_if_alive``,
+        ``lost_threshold``, ``lost`` (bool), ``at_risk`` (bool).
+    summary : pandas.DataFrame
+        Per segment and ``total``: customers, written off, at risk, and mean and HDI of
+        expected alive, expected dropouts, churn rate, churn damage and value at risk.
+    draws : xarray.Dataset
+        The per-draw totals behind ``summary`` (dims ``segment, chain, draw``).
+    metrics : dict[str, CustomerValue]
+        The per-customer results used.
+    """
+
+    customers: pd.DataFrame
+    summary: pd.DataFrame
+    draws: xr.Dataset
+    metrics: dict[str, CustomerValue] = field(repr=False)
+    settings: dict = field(default_factory=dict)
+
+    def __repr__(self) -> str:
+        t = self.summary.loc["total"]
+        return (
+            f"ChurnReport(period={self.settings['period']}, customers={int(t['customers'])}, expected alive "
+            f"{t['alive_mean']:.6g}, dropouts {t['dropouts_mean']:.6g}, churn rate {t['churn_rate_mean']:.4g}, "
+            f"written off {int(t['lost'])}, at risk {int(t['at_risk'])})"
+        )
+
+
+def _positive(value: object, name: str, *, allow_zero: bool = False) -> float:
+    ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
+    if not ok or value < 0 or (value == 0 and not allow_zero):
+        raise ValueError(f"{name} must be a finite number {'>=' if allow_zero else '>'} 0, got {value!r}.")
+    return float(value)
+
+
+def churn_analysis(
+    bgnbd,
+    gamma_gamma,
+    data: pd.DataFrame | None = None,
+    *,
+    period: float,
+    contact_cost: float,
+    horizon: float = math.inf,
+    discount_rate: float | np.ndarray | pd.Series = 0.1,
+    margin: float | np.ndarray | pd.Series = 1.0,
+    risk_threshold: float = 0.1,
+    value_share: float = 0.2,
+    segment: object = "auto",
+    hdi_prob: float = 0.94,
+    n_draws: int | None = None,
+    time_unit: str | None = None,
+) -> ChurnReport:
+    """Model-based churn analytics for a customer base (module docstring).
+
+    Parameters
+    ----------
+    bgnbd, gamma_gamma
+        Fitted models (posteriors, or point estimates).
+    data
+        Customer summary (default: the BG/NBD model's data) with ``monetary_value``.
+    period
+        Length of the next period for dropouts and the churn rate (data's time unit).
+    contact_cost
+        Cost of keeping one customer in the retention programme (for the write-off rule),
+        in the units of spend x margin.
+    horizon, discount_rate, margin
+        CLV settings (:func:`clvbayes.customer_lifetime_value`).
+    risk_threshold
+        Minimum P(drop out within the period | alive) for "at risk" (default 0.1).
+    value_share
+        At-risk customers are among this top share of customers by CLV (default 0.2).
+    segment, hdi_prob, n_draws, time_unit
+        As in :func:`clvbayes.customer_metrics`.
+
+    Returns
+    -------
+    ChurnReport
+    """
+    period = _positive(period, "period")
+    contact_cost = _positive(contact_cost, "contact_cost", allow_zero=True)
+    if not (isinstance(risk_threshold, numbers.Real) and 0 <= risk_threshold <= 1):
+        raise ValueError(f"risk_threshold must be in [0, 1], got {risk_threshold!r}.")
+    if not (isinstance(value_share, numbers.Real) and 0 < value_share <= 1):
+        raise ValueError(f"value_share must be in (0, 1], got {value_share!r}.")
+    metrics = customer_metrics(
+        bgnbd, gamma_gamma, data, quantities=("p_alive", "dropout", "clv", "lost_value"),
+        horizon=horizon, horizons={"dropout": period}, discount_rate=discount_rate, margin=margin,
+        segment=segment, hdi_prob=hdi_prob, n_draws=n_draws, time_unit=time_unit,
+    )
+    pa = metrics["p_alive"].summary["mean"]
+    drop = metrics["dropout"].summary["mean"]
+    clv = metrics["clv"].summary["mean"]
+    v_alive = clv + metrics["lost_value"].summary["mean"]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        drop_given_alive = (drop / pa).where(pa > 0, 0.0)
+    threshold = pd.Series(lost_threshold(v_alive.to_numpy(), contact_cost), index=pa.index)
+    lost = pa < threshold
+    top = clv.rank(ascending=False, method="first") <= math.ceil(value_share * len(clv))
+    at_risk = (~lost) & top & (drop_given_alive >= risk_threshold)
+    customers = pd.DataFrame({
+        "p_alive": pa, "p_dropout": drop, "p_dropout_given_alive": drop_given_alive, "clv": clv,
+        "value_if_alive": v_alive, "lost_threshold": threshold, "lost": lost, "at_risk": at_risk,
+    })
+
+    seg = metrics["clv"].totals
+    labels = seg["segment"].to_numpy()
+    seg_codes = metrics["clv"].customers.segments
+    # value at risk per segment: CLV totals over (segment, at risk) groups
+    risk_groups = seg_codes * 2 + at_risk.to_numpy().astype(np.int64)
+    by_risk = metrics["clv"].totals_by(risk_groups)
+    var = np.zeros((len(labels),) + by_risk.shape[1:])
+    for g, tot in zip(by_risk["group"].to_numpy(), by_risk.to_numpy(), strict=True):
+        if g % 2 == 1:
+            var[g // 2] = tot
+    draws = xr.Dataset({
+        "alive": metrics["p_alive"].totals,
+        "dropouts": metrics["dropout"].totals,
+        "churn_rate": metrics["dropout"].totals / metrics["p_alive"].totals,
+        "churn_damage": metrics["lost_value"].totals,
+        "value_at_risk": (("segment", "chain", "draw"), var),
+    })
+    total = draws[["alive", "dropouts", "churn_damage", "value_at_risk"]].sum("segment")
+    total["churn_rate"] = total["dropouts"] / total["alive"]
+    lo, hi = hdi_names(hdi_prob)
+    rows = {}
+    for k, label in enumerate(list(labels) + ["total"]):
+        mask = (seg_codes == k) if label != "total" else np.ones(len(seg_codes), dtype=bool)
+        src = total if label == "total" else draws.isel(segment=k)
+        row = {"customers": int(mask.sum()), "lost": int(lost.to_numpy()[mask].sum()),
+               "at_risk": int(at_risk.to_numpy()[mask].sum())}
+        for var_name in ("alive", "dropouts", "churn_rate", "churn_damage", "value_at_risk"):
+            s = summarise_draws(src[var_name].to_numpy().reshape(-1), hdi_prob)
+            row.update({f"{var_name}_mean": s["mean"], f"{var_name}_{lo}": s[lo], f"{var_name}_{hi}": s[hi]})
+        rows[str(label)] = row
+    summary = pd.DataFrame.from_dict(rows, orient="index")
+    summary.index.name = metrics["clv"].settings.get("segment") or "segment"
+    settings = {**metrics["clv"].settings, "period": period, "contact_cost": contact_cost,
+                "risk_threshold": float(risk_threshold), "value_share": float(value_share)}
+    return ChurnReport(customers, summary, draws, metrics, settings)

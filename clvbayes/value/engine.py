@@ -1,0 +1,137 @@
+"""One streamed pass over blocks of customers for several quantities at once.
+
+For every requested quantity the factor table is built once per (draw, unique key)
+(:func:`clvbayes.kernels.clv.clv_factor_table`); then each block of customers is filled
+(:func:`~clvbayes.kernels.clv.clv_block`, a (draws x block) matrix) and reduced
+(:func:`~clvbayes.kernels.clv.clv_summarise`: per-customer mean, sd, quantiles, HDI and
+per-draw segment totals) before the next block overwrites the matrix. Memory is
+O(draws x (block + keys + segments)) plus the per-customer summaries, whatever the number
+of customers; the full (draws x customers) matrix is kept only when asked for.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from clvbayes.kernels import clv as K
+from clvbayes.value.customers import CustomerArrays
+from clvbayes.value.draws import ParameterDraws
+
+__all__ = ["QuantitySpec", "StreamOutput", "stream", "default_block_size"]
+
+# Bytes of the per-block matrix the default block size aims at: large enough to amortise
+# the parallel loops, small enough to stay in the last-level caches' neighbourhood.
+_BLOCK_BYTES = 32 * 2**20
+_DISCOUNTED_CODES = (K.DISCOUNTED, K.CLV, K.LOST)
+
+
+@dataclass(frozen=True)
+class QuantitySpec:
+    """One quantity of a pass: kernel code (:mod:`clvbayes.kernels.clv`) and horizon."""
+
+    name: str
+    code: int
+    horizon: float
+
+
+@dataclass
+class StreamOutput:
+    """Raw results of one quantity: per-customer summaries, per-draw segment totals and,
+    when kept, the (draws x customers) matrix."""
+
+    mean: np.ndarray
+    sd: np.ndarray
+    quantiles: np.ndarray
+    hdi: np.ndarray
+    segment_totals: np.ndarray
+    full: np.ndarray | None
+
+
+def default_block_size(n_draws: int) -> int:
+    """Customers per block: a (draws x block) float64 matrix of about 32 MiB."""
+    return max(256, _BLOCK_BYTES // (8 * max(n_draws, 1)))
+
+
+def stream(
+    draws: ParameterDraws,
+    cust: CustomerArrays,
+    specs: Sequence[QuantitySpec],
+    *,
+    probs: np.ndarray,
+    hdi_prob: float,
+    block_size: int | None = None,
+    keep_draws: bool = False,
+) -> dict[str, StreamOutput]:
+    """Summaries of every quantity in ``specs`` in one pass over the customers.
+
+    Parameters
+    ----------
+    draws
+        Parameter draws (BG/NBD, plus Gamma-Gamma for quantities with spend).
+    cust
+        Customer arrays (:func:`clvbayes.value.customers.customer_arrays`).
+    specs
+        Quantities to compute.
+    probs
+        Quantile levels.
+    hdi_prob
+        HDI mass.
+    block_size
+        Customers per block (default :func:`default_block_size`).
+    keep_draws
+        Also return each full (draws x customers) matrix.
+
+    Returns
+    -------
+    dict[str, StreamOutput]
+    """
+    nd, n = draws.n, cust.n
+    r, alpha, a, b = (draws[k] for k in ("r", "alpha", "a", "b"))
+    needs_spend = any(s.code in (K.CLV, K.LOST, K.SPEND) for s in specs)
+    if needs_spend:
+        p, q, g = (draws[k] for k in ("p", "q", "gamma"))
+    else:
+        p = q = g = np.ones(nd)
+    keys = {}
+    tables = {}
+    for s in specs:
+        with_delta = s.code in _DISCOUNTED_CODES
+        if with_delta not in keys:
+            keys[with_delta] = K.unique_keys(cust.x, cust.T, cust.delta if with_delta else 0.0)
+        _, ux, uT, ud = keys[with_delta]
+        tables[s.name] = K.clv_factor_table(s.code, r, alpha, a, b, ux, uT, ud, float(s.horizon))
+    probs = np.ascontiguousarray(probs, dtype=np.float64)
+    n_seg = len(cust.segment_labels)
+    out = {
+        s.name: StreamOutput(
+            mean=np.empty(n), sd=np.empty(n), quantiles=np.empty((n, probs.size)), hdi=np.empty((n, 2)),
+            segment_totals=np.zeros((n_seg, nd)), full=np.empty((nd, n)) if keep_draws else None,
+        )
+        for s in specs
+    }
+    bs = block_size or default_block_size(nd)
+    bs = min(bs, max(n, 1))
+    mat = np.empty((nd, bs))
+    for s0 in range(0, n, bs):
+        s1 = min(n, s0 + bs)
+        sl = slice(s0, s1)
+        for s in specs:
+            codes, ux, uT, _ = keys[s.code in _DISCOUNTED_CODES]
+            o = out[s.name]
+            sub = o.full[:, sl] if keep_draws else mat[:, : s1 - s0]
+            K.clv_block(
+                s.code, r, alpha, a, b, p, q, g, tables[s.name], ux, uT,
+                codes[sl], cust.t_x[sl], cust.m[sl], cust.margin[sl], sub,
+            )
+            K.clv_summarise(
+                sub, probs, hdi_prob, cust.segments[sl], o.mean[sl], o.sd[sl], o.quantiles[sl], o.hdi[sl],
+                o.segment_totals,
+            )
+    if nd == 1:  # a point estimate: no spread
+        for o in out.values():
+            o.sd[:] = math.nan
+    return out

@@ -1,0 +1,88 @@
+"""Lifecycle stage of each customer (new, active, at risk, lapsed) from documented rules,
+with counts and equity per stage.
+
+Rules, applied in this order to the posterior means of a :class:`~clvbayes.value.churn.ChurnReport`:
+
+1. **lapsed**: written off by the expected-value rule (P(alive) below c / (c + V), see
+   :mod:`clvbayes.value.churn`);
+2. **new**: tenure T (time since the first purchase) at most ``new_window`` (the model has
+   seen too little of them to say more);
+3. **at risk**: P(alive) below ``at_risk_p_alive`` (default 0.5: more likely dead than
+   alive, yet not worth writing off) or P(drop out within the period | alive) at least the
+   report's ``risk_threshold``;
+4. **active**: everyone else.
+
+Equity per stage is the posterior of the summed CLV of the stage's customers (per draw).
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+
+import numpy as np
+import pandas as pd
+
+from clvbayes.value.churn import ChurnReport
+from clvbayes.value.quantities import summarise_draws
+
+__all__ = ["STAGES", "lifecycle_stages", "stage_summary"]
+
+STAGES = ("new", "active", "at risk", "lapsed")
+
+
+def lifecycle_stages(report: ChurnReport, *, new_window: float, at_risk_p_alive: float = 0.5) -> pd.Series:
+    """Stage per customer (module docstring), an ordered categorical Series.
+
+    Parameters
+    ----------
+    report
+        From :func:`clvbayes.churn_analysis`.
+    new_window
+        Customers with tenure T <= new_window (data's time unit) are "new".
+    at_risk_p_alive
+        P(alive) below which a customer not written off is "at risk".
+    """
+    if isinstance(new_window, bool) or not isinstance(new_window, numbers.Real) or not new_window >= 0:
+        raise ValueError(f"new_window must be a number >= 0 (data's time unit), got {new_window!r}.")
+    if not (isinstance(at_risk_p_alive, numbers.Real) and 0 <= at_risk_p_alive <= 1):
+        raise ValueError(f"at_risk_p_alive must be in [0, 1], got {at_risk_p_alive!r}.")
+    c = report.customers
+    T = pd.Series(report.metrics["clv"].customers.T, index=c.index)
+    stage = np.full(len(c), "active", dtype=object)
+    risky = (c["p_alive"] < at_risk_p_alive) | (c["p_dropout_given_alive"] >= report.settings["risk_threshold"])
+    stage[risky.to_numpy()] = "at risk"
+    stage[(T <= new_window).to_numpy()] = "new"
+    stage[c["lost"].to_numpy()] = "lapsed"
+    return pd.Series(pd.Categorical(stage, categories=list(STAGES), ordered=True), index=c.index, name="stage")
+
+
+def stage_summary(report: ChurnReport, stages: pd.Series) -> pd.DataFrame:
+    """Customers, expected alive and equity (mean and HDI) per lifecycle stage.
+
+    Parameters
+    ----------
+    report
+        From :func:`clvbayes.churn_analysis`.
+    stages
+        From :func:`lifecycle_stages`.
+    """
+    clv = report.metrics["clv"]
+    hdi_prob = clv.settings["hdi_prob"]
+    codes = pd.Categorical(stages.reindex(clv.customers.index), categories=list(STAGES)).codes
+    if (codes < 0).any():
+        raise ValueError("stages must give every customer of the report one of " + ", ".join(STAGES) + ".")
+    totals = clv.totals_by(codes)
+    by_code = {int(g): tot.to_numpy().reshape(-1) for g, tot in zip(totals["group"].to_numpy(), totals, strict=True)}
+    pa = report.customers["p_alive"].to_numpy()
+    rows = {}
+    for k, name in enumerate(STAGES):
+        mask = codes == k
+        v = by_code.get(k, np.zeros(clv.parameter_draws.n))
+        s = summarise_draws(v, hdi_prob)
+        rows[name] = {"customers": int(mask.sum()), "expected_alive": float(pa[mask].sum()),
+                      **{f"equity_{key}": val for key, val in s.items()},
+                      "equity_per_customer": s["mean"] / mask.sum() if mask.any() else math.nan}
+    out = pd.DataFrame.from_dict(rows, orient="index")
+    out.index.name = "stage"
+    return out

@@ -1,0 +1,450 @@
+"""Per-customer quantities over the parameter draws: CLV, P(alive), expected purchases,
+DERT, probability of n purchases, expected spend, dropout and lost value.
+
+Every function takes fitted models and a customer summary and returns a
+:class:`CustomerValue` per quantity: per-customer posterior mean, sd, quantiles and HDI;
+per-draw totals by segment (the posterior of the segment sums); and, for small problems,
+the full ``xarray.DataArray`` of draws with dims ``(chain, draw, customer_id)``.
+:func:`customer_metrics` computes several quantities in one streamed pass.
+
+Each value for a draw θ is the expectation given θ (e.g. the expected discounted future
+value of the customer's transactions), so the spread over the draws is parameter
+uncertainty; the posterior mean is the posterior-predictive expectation. With models fitted
+by maximum likelihood there is one "draw" (the estimate): sd is NaN and the intervals
+collapse to the point. Definitions and derivations: ``docs/theory/clv.md``; discounting and
+time units: :mod:`clvbayes.value.customers`.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from clvbayes.kernels import clv as K
+from clvbayes.value.customers import CustomerArrays, customer_arrays, quantile_names
+from clvbayes.value.draws import ParameterDraws, joint_draws
+from clvbayes.value.engine import QuantitySpec, StreamOutput, stream
+
+__all__ = [
+    "CustomerValue",
+    "customer_metrics",
+    "customer_lifetime_value",
+    "probability_alive",
+    "expected_purchases",
+    "probability_of_purchases",
+    "dert",
+    "expected_spend",
+    "QUANTITIES",
+]
+
+# name -> (kernel code, needs spend, needs a finite horizon, description)
+QUANTITIES: dict[str, tuple[int, bool, bool, str]] = {
+    "clv": (K.CLV, True, False, "margin x expected spend x discounted expected purchases over the horizon"),
+    "p_alive": (K.P_ALIVE, False, False, "probability of being alive at the end of the observation period"),
+    "expected_purchases": (K.PURCHASES, False, True, "expected purchases in the horizon"),
+    "discounted_purchases": (K.DISCOUNTED, False, False, "discounted expected purchases in the horizon (DERT for an infinite horizon)"),
+    "dropout": (K.DROPOUT, False, True, "probability of being alive now and dropping out within the horizon"),
+    "lost_value": (K.LOST, True, False, "P(already dead) x the value the customer would have had if alive"),
+    "spend": (K.SPEND, True, False, "margin x expected spend per transaction"),
+}
+
+_KEEP_BYTES = 256 * 2**20  # keep_draws="auto": keep full matrices up to this size each
+
+
+@dataclass
+class CustomerValue:
+    """A per-customer quantity over the parameter draws.
+
+    Attributes
+    ----------
+    name : str
+        Quantity name (``"clv"``, ``"p_alive"``, ...).
+    summary : pandas.DataFrame
+        Indexed by customer id: ``mean``, ``sd``, the quantiles (``q5%`` ...) and the HDI
+        (``hdi_3%``, ``hdi_97%`` for 94%; ArviZ's definition).
+    totals : xarray.DataArray
+        Per-draw sums over the customers of each segment, dims ``(segment, chain, draw)``.
+    draws : xarray.DataArray or None
+        The full values, dims ``(chain, draw, customer_id)``, when kept.
+    settings : dict
+        Horizon, discount rate, time unit, draws' source and count, HDI mass.
+    """
+
+    name: str
+    summary: pd.DataFrame
+    totals: xr.DataArray
+    draws: xr.DataArray | None
+    settings: dict = field(default_factory=dict)
+    # What produced it, so equity and concentration can re-stream with other segments.
+    parameter_draws: ParameterDraws | None = field(default=None, repr=False)
+    customers: CustomerArrays | None = field(default=None, repr=False)
+    spec: QuantitySpec | None = field(default=None, repr=False)
+
+    @property
+    def total(self) -> xr.DataArray:
+        """Per-draw sum over all customers, dims ``(chain, draw)``."""
+        return self.totals.sum("segment")
+
+    def totals_by(self, groups: pd.Series | np.ndarray) -> xr.DataArray:
+        """Per-draw sums over other groups of customers, dims ``(group, chain, draw)``.
+
+        ``groups`` gives each customer's group (a Series indexed by customer id, or an array
+        in the summary's order). Uses the kept draws when there are any, else streams the
+        quantity again with the groups as segments (same draws, same settings).
+        """
+        cust, draws = self.customers, self.parameter_draws
+        if isinstance(groups, pd.Series):
+            if not cust.index.isin(groups.index).all():
+                raise ValueError("groups must have a value for every customer of the result.")
+            groups = groups.reindex(cust.index).to_numpy()
+        groups = np.asarray(groups)
+        if groups.shape != (cust.n,):
+            raise ValueError(f"groups must have one entry per customer ({cust.n}), got shape {groups.shape}.")
+        codes, labels = pd.factorize(groups, sort=True)
+        if (codes < 0).any():
+            raise ValueError("groups must not contain missing values.")
+        n_chain, n_draw = draws.shape
+        if self.draws is not None:
+            mat = self.draws.to_numpy().reshape(draws.n, cust.n)
+            tot = np.zeros((len(labels), draws.n))
+            for k in range(len(labels)):
+                tot[k] = mat[:, codes == k].sum(axis=1)
+        else:
+            regrouped = replace(
+                cust, segments=np.ascontiguousarray(codes.astype(np.int64)), segment_labels=pd.Index(labels),
+            )
+            raw = stream(draws, regrouped, [self.spec], probs=np.array([0.5]), hdi_prob=self.settings["hdi_prob"])
+            tot = raw[self.spec.name].segment_totals
+        return xr.DataArray(
+            tot.reshape(len(labels), n_chain, n_draw), dims=("group", "chain", "draw"),
+            coords={"group": np.asarray(labels), "chain": draws.chain, "draw": draws.draw},
+            name=f"{self.name}_total",
+        )
+
+    def total_summary(self, hdi_prob: float | None = None) -> pd.Series:
+        """Mean, sd and HDI of the sum over all customers."""
+        return summarise_draws(self.total.to_numpy().reshape(-1), hdi_prob or self.settings["hdi_prob"])
+
+    def __repr__(self) -> str:
+        s = self.settings
+        return (
+            f"CustomerValue({self.name!r}: {len(self.summary)} customers x {s['n_draws']} {s['source']} draws, "
+            f"horizon={s['horizon']}, total mean {float(self.total.mean()):.6g})"
+        )
+
+
+def summarise_draws(values: np.ndarray, hdi_prob: float) -> pd.Series:
+    """Mean, sd (ddof 1), HDI (ArviZ's rule) of a 1-D array of draws."""
+    v = np.sort(np.asarray(values, dtype=np.float64))
+    n = v.size
+    lo = hi = float(v[0]) if n else math.nan
+    if n > 1:
+        inc = int(math.floor(hdi_prob * n))
+        widths = v[inc:] - v[: n - inc]
+        i = int(np.argmin(widths))
+        lo, hi = float(v[i]), float(v[i + inc])
+    lo_name, hi_name = hdi_names(hdi_prob)
+    return pd.Series(
+        {"mean": float(np.mean(v)), "sd": float(np.std(v, ddof=1)) if n > 1 else math.nan, lo_name: lo, hi_name: hi}
+    )
+
+
+def hdi_names(hdi_prob: float) -> tuple[str, str]:
+    """ArviZ-style names of the HDI bounds, e.g. ``hdi_3%``, ``hdi_97%`` for 0.94."""
+    return f"hdi_{100 * (1 - hdi_prob) / 2:g}%", f"hdi_{100 * (1 + hdi_prob) / 2:g}%"
+
+
+def _check_horizon(horizon: object, finite: bool, name: str) -> float:
+    if isinstance(horizon, bool) or not isinstance(horizon, numbers.Real) or math.isnan(horizon) or horizon < 0:
+        raise ValueError(f"horizon must be a number >= 0 (in the data's time unit), got {horizon!r}.")
+    if finite and math.isinf(horizon):
+        raise ValueError(f"{name} needs a finite horizon (in the data's time unit).")
+    return float(horizon)
+
+
+def _check_probs(quantiles: Sequence[float], hdi_prob: float) -> np.ndarray:
+    probs = np.asarray(quantiles, dtype=np.float64).reshape(-1)
+    if not (np.isfinite(probs).all() and ((probs >= 0) & (probs <= 1)).all()):
+        raise ValueError(f"quantiles must be in [0, 1], got {list(quantiles)}.")
+    if not (isinstance(hdi_prob, numbers.Real) and 0 < hdi_prob < 1):
+        raise ValueError(f"hdi_prob must be in (0, 1), got {hdi_prob!r}.")
+    return probs
+
+
+def _keep(keep_draws: object, nd: int, n: int, n_quantities: int) -> bool:
+    if keep_draws == "auto":
+        return nd * n * 8 * n_quantities <= _KEEP_BYTES
+    if isinstance(keep_draws, bool):
+        return keep_draws
+    raise ValueError(f"keep_draws must be True, False or 'auto', got {keep_draws!r}.")
+
+
+def _package(
+    spec: QuantitySpec, raw: StreamOutput, draws: ParameterDraws, cust: CustomerArrays, probs: np.ndarray,
+    hdi_prob: float, settings: dict,
+) -> CustomerValue:
+    name = spec.name
+    lo_name, hi_name = hdi_names(hdi_prob)
+    summary = pd.DataFrame({"mean": raw.mean, "sd": raw.sd}, index=cust.index)
+    for j, col in enumerate(quantile_names(probs)):
+        summary[col] = raw.quantiles[:, j]
+    summary[lo_name] = raw.hdi[:, 0]
+    summary[hi_name] = raw.hdi[:, 1]
+    summary.index.name = cust.index.name or "customer_id"
+    n_chain, n_draw = draws.shape
+    coords = {"chain": draws.chain, "draw": draws.draw}
+    totals = xr.DataArray(
+        raw.segment_totals.reshape(len(cust.segment_labels), n_chain, n_draw),
+        dims=("segment", "chain", "draw"),
+        coords={"segment": np.asarray(cust.segment_labels), **coords},
+        name=f"{name}_total",
+    )
+    full = None
+    if raw.full is not None:
+        full = xr.DataArray(
+            raw.full.reshape(n_chain, n_draw, cust.n),
+            dims=("chain", "draw", "customer_id"),
+            coords={**coords, "customer_id": np.asarray(cust.index)},
+            name=name,
+        )
+    return CustomerValue(name, summary, totals, full, {"quantity": name, **settings}, draws, cust, spec)
+
+
+def customer_metrics(
+    bgnbd,
+    gamma_gamma=None,
+    data: pd.DataFrame | None = None,
+    *,
+    quantities: Sequence[str] = ("clv", "p_alive"),
+    horizon: float = math.inf,
+    discount_rate: float | np.ndarray | pd.Series = 0.0,
+    margin: float | np.ndarray | pd.Series = 1.0,
+    time_unit: str | None = None,
+    segment: object = "auto",
+    hdi_prob: float = 0.94,
+    quantiles: Sequence[float] = (0.05, 0.5, 0.95),
+    n_draws: int | None = None,
+    keep_draws: bool | str = "auto",
+    block_size: int | None = None,
+    horizons: Mapping[str, float] | None = None,
+) -> dict[str, CustomerValue]:
+    """Several per-customer quantities in one streamed pass over the joint draws.
+
+    Parameters
+    ----------
+    bgnbd
+        Fitted :class:`~clvbayes.BetaGeoModel` (posterior draws, or point estimates).
+    gamma_gamma
+        Fitted :class:`~clvbayes.GammaGammaModel`; needed for ``clv``, ``lost_value``,
+        ``spend``. Its draws are paired with the BG/NBD draws (:func:`clvbayes.value.draws.joint_draws`).
+    data
+        Customer summary (default: the BG/NBD model's data); ``monetary_value`` is needed
+        for the spend quantities (customers with frequency 0 get the population mean spend).
+    quantities
+        Names from :data:`QUANTITIES`: ``clv``, ``p_alive``, ``expected_purchases``,
+        ``discounted_purchases``, ``dropout``, ``lost_value``, ``spend``.
+    horizon
+        Length of the future period in the data's time unit (``inf``: the whole future;
+        ``expected_purchases`` and ``dropout`` need a finite one). ``horizons`` overrides it
+        per quantity.
+    discount_rate
+        Effective annual discount rate (>= 0), scalar or per customer; converted to a
+        continuous rate per time unit (:mod:`clvbayes.value.customers`).
+    margin
+        Multiplies the spend (profit margin; 1 for revenue), scalar or per customer.
+    time_unit
+        The data's time unit (default ``data.attrs["time_unit"]``, else weeks).
+    segment
+        Segments for the per-draw totals: ``"auto"`` (acquisition month when the summary has
+        ``first_purchase``), ``"cohort"``, a column name, a Series by customer id, or None.
+    hdi_prob, quantiles
+        Summary settings.
+    n_draws
+        Use about this many evenly thinned draws (default: all).
+    keep_draws
+        Return the full (chain, draw, customer_id) arrays: True, False, or ``"auto"`` (when
+        all of them take at most 256 MiB).
+    block_size
+        Customers per streamed block (default: a 32 MiB block).
+
+    Returns
+    -------
+    dict[str, CustomerValue]
+    """
+    unknown = [q for q in quantities if q not in QUANTITIES]
+    if unknown or not quantities:
+        raise ValueError(f"Unknown quantities {unknown}; choose from {list(QUANTITIES)}.")
+    needs_spend = any(QUANTITIES[q][1] for q in quantities)
+    if needs_spend and gamma_gamma is None:
+        raise ValueError(f"{[q for q in quantities if QUANTITIES[q][1]]} need a fitted GammaGammaModel (gamma_gamma=...).")
+    probs = _check_probs(quantiles, hdi_prob)
+    horizons = dict(horizons or {})
+    specs = []
+    for q in quantities:
+        code, _, finite, _ = QUANTITIES[q]
+        specs.append(QuantitySpec(q, code, _check_horizon(horizons.get(q, horizon), finite, q)))
+    if data is None:
+        data = bgnbd._data_or_default(None)
+    cust = customer_arrays(
+        data, spend=needs_spend, margin=margin, discount_rate=discount_rate, time_unit=time_unit, segment=segment
+    )
+    draws = joint_draws(bgnbd, gamma_gamma if needs_spend else None, n_draws)
+    keep = _keep(keep_draws, draws.n, cust.n, len(specs))
+    raw = stream(draws, cust, specs, probs=probs, hdi_prob=float(hdi_prob), block_size=block_size, keep_draws=keep)
+    base = {
+        "discount_rate": discount_rate if np.ndim(discount_rate) == 0 else "per customer",
+        "margin": margin if np.ndim(margin) == 0 else "per customer",
+        "time_unit": cust.time_unit,
+        "source": draws.source,
+        "n_draws": draws.n,
+        "hdi_prob": float(hdi_prob),
+        "segment": cust.segment_name,
+    }
+    return {
+        s.name: _package(
+            s, raw[s.name], draws, cust, probs, float(hdi_prob),
+            {"description": QUANTITIES[s.name][3], **base, "horizon": s.horizon},
+        )
+        for s in specs
+    }
+
+
+def _one(name: str, bgnbd, gamma_gamma, data, **kw) -> CustomerValue:
+    return customer_metrics(bgnbd, gamma_gamma, data, quantities=(name,), **kw)[name]
+
+
+def customer_lifetime_value(
+    bgnbd,
+    gamma_gamma,
+    data: pd.DataFrame | None = None,
+    *,
+    horizon: float = math.inf,
+    discount_rate: float | np.ndarray | pd.Series = 0.1,
+    margin: float | np.ndarray | pd.Series = 1.0,
+    **kwargs,
+) -> CustomerValue:
+    """Customer lifetime value over the joint BG/NBD x Gamma-Gamma posterior.
+
+    For draw θ and customer i (``docs/theory/clv.md``, section 2)::
+
+        CLV_i(θ) = margin_i · E[Z | x_i, m_i; θ] · P(alive | x_i, t_x,i, T_i; θ)
+                   · E[∫_0^H e^{-δ_i s} dY_i(T_i + s) | alive; θ]
+
+    the Gamma-Gamma expected spend (Fader, Hardie & Lee 2005, JMR 42(4), eq. 5) times the
+    discounted expected purchases of the BG/NBD (Fader, Hardie & Lee 2005, Marketing
+    Science 24(2)); ``horizon=inf`` gives the DERT (discounted expected residual
+    transactions) form, a finite horizon the discounted purchases in (T, T + horizon].
+    Both models' draws are used together, draw by draw.
+
+    Parameters
+    ----------
+    bgnbd, gamma_gamma
+        Fitted models (posteriors, or point estimates for MLE values).
+    data
+        Customer summary (default: the BG/NBD model's data) with ``monetary_value``.
+    horizon
+        Future period in the data's time unit (default: infinite).
+    discount_rate
+        Effective annual rate (default 0.1), scalar or per customer.
+    margin
+        Profit margin on spend (default 1: revenue), scalar or per customer.
+    **kwargs
+        ``time_unit``, ``segment``, ``hdi_prob``, ``quantiles``, ``n_draws``, ``keep_draws``,
+        ``block_size`` as in :func:`customer_metrics`.
+
+    Returns
+    -------
+    CustomerValue
+
+    Examples
+    --------
+    >>> clv = customer_lifetime_value(bgnbd, gg, rfm, horizon=52, discount_rate=0.1, margin=0.3)  # doctest: +SKIP
+    >>> clv.summary.sort_values("mean").tail()  # doctest: +SKIP
+    """
+    return _one("clv", bgnbd, gamma_gamma, data, horizon=horizon, discount_rate=discount_rate, margin=margin, **kwargs)
+
+
+def probability_alive(bgnbd, data: pd.DataFrame | None = None, **kwargs) -> CustomerValue:
+    """P(alive at T | x, t_x, T) over the BG/NBD draws (Fader, Hardie & Lee 2005; note 021).
+
+    ``**kwargs`` as in :func:`customer_metrics` (``segment``, ``hdi_prob``, ``n_draws``, ...);
+    the per-draw totals are the expected numbers of alive customers per segment.
+    """
+    return _one("p_alive", bgnbd, None, data, **kwargs)
+
+
+def expected_purchases(bgnbd, data: pd.DataFrame | None = None, *, horizon: float, **kwargs) -> CustomerValue:
+    """Expected purchases in (T, T + horizon] given each history (FHL 2005 eq. 10), over the
+    BG/NBD draws; ``**kwargs`` as in :func:`customer_metrics`."""
+    return _one("expected_purchases", bgnbd, None, data, horizon=horizon, **kwargs)
+
+
+def dert(
+    bgnbd, data: pd.DataFrame | None = None, *, discount_rate: float | np.ndarray | pd.Series, horizon: float = math.inf,
+    **kwargs,
+) -> CustomerValue:
+    """Discounted expected residual transactions (horizon inf) or discounted expected purchases
+    in (T, T + horizon], over the BG/NBD draws (``docs/theory/clv.md``, sections 1-3).
+
+    ``discount_rate`` is the effective annual rate (:mod:`clvbayes.value.customers`).
+    """
+    return _one("discounted_purchases", bgnbd, None, data, horizon=horizon, discount_rate=discount_rate, **kwargs)
+
+
+def expected_spend(
+    gamma_gamma, data: pd.DataFrame | None = None, *, margin: float | np.ndarray | pd.Series = 1.0, **kwargs
+) -> CustomerValue:
+    """Gamma-Gamma expected spend per transaction, E[Z | x, m] (FHL 2005, JMR 42(4), eq. 5),
+    times ``margin``, over the Gamma-Gamma draws. Customers with frequency 0 get the
+    population mean p·γ/(q - 1). NaN for draws with q <= 1 (no finite mean).
+
+    ``**kwargs`` as in :func:`customer_metrics`.
+    """
+    if data is None:
+        data = gamma_gamma._data_or_default(None)
+    return _one("spend", _SpendOnly(), gamma_gamma, data, margin=margin, **kwargs)
+
+
+def probability_of_purchases(
+    bgnbd, data: pd.DataFrame | None = None, *, horizon: float, n: int, **kwargs
+) -> CustomerValue:
+    """P(exactly n purchases in (T, T + horizon] | history) over the BG/NBD draws:
+    ``P_alive · P_BGNBD(X(t) = n; r+x, α+T, a, b+x) + (1 - P_alive) [n = 0]`` (FHL 2005
+    eq. 8 at the updated parameters)."""
+    if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 0:
+        raise ValueError(f"n must be an integer >= 0, got {n!r}.")
+    horizon = _check_horizon(horizon, True, "probability_of_purchases")
+    probs = _check_probs(kwargs.pop("quantiles", (0.05, 0.5, 0.95)), kwargs.get("hdi_prob", 0.94))
+    hdi_prob = float(kwargs.pop("hdi_prob", 0.94))
+    if data is None:
+        data = bgnbd._data_or_default(None)
+    cust = customer_arrays(data, spend=False, time_unit=kwargs.pop("time_unit", None), segment=kwargs.pop("segment", "auto"))
+    draws = joint_draws(bgnbd, None, kwargs.pop("n_draws", None))
+    keep = _keep(kwargs.pop("keep_draws", "auto"), draws.n, cust.n, 1)
+    block_size = kwargs.pop("block_size", None)
+    if kwargs:
+        raise TypeError(f"Unexpected arguments {sorted(kwargs)}.")
+    name = f"p_{int(n)}_purchases"
+    spec = QuantitySpec(name, K.PMF + int(n), horizon)
+    raw = stream(draws, cust, [spec], probs=probs, hdi_prob=hdi_prob, block_size=block_size, keep_draws=keep)[name]
+    settings = {"description": f"probability of exactly {int(n)} purchases in the horizon", "horizon": horizon,
+                "n": int(n), "time_unit": cust.time_unit, "source": draws.source, "n_draws": draws.n,
+                "hdi_prob": hdi_prob, "segment": cust.segment_name}
+    return _package(spec, raw, draws, cust, probs, hdi_prob, settings)
+
+
+class _SpendOnly:
+    """Stands in for a BG/NBD model when only spend is computed: the grid of the
+    Gamma-Gamma draws, placeholder purchase parameters (not used by the SPEND kernel)."""
+
+    param_names = ("r", "alpha", "a", "b")
+    idata_ = None
+
+    def _params_array(self) -> np.ndarray:
+        return np.ones(4)

@@ -34,8 +34,11 @@ from clvbayes.value import (
     customer_equity,
     customer_lifetime_value,
     customer_metrics,
+    heuristics,
+    holdout_validation,
     lifecycle_stages,
     probability_alive,
+    purchase_tracking,
     stage_summary,
     value_concentration,
 )
@@ -64,4 +67,7 @@ __all__ = [
     "churn_analysis",
     "lifecycle_stages",
     "stage_summary",
+    "heuristics",
+    "holdout_validation",
+    "purchase_tracking",
 ]

@@ -271,8 +271,10 @@ def test_churn_definitions(rfm, bayes, churn):
     ids = c.index[c["at_risk"]]
     var = churn.draws["value_at_risk"].sum("segment")
     np.testing.assert_allclose(var, m["clv"].draws.sel(customer_id=ids).sum("customer_id"), rtol=1e-12)
-    top = c["clv"].rank(ascending=False, method="first") <= math.ceil(0.2 * len(c))
-    assert (c["at_risk"] == (~c["lost"] & top & (c["p_dropout_given_alive"] >= 0.1))).all()
+    top = c["value_if_alive"].rank(ascending=False, method="first") <= math.ceil(0.2 * len(c))
+    slipping = ~c["lost"] & ((c["p_alive"] < 0.7) | (c["p_dropout_given_alive"] >= 0.1))
+    assert (c["slipping"] == slipping).all() and (c["at_risk"] == (slipping & top)).all()
+    assert c["at_risk"].any() and (c["slipping"] & ~c["at_risk"]).any()
     assert churn.summary.loc["total", "customers"] == len(rfm)
     assert 0 < churn.summary.loc["total", "churn_rate_mean"] < 1
 
@@ -294,13 +296,13 @@ def test_expected_dropouts_match_simulation(mle):
 
 
 def test_lifecycle_stages(rfm, churn):
-    st = lifecycle_stages(churn, new_window=30.0, at_risk_p_alive=0.5)
+    st = lifecycle_stages(churn, new_window=30.0)
     c = churn.customers
     T = rfm["T"]
     assert (st[c["lost"]] == "lapsed").all()
     assert (st[(T <= 30.0) & ~c["lost"]] == "new").all()
     rest = ~c["lost"] & (T > 30.0)
-    risky = (c["p_alive"] < 0.5) | (c["p_dropout_given_alive"] >= 0.1)
+    risky = (c["p_alive"] < 0.7) | (c["p_dropout_given_alive"] >= 0.1)
     assert (st[rest & risky] == "at risk").all() and (st[rest & ~risky] == "active").all()
     summ = stage_summary(churn, st)
     assert summ["customers"].sum() == len(rfm)
@@ -335,5 +337,8 @@ def test_errors(rfm, mle):
         customer_lifetime_value(cb.BetaGeoModel(rfm), gg, rfm)
     with pytest.raises(ValueError, match="acquisition_cost"):
         customer_equity(bg, gg, rfm, acquisition_cost=-1.0)
+    low_q = cb.GammaGammaModel.from_params({"p": 6.0, "q": 0.9, "gamma": 15.0})
+    with pytest.raises(ValueError, match="1 of 1 Gamma-Gamma draws have q <= 1"):
+        customer_lifetime_value(bg, low_q, rfm)
     with pytest.raises(ValueError, match="shares"):
         value_concentration(customer_lifetime_value(bg, gg, rfm), shares=(0.0,))

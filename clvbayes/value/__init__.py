@@ -9,12 +9,16 @@ customers so that a million customers and thousands of draws fit in memory.
 - :mod:`~clvbayes.value.engine`: the streamed pass;
 - :mod:`~clvbayes.value.quantities`: per-customer results (:class:`CustomerValue`);
 - :mod:`~clvbayes.value.equity`: customer equity, acquisition/retention, value concentration;
-- :mod:`~clvbayes.value.churn`, :mod:`~clvbayes.value.lifecycle`: churn analytics, stages.
+- :mod:`~clvbayes.value.churn`, :mod:`~clvbayes.value.lifecycle`: churn analytics, stages;
+- :mod:`~clvbayes.value.heuristics`: the rules of thumb, for comparison;
+- :mod:`~clvbayes.value.validation`: holdout validation and tracking.
 """
 
+from clvbayes.value import heuristics
 from clvbayes.value.churn import ChurnReport, churn_analysis, lost_threshold
 from clvbayes.value.equity import CustomerEquity, customer_equity, new_customer_value, value_concentration
 from clvbayes.value.lifecycle import STAGES, lifecycle_stages, stage_summary
+from clvbayes.value.validation import HoldoutValidation, holdout_validation, purchase_tracking
 from clvbayes.value.quantities import (
     QUANTITIES,
     CustomerValue,
@@ -47,4 +51,8 @@ __all__ = [
     "STAGES",
     "lifecycle_stages",
     "stage_summary",
+    "heuristics",
+    "HoldoutValidation",
+    "holdout_validation",
+    "purchase_tracking",
 ]

@@ -11,9 +11,13 @@ summarised over draws; ``docs/guide/value.md``):
 - **churn damage**: Σ P(dead at T_i) · V_i, the value the already-churned customers would
   have had had they stayed (V_i = margin · E[spend] · discounted purchases given alive);
 - **lost (written off)**: the expected-value rule below, replacing a fixed silence window;
-- **at risk**: customers not written off whose probability of dropping out within the next
-  period, given alive, is at least ``risk_threshold``, among the top ``value_share`` of
-  customers by CLV: the valuable ones slipping away, for proactive retention;
+- **slipping**: customers not written off whose P(alive) has fallen below ``risk_p_alive``
+  (their silence since the last purchase is long for their purchase rate) or whose
+  probability of dropping out within the next period, given alive, is at least
+  ``risk_threshold``;
+- **at risk**: the slipping customers among the top ``value_share`` of customers by value
+  if alive: the valuable ones slipping away, for proactive retention (ranking by CLV would
+  hide them, since CLV already falls with P(alive));
 - **value at risk**: per draw, the CLV summed over the at-risk customers.
 
 **Expected-value rule for "lost".** Treating an alive customer as lost (no more retention
@@ -61,7 +65,7 @@ class ChurnReport:
     customers : pandas.DataFrame
         Per customer (posterior means): ``p_alive``, ``p_dropout`` (alive now and dead by
         the end of the period), ``p_dropout_given_alive``, ``clv``, ``value_if_alive``,
-        ``lost_threshold``, ``lost`` (bool), ``at_risk`` (bool).
+        ``lost_threshold``, ``lost``, ``slipping`` and ``at_risk`` (bool).
     summary : pandas.DataFrame
         Per segment and ``total``: customers, written off, at risk, and mean and HDI of
         expected alive, expected dropouts, churn rate, churn damage and value at risk.
@@ -103,6 +107,7 @@ def churn_analysis(
     horizon: float = math.inf,
     discount_rate: float | np.ndarray | pd.Series = 0.1,
     margin: float | np.ndarray | pd.Series = 1.0,
+    risk_p_alive: float = 0.7,
     risk_threshold: float = 0.1,
     value_share: float = 0.2,
     segment: object = "auto",
@@ -125,10 +130,13 @@ def churn_analysis(
         in the units of spend x margin.
     horizon, discount_rate, margin
         CLV settings (:func:`clvbayes.customer_lifetime_value`).
+    risk_p_alive
+        P(alive) below which a customer not written off is "slipping" (default 0.7).
     risk_threshold
-        Minimum P(drop out within the period | alive) for "at risk" (default 0.1).
+        P(drop out within the period | alive) from which a customer is "slipping" (default 0.1).
     value_share
-        At-risk customers are among this top share of customers by CLV (default 0.2).
+        At-risk customers are the slipping ones among this top share of customers by value
+        if alive (default 0.2).
     segment, hdi_prob, n_draws, time_unit
         As in :func:`clvbayes.customer_metrics`.
 
@@ -138,8 +146,9 @@ def churn_analysis(
     """
     period = _positive(period, "period")
     contact_cost = _positive(contact_cost, "contact_cost", allow_zero=True)
-    if not (isinstance(risk_threshold, numbers.Real) and 0 <= risk_threshold <= 1):
-        raise ValueError(f"risk_threshold must be in [0, 1], got {risk_threshold!r}.")
+    for name, val in (("risk_p_alive", risk_p_alive), ("risk_threshold", risk_threshold)):
+        if isinstance(val, bool) or not (isinstance(val, numbers.Real) and 0 <= val <= 1):
+            raise ValueError(f"{name} must be in [0, 1], got {val!r}.")
     if not (isinstance(value_share, numbers.Real) and 0 < value_share <= 1):
         raise ValueError(f"value_share must be in (0, 1], got {value_share!r}.")
     metrics = customer_metrics(
@@ -155,11 +164,12 @@ def churn_analysis(
         drop_given_alive = (drop / pa).where(pa > 0, 0.0)
     threshold = pd.Series(lost_threshold(v_alive.to_numpy(), contact_cost), index=pa.index)
     lost = pa < threshold
-    top = clv.rank(ascending=False, method="first") <= math.ceil(value_share * len(clv))
-    at_risk = (~lost) & top & (drop_given_alive >= risk_threshold)
+    top = v_alive.rank(ascending=False, method="first") <= math.ceil(value_share * len(clv))
+    slipping = (~lost) & ((pa < risk_p_alive) | (drop_given_alive >= risk_threshold))
+    at_risk = slipping & top
     customers = pd.DataFrame({
         "p_alive": pa, "p_dropout": drop, "p_dropout_given_alive": drop_given_alive, "clv": clv,
-        "value_if_alive": v_alive, "lost_threshold": threshold, "lost": lost, "at_risk": at_risk,
+        "value_if_alive": v_alive, "lost_threshold": threshold, "lost": lost, "slipping": slipping, "at_risk": at_risk,
     })
 
     seg = metrics["clv"].totals
@@ -195,5 +205,6 @@ def churn_analysis(
     summary = pd.DataFrame.from_dict(rows, orient="index")
     summary.index.name = metrics["clv"].settings.get("segment") or "segment"
     settings = {**metrics["clv"].settings, "period": period, "contact_cost": contact_cost,
-                "risk_threshold": float(risk_threshold), "value_share": float(value_share)}
+                "risk_p_alive": float(risk_p_alive), "risk_threshold": float(risk_threshold),
+                "value_share": float(value_share)}
     return ChurnReport(customers, summary, draws, metrics, settings)

@@ -65,6 +65,7 @@ def stream(
     hdi_prob: float,
     block_size: int | None = None,
     keep_draws: bool = False,
+    table_cache: dict | None = None,
 ) -> dict[str, StreamOutput]:
     """Summaries of every quantity in ``specs`` in one pass over the customers.
 
@@ -84,6 +85,10 @@ def stream(
         Customers per block (default :func:`default_block_size`).
     keep_draws
         Also return each full (draws x customers) matrix.
+    table_cache
+        A dict that keeps the factor tables by (factor, horizon) for later passes over the
+        same draws and customers (e.g. re-grouped totals); filled when empty. The tables
+        depend on the draws and on the customers' (x, T, δ), not on segments.
 
     Returns
     -------
@@ -98,12 +103,18 @@ def stream(
         p = q = g = np.ones(nd)
     keys = {}
     tables = {}
+    cache = {} if table_cache is None else table_cache
     for s in specs:
         with_delta = s.code in _DISCOUNTED_CODES
         if with_delta not in keys:
             keys[with_delta] = K.unique_keys(cust.x, cust.T, cust.delta if with_delta else 0.0)
         _, ux, uT, ud = keys[with_delta]
-        tables[s.name] = K.clv_factor_table(s.code, r, alpha, a, b, ux, uT, ud, float(s.horizon))
+        # CLV, lost value and discounted purchases share one factor: build each table once.
+        kind = K.DISCOUNTED if with_delta else s.code
+        key = (kind, float(s.horizon))
+        if key not in cache:
+            cache[key] = K.clv_factor_table(kind, r, alpha, a, b, ux, uT, ud, float(s.horizon))
+        tables[s.name] = cache[key]
     probs = np.ascontiguousarray(probs, dtype=np.float64)
     n_seg = len(cust.segment_labels)
     out = {

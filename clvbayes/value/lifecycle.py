@@ -7,9 +7,9 @@ Rules, applied in this order to the posterior means of a :class:`~clvbayes.value
    :mod:`clvbayes.value.churn`);
 2. **new**: tenure T (time since the first purchase) at most ``new_window`` (the model has
    seen too little of them to say more);
-3. **at risk**: P(alive) below ``at_risk_p_alive`` (default 0.5: more likely dead than
-   alive, yet not worth writing off) or P(drop out within the period | alive) at least the
-   report's ``risk_threshold``;
+3. **at risk**: "slipping" in the report: P(alive) below its ``risk_p_alive`` (default
+   0.7) or P(drop out within the period | alive) at least its ``risk_threshold`` (default
+   0.1), whatever their value (the report's ``at_risk`` flag is the valuable subset);
 4. **active**: everyone else.
 
 Equity per stage is the posterior of the summed CLV of the stage's customers (per draw).
@@ -31,7 +31,7 @@ __all__ = ["STAGES", "lifecycle_stages", "stage_summary"]
 STAGES = ("new", "active", "at risk", "lapsed")
 
 
-def lifecycle_stages(report: ChurnReport, *, new_window: float, at_risk_p_alive: float = 0.5) -> pd.Series:
+def lifecycle_stages(report: ChurnReport, *, new_window: float) -> pd.Series:
     """Stage per customer (module docstring), an ordered categorical Series.
 
     Parameters
@@ -40,18 +40,13 @@ def lifecycle_stages(report: ChurnReport, *, new_window: float, at_risk_p_alive:
         From :func:`clvbayes.churn_analysis`.
     new_window
         Customers with tenure T <= new_window (data's time unit) are "new".
-    at_risk_p_alive
-        P(alive) below which a customer not written off is "at risk".
     """
     if isinstance(new_window, bool) or not isinstance(new_window, numbers.Real) or not new_window >= 0:
         raise ValueError(f"new_window must be a number >= 0 (data's time unit), got {new_window!r}.")
-    if not (isinstance(at_risk_p_alive, numbers.Real) and 0 <= at_risk_p_alive <= 1):
-        raise ValueError(f"at_risk_p_alive must be in [0, 1], got {at_risk_p_alive!r}.")
     c = report.customers
     T = pd.Series(report.metrics["clv"].customers.T, index=c.index)
     stage = np.full(len(c), "active", dtype=object)
-    risky = (c["p_alive"] < at_risk_p_alive) | (c["p_dropout_given_alive"] >= report.settings["risk_threshold"])
-    stage[risky.to_numpy()] = "at risk"
+    stage[c["slipping"].to_numpy()] = "at risk"
     stage[(T <= new_window).to_numpy()] = "new"
     stage[c["lost"].to_numpy()] = "lapsed"
     return pd.Series(pd.Categorical(stage, categories=list(STAGES), ordered=True), index=c.index, name="stage")

@@ -85,6 +85,7 @@ class CustomerValue:
     parameter_draws: ParameterDraws | None = field(default=None, repr=False)
     customers: CustomerArrays | None = field(default=None, repr=False)
     spec: QuantitySpec | None = field(default=None, repr=False)
+    table_cache: dict | None = field(default=None, repr=False)
 
     @property
     def total(self) -> xr.DataArray:
@@ -119,7 +120,8 @@ class CustomerValue:
             regrouped = replace(
                 cust, segments=np.ascontiguousarray(codes.astype(np.int64)), segment_labels=pd.Index(labels),
             )
-            raw = stream(draws, regrouped, [self.spec], probs=np.array([0.5]), hdi_prob=self.settings["hdi_prob"])
+            raw = stream(draws, regrouped, [self.spec], probs=np.array([0.5]), hdi_prob=self.settings["hdi_prob"],
+                         table_cache=self.table_cache)
             tot = raw[self.spec.name].segment_totals
         return xr.DataArray(
             tot.reshape(len(labels), n_chain, n_draw), dims=("group", "chain", "draw"),
@@ -187,7 +189,7 @@ def _keep(keep_draws: object, nd: int, n: int, n_quantities: int) -> bool:
 
 def _package(
     spec: QuantitySpec, raw: StreamOutput, draws: ParameterDraws, cust: CustomerArrays, probs: np.ndarray,
-    hdi_prob: float, settings: dict,
+    hdi_prob: float, settings: dict, table_cache: dict | None = None,
 ) -> CustomerValue:
     name = spec.name
     lo_name, hi_name = hdi_names(hdi_prob)
@@ -213,7 +215,7 @@ def _package(
             coords={**coords, "customer_id": np.asarray(cust.index)},
             name=name,
         )
-    return CustomerValue(name, summary, totals, full, {"quantity": name, **settings}, draws, cust, spec)
+    return CustomerValue(name, summary, totals, full, {"quantity": name, **settings}, draws, cust, spec, table_cache)
 
 
 def customer_metrics(
@@ -295,8 +297,12 @@ def customer_metrics(
         data, spend=needs_spend, margin=margin, discount_rate=discount_rate, time_unit=time_unit, segment=segment
     )
     draws = joint_draws(bgnbd, gamma_gamma if needs_spend else None, n_draws)
+    if needs_spend:
+        _check_finite_mean_spend(draws)
     keep = _keep(keep_draws, draws.n, cust.n, len(specs))
-    raw = stream(draws, cust, specs, probs=probs, hdi_prob=float(hdi_prob), block_size=block_size, keep_draws=keep)
+    tables: dict = {}
+    raw = stream(draws, cust, specs, probs=probs, hdi_prob=float(hdi_prob), block_size=block_size, keep_draws=keep,
+                 table_cache=tables)
     base = {
         "discount_rate": discount_rate if np.ndim(discount_rate) == 0 else "per customer",
         "margin": margin if np.ndim(margin) == 0 else "per customer",
@@ -309,10 +315,22 @@ def customer_metrics(
     return {
         s.name: _package(
             s, raw[s.name], draws, cust, probs, float(hdi_prob),
-            {"description": QUANTITIES[s.name][3], **base, "horizon": s.horizon},
+            {"description": QUANTITIES[s.name][3], **base, "horizon": s.horizon}, tables,
         )
         for s in specs
     }
+
+
+def _check_finite_mean_spend(draws: ParameterDraws) -> None:
+    """The Gamma-Gamma mean spend p·γ/(q - 1) exists only for q > 1 (FHL 2005, JMR eq. 5)."""
+    bad = draws["q"] <= 1.0
+    if bad.any():
+        raise ValueError(
+            f"{int(bad.sum())} of {draws.n} Gamma-Gamma draws have q <= 1, where the mean spend per "
+            "transaction does not exist (infinite), so CLV is undefined for them. Refit the "
+            "GammaGammaModel with a prior on q that keeps it above 1 (e.g. priors={'q': "
+            "clvbayes.Prior('Gamma', alpha=..., beta=...)} with little mass below 1), or use more data."
+        )
 
 
 def _one(name: str, bgnbd, gamma_gamma, data, **kw) -> CustomerValue:

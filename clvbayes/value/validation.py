@@ -8,7 +8,7 @@ Lee (2005), "Counting your customers the easy way", Marketing Science 24(2) (FHL
   calibration history, against what the customer did; summarised per customer, in total,
   by calibration frequency (FHL Figure 4) and as error metrics next to the rules of thumb
   of :mod:`clvbayes.value.heuristics`.
-- :func:`tracking`: expected cumulative and period-by-period repeat transactions of the
+- :func:`purchase_tracking`: expected cumulative and period-by-period repeat transactions of the
   cohort acquired by the end of calibration, over calibration and holdout, against the
   transaction log (FHL Figure 3).
 
@@ -28,7 +28,7 @@ default linear quantiles.
 from __future__ import annotations
 
 import numbers
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -40,13 +40,13 @@ from clvbayes.kernels.tracking import cohort_cumulative_purchases, expected_purc
 from clvbayes.value.draws import joint_draws, parameter_draws
 from clvbayes.value.heuristics import holdout_forecasts
 
-__all__ = ["HoldoutValidation", "holdout_validation", "tracking"]
+__all__ = ["HoldoutValidation", "holdout_validation", "purchase_tracking"]
 
 #: Replicates of a point estimate (process uncertainty only) unless ``n_draws`` says otherwise.
 POINT_REPLICATES = 1000
 #: Calibration frequency groups of :attr:`HoldoutValidation.by_frequency` (FHL Figure 4).
 FREQUENCY_GROUPS = ("0", "1", "2", "3", "4", "5", "6", "7+")
-# (draw x customer) elements simulated at a time: bounds the memory to ~100 MB
+# (draw x customer) elements simulated at a time: a few float64 arrays of 32 MB each
 _CHUNK_ELEMENTS = 1 << 22
 _METRICS = ("MAE", "RMSE", "bias", "coverage")
 
@@ -129,7 +129,7 @@ def _check_time_unit(model, time_unit: str | None, what: str) -> None:
 
 
 # -- result --------------------------------------------------------------------------------
-@dataclass(frozen=True, repr=False)
+@dataclass(frozen=True, repr=False, eq=False)
 class HoldoutValidation:
     """Result of :func:`holdout_validation`.
 
@@ -179,7 +179,7 @@ class HoldoutValidation:
     source: str
     n_replicates: int
     duration: float
-    total_replicates: np.ndarray = field(compare=False)
+    total_replicates: np.ndarray
     total_spend: pd.Series | None = None
     window: float = float("nan")
     time_unit: str | None = None
@@ -188,7 +188,7 @@ class HoldoutValidation:
         pct = f"{100 * self.hdi_prob:g}%"
         what = "posterior draws" if self.source == "posterior" else "point estimate (process uncertainty only)"
         t = self.total
-        unit = f"x {self.time_unit!r}" if self.time_unit else "time units"
+        unit = self.time_unit if self.time_unit else "time units"
         lines = [
             f"HoldoutValidation: {len(self.customers):,} customers, holdout {self.duration:g} {unit}, "
             f"{self.n_replicates:,} replicates from the {what}, {pct} intervals",
@@ -383,7 +383,7 @@ def holdout_validation(
 
 
 # -- tracking ------------------------------------------------------------------------------
-def tracking(
+def purchase_tracking(
     bgnbd,
     transactions: pd.DataFrame,
     *,

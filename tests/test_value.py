@@ -342,3 +342,16 @@ def test_errors(rfm, mle):
         customer_lifetime_value(bg, low_q, rfm)
     with pytest.raises(ValueError, match="shares"):
         value_concentration(customer_lifetime_value(bg, gg, rfm), shares=(0.0,))
+
+
+def test_p_alive_fused_with_clv_is_identical(rfm, bayes):
+    # P(alive) filled in the CLV pass (clv_block_with_alive) equals its own pass bit for bit.
+    bg, gg = bayes
+    both = customer_metrics(bg, gg, rfm, quantities=("p_alive", "clv"), horizon=52.0, keep_draws=False, block_size=300)
+    alone = customer_metrics(bg, gg, rfm, quantities=("p_alive",), keep_draws=True)
+    clv = customer_metrics(bg, gg, rfm, quantities=("clv",), horizon=52.0, keep_draws=False)
+    pd.testing.assert_frame_equal(both["p_alive"].summary, alone["p_alive"].summary, rtol=0, atol=0)
+    pd.testing.assert_frame_equal(both["clv"].summary, clv["clv"].summary, rtol=0, atol=0)
+    np.testing.assert_array_equal(both["p_alive"].totals, alone["p_alive"].totals)
+    kept = customer_metrics(bg, gg, rfm, quantities=("clv", "p_alive"), horizon=52.0, keep_draws=True)
+    np.testing.assert_array_equal(kept["p_alive"].draws, alone["p_alive"].draws)

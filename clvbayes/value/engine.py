@@ -27,6 +27,8 @@ __all__ = ["QuantitySpec", "StreamOutput", "stream", "default_block_size"]
 # the parallel loops, small enough to stay in the last-level caches' neighbourhood.
 _BLOCK_BYTES = 32 * 2**20
 _DISCOUNTED_CODES = (K.DISCOUNTED, K.CLV, K.LOST)
+# Quantities of the form P_alive x (...): their block fill can also return P_alive.
+_TIMES_ALIVE = (K.CLV, K.PURCHASES, K.DISCOUNTED, K.DROPOUT)
 
 
 @dataclass(frozen=True)
@@ -49,6 +51,13 @@ class StreamOutput:
     hdi: np.ndarray
     segment_totals: np.ndarray
     full: np.ndarray | None
+
+
+def _summarise(o: StreamOutput, sub: np.ndarray, probs: np.ndarray, hdi_prob: float, cust: CustomerArrays,
+               sl: slice) -> None:
+    K.clv_summarise(
+        sub, probs, hdi_prob, cust.segments[sl], o.mean[sl], o.sd[sl], o.quantiles[sl], o.hdi[sl], o.segment_totals
+    )
 
 
 def default_block_size(n_draws: int) -> int:
@@ -126,22 +135,29 @@ def stream(
     }
     bs = block_size or default_block_size(nd)
     bs = min(bs, max(n, 1))
-    mat = np.empty((nd, bs))
+    # P(alive) comes free with a quantity that multiplies it: fill both in one pass.
+    alive = next((s for s in specs if s.code == K.P_ALIVE), None)
+    partner = next((s for s in specs if s.code in _TIMES_ALIVE), None) if alive is not None else None
+    mats = {s.name: np.empty((nd, bs)) for s in (alive, partner) if s is not None and not keep_draws}
+    mat = np.empty((nd, bs)) if not keep_draws else None
     for s0 in range(0, n, bs):
         s1 = min(n, s0 + bs)
         sl = slice(s0, s1)
+        subs = {
+            s.name: out[s.name].full[:, sl] if keep_draws else mats.get(s.name, mat)[:, : s1 - s0] for s in specs
+        }
         for s in specs:
             codes, ux, uT, _ = keys[s.code in _DISCOUNTED_CODES]
-            o = out[s.name]
-            sub = o.full[:, sl] if keep_draws else mat[:, : s1 - s0]
-            K.clv_block(
-                s.code, r, alpha, a, b, p, q, g, tables[s.name], ux, uT,
-                codes[sl], cust.t_x[sl], cust.m[sl], cust.margin[sl], sub,
-            )
-            K.clv_summarise(
-                sub, probs, hdi_prob, cust.segments[sl], o.mean[sl], o.sd[sl], o.quantiles[sl], o.hdi[sl],
-                o.segment_totals,
-            )
+            args = (r, alpha, a, b, p, q, g, tables[s.name], ux, uT, codes[sl], cust.t_x[sl], cust.m[sl], cust.margin[sl])
+            if s is partner:
+                K.clv_block_with_alive(s.code, *args, subs[s.name], subs[alive.name])
+            elif s is not alive or partner is None:
+                K.clv_block(s.code, *args, subs[s.name])
+            if s is alive and partner is not None:
+                continue  # summarised after its partner filled it
+            _summarise(out[s.name], subs[s.name], probs, hdi_prob, cust, sl)
+            if s is partner:
+                _summarise(out[alive.name], subs[alive.name], probs, hdi_prob, cust, sl)
     if nd == 1:  # a point estimate: no spread
         for o in out.values():
             o.sd[:] = math.nan

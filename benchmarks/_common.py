@@ -6,13 +6,18 @@ Not part of the package and not a test module. Scripts in this folder import it 
 
 from __future__ import annotations
 
+import argparse
 import datetime as _dt
 import importlib.metadata
 import json
+import math
 import os
 import platform
+import resource
+import signal
 import statistics
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
@@ -127,3 +132,65 @@ def markdown_table(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
     lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
     return "\n".join(lines)
+
+
+# -- shared by the subprocess-per-cell scripts (fit_scaling.py, clv_scaling.py) --------------
+
+def process_tree(proc) -> list:
+    """A psutil process and its descendants (empty when it is gone)."""
+    import psutil
+
+    try:
+        return [proc, *proc.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return []
+
+
+def kill_tree(pid: int) -> None:
+    """SIGKILL the worker's process group and any descendant that left it."""
+    import psutil
+
+    try:
+        procs = process_tree(psutil.Process(pid))
+    except psutil.NoSuchProcess:
+        procs = []
+    try:
+        os.killpg(pid, signal.SIGKILL)  # the worker leads its own session
+    except (ProcessLookupError, PermissionError):
+        pass
+    for p in procs:
+        try:
+            p.kill()
+        except psutil.NoSuchProcess:
+            pass
+
+
+def maxrss_bytes() -> int:
+    """Peak resident set size of this process, in bytes."""
+    # ru_maxrss is in KiB on Linux (bytes on macOS).
+    scale = 1 if sys.platform == "darwin" else 1024
+    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * scale
+
+
+def last_line(path: Path) -> str | None:
+    """The last non-empty line of a log (at most 500 characters), for failure messages."""
+    try:
+        lines = [ln.strip() for ln in path.read_text(errors="replace").splitlines() if ln.strip()]
+    except OSError:
+        return None
+    return lines[-1][:500] if lines else None
+
+
+def parse_size(text: str) -> int:
+    """argparse type: a positive whole number, also written as 1e6."""
+    value = float(text)
+    if value < 1 or value != int(value):
+        raise argparse.ArgumentTypeError(f"not a positive whole number: {text}")
+    return int(value)
+
+
+def fmt_number(v: float | None, digits: int = 3) -> str:
+    """A number for a markdown table ("—" when missing)."""
+    if v is None or (isinstance(v, float) and not math.isfinite(v)):
+        return "—"
+    return f"{v:.{digits}g}" if abs(v) < 1e4 else f"{v:,.0f}"

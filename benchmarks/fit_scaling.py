@@ -108,6 +108,7 @@ from typing import Any
 import numpy as np
 
 import _common
+from _common import fmt_number as _f, kill_tree as _kill_tree, last_line as _last_line, maxrss_bytes as _maxrss_bytes, parse_size as _size  # noqa: E402
 
 #: CDNOW MLE in weeks: Fader, Hardie & Lee (2005), Marketing Science 24(2), section 4.
 PARAMS = {"r": 0.2425945, "alpha": 4.4136019, "a": 0.7929199, "b": 2.4258881}
@@ -491,12 +492,6 @@ def point_diagnostics(est: dict[str, float], se: dict[str, float] | None) -> dic
     return {"params": params}
 
 
-def _maxrss_bytes() -> int:
-    # ru_maxrss is in KiB on Linux (bytes on macOS).
-    scale = 1 if sys.platform == "darwin" else 1024
-    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * scale
-
-
 def worker(args: argparse.Namespace) -> int:
     """Run one cell and write its measurements to ``args.result`` (JSON)."""
     result_path = Path(args.result)
@@ -564,42 +559,6 @@ def worker(args: argparse.Namespace) -> int:
 # --------------------------------------------------------------------------------------
 # Parent: run a cell in a subprocess with caps
 # --------------------------------------------------------------------------------------
-
-
-def _tree(proc) -> list:
-    import psutil
-
-    try:
-        return [proc, *proc.children(recursive=True)]
-    except psutil.NoSuchProcess:
-        return []
-
-
-def _kill_tree(pid: int) -> None:
-    """SIGKILL the worker's process group and any descendant that left it."""
-    import psutil
-
-    try:
-        procs = _tree(psutil.Process(pid))
-    except psutil.NoSuchProcess:
-        procs = []
-    try:
-        os.killpg(pid, signal.SIGKILL)  # the worker leads its own session
-    except (ProcessLookupError, PermissionError):
-        pass
-    for p in procs:
-        try:
-            p.kill()
-        except psutil.NoSuchProcess:
-            pass
-
-
-def _last_line(path: Path) -> str | None:
-    try:
-        lines = [ln.strip() for ln in path.read_text(errors="replace").splitlines() if ln.strip()]
-    except OSError:
-        return None
-    return lines[-1][:500] if lines else None
 
 
 def run_cell(cell: Cell, n: int, data_path: Path, args: argparse.Namespace) -> Record:
@@ -811,12 +770,6 @@ def evaluate_targets(records: list[dict[str, Any]], cores: int,
 # --------------------------------------------------------------------------------------
 
 
-def _f(v: float | None, digits: int = 3) -> str:
-    if v is None or (isinstance(v, float) and not math.isfinite(v)):
-        return "—"
-    return f"{v:.{digits}g}" if abs(v) < 1e4 else f"{v:,.0f}"
-
-
 def _ratio(sp: dict[str, Any] | None) -> str:
     if sp is None:
         return "—"
@@ -942,13 +895,6 @@ def render_markdown(payload: dict[str, Any]) -> str:
 # --------------------------------------------------------------------------------------
 # Main
 # --------------------------------------------------------------------------------------
-
-
-def _size(text: str) -> int:
-    value = float(text)
-    if value < 1 or value != int(value):
-        raise argparse.ArgumentTypeError(f"not a positive whole number: {text}")
-    return int(value)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

@@ -544,7 +544,7 @@ def _fill(
             out[d, i] = val
 
 
-@njit(cache=True, fastmath=False, error_model="numpy", parallel=True)
+@njit(cache=True, fastmath=False, error_model="numpy")
 def clv_block(
     quantity: int,
     r: np.ndarray,

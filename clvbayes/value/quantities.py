@@ -291,17 +291,32 @@ def customer_metrics(
     for q in quantities:
         code, _, finite, _ = QUANTITIES[q]
         specs.append(QuantitySpec(q, code, _check_horizon(horizons.get(q, horizon), finite, q)))
+    return _evaluate(
+        bgnbd, gamma_gamma if needs_spend else None, data, specs, {q: QUANTITIES[q][3] for q in quantities},
+        discount_rate=discount_rate, margin=margin, time_unit=time_unit, segment=segment, probs=probs,
+        hdi_prob=float(hdi_prob), n_draws=n_draws, keep_draws=keep_draws, block_size=block_size,
+    )
+
+
+def _evaluate(
+    bgnbd, gamma_gamma, data: pd.DataFrame | None, specs: Sequence[QuantitySpec], descriptions: Mapping[str, str], *,
+    discount_rate, margin, time_unit, segment, probs: np.ndarray, hdi_prob: float, n_draws, keep_draws, block_size,
+    extra: Mapping[str, object] | None = None,
+) -> dict[str, CustomerValue]:
+    """Validate the customers, pair the draws, stream ``specs`` and package the results
+    (``gamma_gamma`` given exactly when a quantity needs spend)."""
+    needs_spend = gamma_gamma is not None
     if data is None:
         data = bgnbd._data_or_default(None)
     cust = customer_arrays(
         data, spend=needs_spend, margin=margin, discount_rate=discount_rate, time_unit=time_unit, segment=segment
     )
-    draws = joint_draws(bgnbd, gamma_gamma if needs_spend else None, n_draws)
+    draws = joint_draws(bgnbd, gamma_gamma, n_draws)
     if needs_spend:
         _check_finite_mean_spend(draws)
     keep = _keep(keep_draws, draws.n, cust.n, len(specs))
     tables: dict = {}
-    raw = stream(draws, cust, specs, probs=probs, hdi_prob=float(hdi_prob), block_size=block_size, keep_draws=keep,
+    raw = stream(draws, cust, specs, probs=probs, hdi_prob=hdi_prob, block_size=block_size, keep_draws=keep,
                  table_cache=tables)
     base = {
         "discount_rate": discount_rate if np.ndim(discount_rate) == 0 else "per customer",
@@ -309,13 +324,14 @@ def customer_metrics(
         "time_unit": cust.time_unit,
         "source": draws.source,
         "n_draws": draws.n,
-        "hdi_prob": float(hdi_prob),
+        "hdi_prob": hdi_prob,
         "segment": cust.segment_name,
+        **(extra or {}),
     }
     return {
         s.name: _package(
-            s, raw[s.name], draws, cust, probs, float(hdi_prob),
-            {"description": QUANTITIES[s.name][3], **base, "horizon": s.horizon}, tables,
+            s, raw[s.name], draws, cust, probs, hdi_prob,
+            {"description": descriptions[s.name], **base, "horizon": s.horizon}, tables,
         )
         for s in specs
     }
@@ -430,31 +446,33 @@ def expected_spend(
 
 
 def probability_of_purchases(
-    bgnbd, data: pd.DataFrame | None = None, *, horizon: float, n: int, **kwargs
+    bgnbd,
+    data: pd.DataFrame | None = None,
+    *,
+    horizon: float,
+    n: int,
+    time_unit: str | None = None,
+    segment: object = "auto",
+    hdi_prob: float = 0.94,
+    quantiles: Sequence[float] = (0.05, 0.5, 0.95),
+    n_draws: int | None = None,
+    keep_draws: bool | str = "auto",
+    block_size: int | None = None,
 ) -> CustomerValue:
     """P(exactly n purchases in (T, T + horizon] | history) over the BG/NBD draws:
     ``P_alive · P_BGNBD(X(t) = n; r+x, α+T, a, b+x) + (1 - P_alive) [n = 0]`` (FHL 2005
-    eq. 8 at the updated parameters)."""
+    eq. 8 at the updated parameters). Other arguments as in :func:`customer_metrics`."""
     if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 0:
         raise ValueError(f"n must be an integer >= 0, got {n!r}.")
     horizon = _check_horizon(horizon, True, "probability_of_purchases")
-    probs = _check_probs(kwargs.pop("quantiles", (0.05, 0.5, 0.95)), kwargs.get("hdi_prob", 0.94))
-    hdi_prob = float(kwargs.pop("hdi_prob", 0.94))
-    if data is None:
-        data = bgnbd._data_or_default(None)
-    cust = customer_arrays(data, spend=False, time_unit=kwargs.pop("time_unit", None), segment=kwargs.pop("segment", "auto"))
-    draws = joint_draws(bgnbd, None, kwargs.pop("n_draws", None))
-    keep = _keep(kwargs.pop("keep_draws", "auto"), draws.n, cust.n, 1)
-    block_size = kwargs.pop("block_size", None)
-    if kwargs:
-        raise TypeError(f"Unexpected arguments {sorted(kwargs)}.")
+    probs = _check_probs(quantiles, hdi_prob)
     name = f"p_{int(n)}_purchases"
     spec = QuantitySpec(name, K.PMF + int(n), horizon)
-    raw = stream(draws, cust, [spec], probs=probs, hdi_prob=hdi_prob, block_size=block_size, keep_draws=keep)[name]
-    settings = {"description": f"probability of exactly {int(n)} purchases in the horizon", "horizon": horizon,
-                "n": int(n), "time_unit": cust.time_unit, "source": draws.source, "n_draws": draws.n,
-                "hdi_prob": hdi_prob, "segment": cust.segment_name}
-    return _package(spec, raw, draws, cust, probs, hdi_prob, settings)
+    return _evaluate(
+        bgnbd, None, data, [spec], {name: f"probability of exactly {int(n)} purchases in the horizon"},
+        discount_rate=0.0, margin=1.0, time_unit=time_unit, segment=segment, probs=probs, hdi_prob=float(hdi_prob),
+        n_draws=n_draws, keep_draws=keep_draws, block_size=block_size, extra={"n": int(n)},
+    )[name]
 
 
 class _SpendOnly:

@@ -37,7 +37,7 @@ from clvbayes.data.rfm import occasions_until, time_unit_length
 from clvbayes.data.validate import DataValidationError, _require_columns, validate_monetary, validate_rfm
 from clvbayes.kernels.predictive import bgnbd_holdout_replicates
 from clvbayes.kernels.tracking import cohort_cumulative_purchases, expected_purchases_grid
-from clvbayes.value.draws import joint_draws, parameter_draws
+from clvbayes.value.draws import _check_n_draws, joint_draws, parameter_draws
 from clvbayes.value.heuristics import holdout_forecasts
 
 __all__ = ["HoldoutValidation", "holdout_validation", "purchase_tracking"]
@@ -64,14 +64,6 @@ def _tail_probs(hdi_prob: float) -> tuple[float, float]:
     """``((1 - h) / 2, (1 + h) / 2)`` rounded to 12 decimals: 0.94 gives exactly 0.03 and 0.97,
     so an ``"inverted_cdf"`` bound does not jump one replicate on a rounding error."""
     return round((1.0 - hdi_prob) / 2.0, 12), round((1.0 + hdi_prob) / 2.0, 12)
-
-
-def _check_n_draws(n_draws: object, allow_none: bool = True) -> int | None:
-    if n_draws is None and allow_none:
-        return None
-    if isinstance(n_draws, bool) or not isinstance(n_draws, numbers.Integral) or n_draws < 1:
-        raise ValueError(f"n_draws must be {'None or ' if allow_none else ''}a positive integer, got {n_draws!r}.")
-    return int(n_draws)
 
 
 def _holdout_columns(data: pd.DataFrame, spend: bool) -> tuple[np.ndarray, float, np.ndarray | None]:

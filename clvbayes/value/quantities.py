@@ -142,19 +142,16 @@ class CustomerValue:
 
 
 def summarise_draws(values: np.ndarray, hdi_prob: float) -> pd.Series:
-    """Mean, sd (ddof 1), HDI (ArviZ's rule) of a 1-D array of draws."""
-    v = np.sort(np.asarray(values, dtype=np.float64))
-    n = v.size
-    lo = hi = float(v[0]) if n else math.nan
-    if n > 1:
-        inc = int(math.floor(hdi_prob * n))
-        widths = v[inc:] - v[: n - inc]
-        i = int(np.argmin(widths))
-        lo, hi = float(v[i]), float(v[i + inc])
-    lo_name, hi_name = hdi_names(hdi_prob)
-    return pd.Series(
-        {"mean": float(np.mean(v)), "sd": float(np.std(v, ddof=1)) if n > 1 else math.nan, lo_name: lo, hi_name: hi}
+    """Mean, sd (ddof 1) and HDI of a 1-D array of draws, by the kernel that summarises the
+    per-customer draws (:func:`clvbayes.kernels.clv.clv_summarise`: ArviZ's HDI rule)."""
+    v = np.ascontiguousarray(values, dtype=np.float64).reshape(-1, 1)
+    mean, sd, hdi = np.empty(1), np.empty(1), np.empty((1, 2))
+    K.clv_summarise(
+        v, np.empty(0), float(hdi_prob), np.zeros(1, dtype=np.int64), mean, sd, np.empty((1, 0)), hdi,
+        np.zeros((1, v.shape[0])),
     )
+    lo_name, hi_name = hdi_names(hdi_prob)
+    return pd.Series({"mean": float(mean[0]), "sd": float(sd[0]), lo_name: float(hdi[0, 0]), hi_name: float(hdi[0, 1])})
 
 
 def hdi_names(hdi_prob: float) -> tuple[str, str]:

@@ -23,6 +23,8 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 REPO_DIR = Path(__file__).resolve().parent.parent
 
@@ -194,3 +196,18 @@ def fmt_number(v: float | None, digits: int = 3) -> str:
     if v is None or (isinstance(v, float) and not math.isfinite(v)):
         return "—"
     return f"{v:.{digits}g}" if abs(v) < 1e4 else f"{v:,.0f}"
+
+
+def cached_npz(path: Path, make: Callable[[], tuple[dict[str, Any], dict[str, Any]]]) -> dict[str, Any]:
+    """The ``meta`` dict of a cached ``.npz`` data file, made first with ``make()`` (returning
+    ``(arrays, meta)``) when it does not exist; written to a temporary name and renamed, so an
+    interrupted run never leaves a half-written cache."""
+    if path.exists():
+        with np.load(path) as f:
+            return json.loads(str(f["meta"]))
+    arrays, meta = make()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.stem + ".tmp.npz")
+    np.savez(tmp, **arrays, meta=np.array(json.dumps(meta)))
+    tmp.replace(path)
+    return meta

@@ -228,31 +228,28 @@ class Record:
 def ensure_data(n: int, seed: int) -> tuple[Path, dict[str, Any]]:
     """Cached simulated customers of size ``n`` (generated on first use) and a summary."""
     path = CACHE_DIR / f"clv_scaling_n{n}_seed{seed}.npz"
-    if path.exists():
-        with np.load(path) as f:
-            return path, json.loads(str(f["meta"]))
-    import clvbayes
 
-    print(f"simulating {n:,} customers (seed {seed}) ...", flush=True)
-    t0 = time.perf_counter()
-    T_days = np.random.default_rng(seed).integers(1, WINDOW_DAYS + 1, size=n)
-    sim = clvbayes.simulate_customers(*BG_PARAMS.values(), T_days / 7.0, **GG_PARAMS, seed=seed)
-    x = sim["frequency"].to_numpy()
-    meta = {
-        "n_customers": n, "seed": seed, "mean_frequency": float(x.mean()),
-        "share_zero_repeat": float(np.mean(x == 0)), "max_frequency": int(x.max()),
-        "mean_T_weeks": float(T_days.mean() / 7.0),
-        "mean_monetary_value_repeaters": float(sim["monetary_value"].to_numpy()[x > 0].mean()),
-        "simulation_s": time.perf_counter() - t0,
-    }
-    CACHE_DIR.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.stem + ".tmp.npz")
-    np.savez(tmp, frequency=x.astype(np.int32), recency=sim["recency"].to_numpy(),
-             T_days=T_days.astype(np.int32), monetary_value=sim["monetary_value"].to_numpy(),
-             meta=np.array(json.dumps(meta)))
-    tmp.replace(path)
-    print(f"  {meta['simulation_s']:.1f} s", flush=True)
-    return path, meta
+    def make() -> tuple[dict[str, Any], dict[str, Any]]:
+        import clvbayes
+
+        print(f"simulating {n:,} customers (seed {seed}) ...", flush=True)
+        t0 = time.perf_counter()
+        T_days = np.random.default_rng(seed).integers(1, WINDOW_DAYS + 1, size=n)
+        sim = clvbayes.simulate_customers(*BG_PARAMS.values(), T_days / 7.0, **GG_PARAMS, seed=seed)
+        x = sim["frequency"].to_numpy()
+        meta = {
+            "n_customers": n, "seed": seed, "mean_frequency": float(x.mean()),
+            "share_zero_repeat": float(np.mean(x == 0)), "max_frequency": int(x.max()),
+            "mean_T_weeks": float(T_days.mean() / 7.0),
+            "mean_monetary_value_repeaters": float(sim["monetary_value"].to_numpy()[x > 0].mean()),
+            "simulation_s": time.perf_counter() - t0,
+        }
+        arrays = {"frequency": x.astype(np.int32), "recency": sim["recency"].to_numpy(),
+                  "T_days": T_days.astype(np.int32), "monetary_value": sim["monetary_value"].to_numpy()}
+        print(f"  {meta['simulation_s']:.1f} s", flush=True)
+        return arrays, meta
+
+    return path, _common.cached_npz(path, make)
 
 
 def load_frame(path: Path):

@@ -277,20 +277,16 @@ def describe(data: dict[str, Any], seed: int) -> dict[str, Any]:
 def ensure_data(n: int, seed: int) -> tuple[Path, dict[str, Any]]:
     """Path of the cached data for ``(n, seed)`` (generated on first use) and its summary."""
     path = CACHE_DIR / f"fit_scaling_n{n}_seed{seed}.npz"
-    if path.exists():
-        with np.load(path) as f:
-            return path, json.loads(str(f["meta"]))
-    print(f"simulating {n:,} customers (seed {seed}) ...", flush=True)
-    t0 = time.perf_counter()
-    data = simulate_daily(n, seed)
-    meta = describe(data, seed) | {"simulation_s": time.perf_counter() - t0}
-    CACHE_DIR.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.stem + ".tmp.npz")
-    np.savez(tmp, x=data["x"], recency_days=data["recency_days"], T_days=data["T_days"],
-             meta=np.array(json.dumps(meta)))
-    tmp.replace(path)
-    print(f"  {meta['simulation_s']:.1f} s, {meta['n_unique_rows']:,} unique rows", flush=True)
-    return path, meta
+
+    def make() -> tuple[dict[str, Any], dict[str, Any]]:
+        print(f"simulating {n:,} customers (seed {seed}) ...", flush=True)
+        t0 = time.perf_counter()
+        data = simulate_daily(n, seed)
+        meta = describe(data, seed) | {"simulation_s": time.perf_counter() - t0}
+        print(f"  {meta['simulation_s']:.1f} s, {meta['n_unique_rows']:,} unique rows", flush=True)
+        return {k: data[k] for k in ("x", "recency_days", "T_days")}, meta
+
+    return path, _common.cached_npz(path, make)
 
 
 def load_frame(path: Path):

@@ -2,7 +2,8 @@
 
 The public API:
 
-- data: :func:`rfm_summary`, :func:`calibration_holdout_split`, :mod:`clvbayes.datasets`;
+- data: :func:`read_transactions` (CSV/Parquet), :func:`rfm_summary`,
+  :func:`calibration_holdout_split`, :mod:`clvbayes.datasets`;
 - models: :class:`BetaGeoModel` (purchase frequency and dropout) and
   :class:`GammaGammaModel` (spend per transaction);
 - priors and checks: :class:`Prior`, :class:`ConvergenceDiagnosticWarning`,
@@ -11,12 +12,16 @@ The public API:
 - customer value over the posterior (:mod:`clvbayes.value`): :func:`customer_lifetime_value`,
   :func:`customer_metrics`, :func:`customer_equity`, :func:`value_concentration`,
   :func:`churn_analysis`, :func:`lifecycle_stages`; heuristics and holdout validation in
-  :mod:`clvbayes.value.heuristics` and :mod:`clvbayes.value.validation`.
+  :mod:`clvbayes.value.heuristics` and :mod:`clvbayes.value.validation`;
+- plots with credible bands: :mod:`clvbayes.plotting`;
+- the whole job (what ``clvbayes demo`` / ``clvbayes fit`` run): :mod:`clvbayes.workflow`
+  and the report folder :mod:`clvbayes.report`.
 """
 
-from clvbayes import datasets
+from clvbayes import datasets, plotting
 from clvbayes._version import __version__
 from clvbayes.data.compress import compress_rows
+from clvbayes.data.read import read_transactions
 from clvbayes.data.rfm import rfm_summary
 from clvbayes.data.split import calibration_holdout_split
 from clvbayes.data.validate import DataValidationError
@@ -46,6 +51,8 @@ from clvbayes.value import (
 __all__ = [
     "__version__",
     "datasets",
+    "plotting",
+    "read_transactions",
     "rfm_summary",
     "calibration_holdout_split",
     "compress_rows",

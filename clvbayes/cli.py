@@ -1,91 +1,295 @@
-"""The ``clvbayes`` command line."""
+"""The ``clvbayes`` command line: ``clvbayes demo`` and ``clvbayes fit``.
+
+Exit codes: 0 success; 2 bad command line or option value; 3 the input data cannot be used
+(the message names the file, line and column); 4 the output folder cannot be written
+(exists and is not empty without ``--overwrite``, or not writable); 1 anything else.
+"""
 
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
-__all__ = ["main"]
+__all__ = ["main", "build_parser"]
+
+EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_DATA, EXIT_OUTPUT = 0, 1, 2, 3, 4
+
+_DEMO_CALIBRATION_END = "1997-09-30"
+_DEMO_OBSERVATION_END = "1998-06-30"
 
 
-def _demo(args: argparse.Namespace) -> int:
-    # imported here so that `clvbayes --help` answers at once
-    import numpy as np
+class _Failure(Exception):
+    def __init__(self, code: int, message: str) -> None:
+        super().__init__(message)
+        self.code = code
 
-    from clvbayes import BetaGeoModel, GammaGammaModel, calibration_holdout_split
-    from clvbayes.datasets import load_cdnow_sample
+
+def _print_published_comparison(data) -> None:
+    """Maximum likelihood next to Fader, Hardie & Lee's published estimates (fast, exact)."""
+    from clvbayes import BetaGeoModel, GammaGammaModel
     from clvbayes.reference import published_estimates
 
-    PUBLISHED = published_estimates()
-    print("clvbayes demo: CDNOW sample (2,357 customers), calibration 1997-01-01..1997-09-30, "
-          "holdout to 1998-06-30, time in weeks")
-    data = calibration_holdout_split(
-        load_cdnow_sample(), calibration_end="1997-09-30", observation_end="1998-06-30"
-    )
-    print(f"customers: {len(data):,}   repeat buyers: {(data['frequency'] > 0).sum():,}")
-
+    published = published_estimates()
     bgnbd = BetaGeoModel(data).fit_mle()
     gg = GammaGammaModel(data).fit_mle()
-
-    rows = []
-    for model, key in ((bgnbd, "bgnbd"), (gg, "gamma_gamma")):
-        published = PUBLISHED[key]["params"]
-        for name, value in model.params_.items():
-            se = model.standard_errors_[name]
-            ref = published[name]
-            rows.append((name, value, se, ref, (value - ref) / ref))
+    print(f"customers: {len(data):,}   repeat buyers: {(data['frequency'] > 0).sum():,}")
     print()
+    print("maximum likelihood on the 39-week calibration period vs the published estimates:")
     print(f"{'parameter':<10}{'estimate':>12}{'std err':>10}{'published':>12}{'rel. diff':>12}")
-    for name, value, se, ref, rel in rows:
-        print(f"{name:<10}{value:>12.6f}{se:>10.4f}{ref:>12.6g}{rel:>12.2e}")
-    ll_ref = PUBLISHED["bgnbd"]["log_likelihood"]
-    print(f"{'BG/NBD LL':<10}{bgnbd.log_likelihood_:>12.3f}{'':>10}{ll_ref:>12.3f}"
-          f"{bgnbd.log_likelihood_ - ll_ref:>12.2e}")
-    print("sources:", PUBLISHED["bgnbd"]["source"], ";", PUBLISHED["gamma_gamma"]["source"])
-
+    for model, key in ((bgnbd, "bgnbd"), (gg, "gamma_gamma")):
+        ref = published[key]["params"]
+        for name, value in model.params_.items():
+            rel = (value - ref[name]) / ref[name]
+            print(f"{name:<10}{value:>12.6f}{model.standard_errors_[name]:>10.4f}{ref[name]:>12.6g}{rel:>12.2e}")
+    ll_ref = published["bgnbd"]["log_likelihood"]
+    print(f"{'BG/NBD LL':<10}{bgnbd.log_likelihood_:>12.3f}{'':>10}{ll_ref:>12.3f}{bgnbd.log_likelihood_ - ll_ref:>12.2e}")
+    print("sources:", published["bgnbd"]["source"], ";", published["gamma_gamma"]["source"])
     horizon = float(data["duration_holdout"].iloc[0])
     predicted = bgnbd.expected_purchases(horizon).sum()
     actual = int(data["frequency_holdout"].sum())
-    alive = bgnbd.probability_alive()
-    spend = gg.expected_spend()
-    print()
     print(f"holdout ({horizon:.0f} weeks) repeat transactions: predicted {predicted:,.1f}, actual {actual:,}")
-    print(f"mean P(alive) at calibration end: {alive.mean():.3f}; "
-          f"customers with P(alive) < 0.5: {(alive < 0.5).sum():,}")
-    print(f"expected spend per transaction: mean ${spend.mean():.2f} "
-          f"(population mean ${gg.params_['p'] * gg.params_['gamma'] / (gg.params_['q'] - 1):.2f})")
-    dert = bgnbd.dert(np.log1p(0.10) / 52.0)
-    print(f"expected discounted future transactions (10%/yr), total: {dert.sum():,.0f}")
-    return 0
+    print()
+
+
+def _settings(args: argparse.Namespace, **fixed):
+    from clvbayes.workflow import AnalysisSettings
+
+    values = dict(
+        calibration_end=getattr(args, "calibration_end", None),
+        observation_end=getattr(args, "observation_end", None),
+        time_unit=getattr(args, "time_unit", "W"),
+        horizon=args.horizon, discount_rate=args.discount_rate, margin=args.margin, period=args.period,
+        contact_cost=args.contact_cost, acquisition_cost=args.acquisition_cost, new_window=args.new_window,
+        chains=args.chains, draws=args.draws, tune=args.tune, value_draws=args.value_draws or None,
+        seed=args.seed, hdi_prob=args.hdi_prob,
+    )
+    values.update(fixed)
+    settings = AnalysisSettings(**values)
+    try:
+        settings.check()
+    except ValueError as err:
+        raise _Failure(EXIT_USAGE, str(err)) from err
+    return settings
+
+
+def _check_out(out: Path, overwrite: bool) -> None:
+    from clvbayes.report.write import _check_destination
+
+    try:
+        _check_destination(out, overwrite)
+    except FileExistsError as err:
+        raise _Failure(EXIT_OUTPUT, str(err)) from err
+
+
+def _run(transactions, settings, args: argparse.Namespace, source: str, command: str) -> int:
+    from clvbayes.data.validate import DataValidationError
+    from clvbayes.report.write import write_report
+    from clvbayes.workflow import StepPrinter, analysis_steps, run_analysis
+
+    out = Path(args.out)
+    steps = StepPrinter(analysis_steps(settings) + 2, quiet=args.quiet)
+    progressbar = not args.no_progress and not args.quiet and sys.stderr.isatty()
+    try:
+        analysis = run_analysis(transactions, settings, source=source, progress=steps, progressbar=progressbar)
+    except DataValidationError as err:
+        raise _Failure(EXIT_DATA, str(err)) from err
+    try:
+        write_report(analysis, out, overwrite=args.overwrite, command=command, progress=steps)
+    except (FileExistsError, PermissionError, OSError) as err:
+        raise _Failure(EXIT_OUTPUT, f"could not write the report to {out}: {err}") from err
+    _print_headlines(analysis, out)
+    return EXIT_OK
+
+
+def _print_headlines(a, out: Path) -> None:
+    from clvbayes.plotting._common import duration
+    from clvbayes.report.html import fmt
+
+    s = a.settings
+    eq = a.equity.summary.loc["total"]
+    lo, hi = [c for c in a.equity.summary.columns if c.startswith("hdi_")][:2]
+    ch = a.churn.summary.loc["total"]
+    pct = f"{100 * s['hdi_prob']:g}%"
+    print(f"customer equity over {duration(s['horizon'], s['time_unit'])}: {fmt(eq['mean'])} "
+          f"({pct} HDI {fmt(eq[lo])} to {fmt(eq[hi])})")
+    if 0.2 in a.concentration.index:
+        print(f"share of equity held by the top 20% of customers: {100 * a.concentration.loc[0.2, 'mean']:.1f}%")
+    print(f"expected alive: {fmt(ch['alive_mean'])} of {len(a.data):,}; churn rate next "
+          f"{duration(s['period'], s['time_unit'])}: {100 * ch['churn_rate_mean']:.2f}%")
+    if a.validation is not None:
+        t = a.validation.total
+        print(f"holdout repeat purchases: actual {fmt(t['actual'])}, predicted {fmt(t['mean'])} "
+              f"[{fmt(t['lower'])}, {fmt(t['upper'])}]")
+    for name, d in a.diagnostics.items():
+        if not d["converged"]:
+            print(f"warning: {name} did not pass the convergence checks: {'; '.join(d['problems'])}", file=sys.stderr)
+    print(f"report: {out / 'report.html'}")
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from clvbayes import calibration_holdout_split
+    from clvbayes.datasets import load_cdnow_sample
+
+    out = Path(args.out)
+    # the demo may replace its own earlier report, never anything else
+    if out.is_dir() and (out / "report.html").exists() and (out / "summary.json").exists():
+        args.overwrite = True
+    _check_out(out, args.overwrite)
+    settings = _settings(args, calibration_end=_DEMO_CALIBRATION_END, observation_end=_DEMO_OBSERVATION_END,
+                         time_unit="W")
+    print(f"clvbayes demo: CDNOW sample (2,357 customers), calibration 1997-01-01..{_DEMO_CALIBRATION_END}, "
+          f"holdout to {_DEMO_OBSERVATION_END}, time in weeks")
+    transactions = load_cdnow_sample()[["customer_id", "date", "amount"]]
+    _print_published_comparison(calibration_holdout_split(
+        transactions, calibration_end=_DEMO_CALIBRATION_END, observation_end=_DEMO_OBSERVATION_END))
+    command = "clvbayes demo " + " ".join(shlex.quote(a) for a in args.argv)
+    return _run(transactions, settings, args, "CDNOW 1/10 sample (Fader, Hardie & Lee 2005)", command.strip())
+
+
+def _fit(args: argparse.Namespace) -> int:
+    from clvbayes.data.read import read_transactions
+    from clvbayes.data.validate import DataValidationError
+
+    out = Path(args.out)
+    settings = _settings(args)
+    _check_out(out, args.overwrite)
+    try:
+        transactions = read_transactions(
+            args.transactions, customer_col=args.customer_col, date_col=args.date_col,
+            amount_col=args.amount_col, date_format=args.date_format,
+        )
+    except DataValidationError as err:
+        raise _Failure(EXIT_DATA, str(err)) from err
+    command = "clvbayes fit " + " ".join(shlex.quote(a) for a in args.argv)
+    return _run(transactions, settings, args, str(args.transactions), command)
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _add_model_options(p: argparse.ArgumentParser, *, draws: int, tune: int, chains: int) -> None:
+    g = p.add_argument_group("value settings")
+    g.add_argument("--horizon", type=float, default=None, metavar="UNITS",
+                   help="CLV horizon in time units (default: one year, e.g. 52.18 weeks).")
+    g.add_argument("--discount-rate", type=float, default=0.1, metavar="RATE",
+                   help="effective annual discount rate (default 0.1 = 10%% a year).")
+    g.add_argument("--margin", type=float, default=1.0,
+                   help="profit margin applied to spend (default 1: values are revenue; e.g. 0.3).")
+    g.add_argument("--period", type=float, default=None, metavar="UNITS",
+                   help="churn period for expected dropouts and churn rate, in time units (default: a quarter).")
+    g.add_argument("--contact-cost", type=float, default=1.0, metavar="COST",
+                   help="cost of keeping one customer in a retention programme; customers whose expected "
+                        "value does not cover it are written off (default 1).")
+    g.add_argument("--acquisition-cost", type=float, default=None, metavar="CAC",
+                   help="cost of acquiring a customer: adds the value of a new customer vs CAC (default: none).")
+    g.add_argument("--new-window", type=float, default=None, metavar="UNITS",
+                   help="customers whose first purchase is this recent are 'new' (default: the churn period).")
+    g.add_argument("--hdi-prob", type=float, default=0.94, metavar="P",
+                   help="mass of the credible intervals (default 0.94).")
+    s = p.add_argument_group("sampling")
+    s.add_argument("--draws", type=_positive_int, default=draws, help=f"NUTS draws per chain (default {draws}).")
+    s.add_argument("--tune", type=_positive_int, default=tune, help=f"NUTS tuning steps per chain (default {tune}).")
+    s.add_argument("--chains", type=_positive_int, default=chains, help=f"NUTS chains (default {chains}).")
+    s.add_argument("--value-draws", type=int, default=1000, metavar="N",
+                   help="posterior draws used for per-customer values, evenly spaced (default 1000; 0 = all).")
+    s.add_argument("--seed", type=int, default=1, help="random seed of every fit and simulation (default 1).")
+    o = p.add_argument_group("output")
+    o.add_argument("--overwrite", action="store_true",
+                   help="replace the content of a non-empty --out folder (only once the new report is complete).")
+    o.add_argument("--no-progress", action="store_true", help="no sampler progress bars.")
+    o.add_argument("--quiet", action="store_true", help="print no progress, only the results.")
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the ``clvbayes`` command."""
     from clvbayes._version import __version__
 
     parser = argparse.ArgumentParser(
         prog="clvbayes",
-        description="Customer lifetime value with BG/NBD and Gamma-Gamma models.",
+        description="Customer lifetime value with BG/NBD and Gamma-Gamma models fitted by NUTS. "
+        "Each command writes a report folder: summary.json, customers.csv, idata.nc (BG/NBD fit), "
+        "idata_gamma_gamma.nc, plots/*.png and a self-contained report.html.",
+        epilog="Exit codes: 0 success, 2 bad option, 3 unusable input data, 4 output folder not writable, 1 other errors.",
     )
     parser.add_argument("--version", action="version", version=f"clvbayes {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
     demo = sub.add_parser(
         "demo",
-        help="fit BG/NBD and Gamma-Gamma to the bundled CDNOW sample and compare with the published estimates",
-        description="Fit BG/NBD and Gamma-Gamma by maximum likelihood to the bundled CDNOW sample "
-        "(39-week calibration) and print the estimates next to the published ones.",
+        help="run the whole analysis on the bundled CDNOW sample and write a report",
+        description="Fit BG/NBD and Gamma-Gamma to the bundled CDNOW sample (2,357 customers; calibration "
+        f"1997-01-01..{_DEMO_CALIBRATION_END}, holdout to {_DEMO_OBSERVATION_END}, weeks): maximum likelihood "
+        "next to the published estimates, then NUTS fits, diagnostics, the holdout check, CLV, equity and churn, "
+        "written as a report folder.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
+    demo.add_argument("--out", default="clvbayes-demo", metavar="DIR",
+                      help="report folder (an earlier demo report there is replaced)")
+    _add_model_options(demo, draws=1000, tune=1000, chains=4)
     demo.set_defaults(func=_demo)
+
+    fit = sub.add_parser(
+        "fit",
+        help="fit the models to your purchase log (CSV or Parquet) and write a report",
+        description="Read a purchase log (one row per purchase: customer, date, amount), summarise it, fit "
+        "BG/NBD and Gamma-Gamma by NUTS, check convergence, and (with --calibration-end) check the forecast "
+        "of the holdout period; then compute CLV, P(alive), expected purchases, churn and customer equity as "
+        "of --observation-end and write the report folder. Nothing is written unless everything succeeds.",
+    )
+    fit.add_argument("transactions", type=Path, metavar="TRANSACTIONS",
+                     help="purchase log: .csv (header line required) or .parquet")
+    cols = fit.add_argument_group("input columns")
+    cols.add_argument("--customer-col", default="customer_id", metavar="NAME",
+                      help="column with the customer id (default customer_id)")
+    cols.add_argument("--date-col", default="date", metavar="NAME", help="column with the purchase date (default date)")
+    cols.add_argument("--amount-col", default="amount", metavar="NAME",
+                      help="column with the amount spent, >= 0 (default amount)")
+    cols.add_argument("--date-format", default=None, metavar="FMT",
+                      help="date format such as %%Y%%m%%d (default: inferred; ISO dates always work)")
+    per = fit.add_argument_group("periods")
+    per.add_argument("--calibration-end", default=None, metavar="DATE",
+                     help="last day of the calibration period: the models are also fitted up to this day and "
+                          "their forecast of the rest is checked against what happened (default: no check)")
+    per.add_argument("--observation-end", default=None, metavar="DATE",
+                     help="last day of observation; values are as of this day (default: the last purchase)")
+    per.add_argument("--time-unit", default="W", metavar="UNIT",
+                     help="time unit of the models: W (weeks), D (days) or e.g. 14D (default W)")
+    fit.add_argument("--out", required=True, metavar="DIR", help="report folder to create")
+    _add_model_options(fit, draws=1000, tune=1000, chains=4)
+    fit.set_defaults(func=_fit)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``clvbayes`` command with ``argv`` (default: the process arguments)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exit_:  # argparse: --help/--version exit 0, errors exit 2
+        return int(exit_.code or 0)
     if not getattr(args, "func", None):
         parser.print_help()
-        return 2
-    return int(args.func(args))
+        return EXIT_USAGE
+    args.argv = argv[1:]
+    try:
+        return int(args.func(args))
+    except _Failure as failure:
+        print(f"clvbayes {args.command}: error: {failure}", file=sys.stderr)
+        return failure.code
+    except KeyboardInterrupt:
+        print(f"clvbayes {args.command}: interrupted; nothing was written.", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":  # pragma: no cover

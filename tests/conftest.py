@@ -22,3 +22,25 @@ def cdnow_split(cdnow_transactions) -> pd.DataFrame:
 @pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(20051)
+
+
+#: The fast sampler settings the CLI tests use (the report is checked, not the posterior).
+FAST_CLI = ["--draws", "200", "--tune", "200", "--chains", "2", "--value-draws", "200", "--seed", "3"]
+
+
+@pytest.fixture(scope="session")
+def demo_report(tmp_path_factory):
+    """``clvbayes demo`` run once per session into a temporary folder: (folder, stdout, stderr, exit code)."""
+    import contextlib
+    import io
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from clvbayes.cli import main
+
+    out = tmp_path_factory.mktemp("demo") / "report"
+    stdout, stderr = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+        code = main(["demo", "--out", str(out), *FAST_CLI])
+    return out, stdout.getvalue(), stderr.getvalue(), code

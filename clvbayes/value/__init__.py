@@ -11,7 +11,8 @@ customers so that a million customers and thousands of draws fit in memory.
 - :mod:`~clvbayes.value.equity`: customer equity, acquisition/retention, value concentration;
 - :mod:`~clvbayes.value.churn`, :mod:`~clvbayes.value.lifecycle`: churn analytics, stages;
 - :mod:`~clvbayes.value.heuristics`: the rules of thumb, for comparison;
-- :mod:`~clvbayes.value.validation`: holdout validation and tracking.
+- :mod:`~clvbayes.value.validation`: holdout validation and tracking;
+- :mod:`~clvbayes.value.plotdata`: what the plots of :mod:`clvbayes.plotting` draw.
 """
 
 from clvbayes.value import heuristics
@@ -19,6 +20,13 @@ from clvbayes.value.churn import ChurnReport, churn_analysis, lost_threshold
 from clvbayes.value.equity import CustomerEquity, customer_equity, new_customer_value, value_concentration
 from clvbayes.value.lifecycle import STAGES, lifecycle_stages, stage_summary
 from clvbayes.value.validation import HoldoutValidation, holdout_validation, purchase_tracking
+from clvbayes.value.plotdata import (
+    customer_purchase_times,
+    frequency_recency_grid,
+    pareto_curve,
+    period_transactions,
+    probability_alive_history,
+)
 from clvbayes.value.quantities import (
     QUANTITIES,
     CustomerValue,
@@ -32,6 +40,11 @@ from clvbayes.value.quantities import (
 )
 
 __all__ = [
+    "frequency_recency_grid",
+    "period_transactions",
+    "probability_alive_history",
+    "customer_purchase_times",
+    "pareto_curve",
     "QUANTITIES",
     "CustomerValue",
     "customer_metrics",

@@ -431,7 +431,8 @@ def purchase_tracking(
         ``expected_lower``, ``expected_upper``, ``actual_cumulative``,
         ``expected_cumulative``, ``expected_cumulative_lower``,
         ``expected_cumulative_upper``; ``.attrs`` holds ``customers`` (cohort size),
-        ``start``, ``calibration_end``, ``observation_end``, ``time_unit``, ``n_draws``.
+        ``start``, ``calibration_end``, ``observation_end``, ``time_unit``, ``n_draws``,
+        ``hdi_prob``.
     """
     hdi_prob = _check_hdi_prob(hdi_prob)
     n_draws = _check_n_draws(n_draws)
@@ -507,6 +508,7 @@ def purchase_tracking(
         observation_end=obs_end,
         time_unit=time_unit,
         n_draws=draws.n,
+        hdi_prob=hdi_prob,
         source=draws.source,
     )
     return out

@@ -1,0 +1,80 @@
+"""One customer's probability of being alive over time (Fader, Hardie & Lee 2008,
+"Computing P(alive) using the BG/NBD model", note 021)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from clvbayes.plotting._common import band, get_axes, interval_label, with_unit
+from clvbayes.value.plotdata import probability_alive_history
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+
+__all__ = ["plot_probability_alive_history"]
+
+
+def plot_probability_alive_history(
+    bgnbd,
+    purchase_times: Sequence[float] | np.ndarray,
+    T: float,
+    *,
+    n_points: int = 200,
+    hdi_prob: float = 0.94,
+    n_draws: int | None = 500,
+    ax: Axes | None = None,
+) -> Axes:
+    """P(alive) of one customer from the first purchase to ``T``: line, band, purchases.
+
+    At each time the customer is judged on the purchases made so far
+    (:func:`clvbayes.value.plotdata.probability_alive_history`). The curve stays at 1
+    until the first repeat purchase (no dropout before one in BG/NBD), jumps at each
+    repeat purchase to the chance of not having dropped out right after it, and decays in
+    between, faster for a customer who used to buy often. The band is the HDI over the
+    posterior draws; a point estimate (``fit_mle``, ``from_params``) has no band. Purchases
+    are marked on the time axis.
+
+    Parameters
+    ----------
+    bgnbd
+        A fitted :class:`~clvbayes.BetaGeoModel`.
+    purchase_times, T
+        The customer's purchase times since the first purchase and age, in the model's time
+        unit (:func:`clvbayes.value.plotdata.customer_purchase_times` makes them from a log).
+    n_points, hdi_prob, n_draws
+        As in :func:`~clvbayes.value.plotdata.probability_alive_history`.
+    ax
+        Axes to draw on (default: a new figure).
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+
+    Examples
+    --------
+    >>> from clvbayes import plotting
+    >>> from clvbayes.value.plotdata import customer_purchase_times
+    >>> times, T = customer_purchase_times(transactions, 1234, observation_end="1997-09-30")  # doctest: +SKIP
+    >>> ax = plotting.plot_probability_alive_history(model, times, T)  # doctest: +SKIP
+    """
+    history = probability_alive_history(bgnbd, purchase_times, T, n_points=n_points, hdi_prob=hdi_prob,
+                                        n_draws=n_draws)
+    ax = get_axes(ax)
+    t = history["time"].to_numpy()
+    point = history.attrs["source"] == "point"
+    ax.plot(t, history["mean"].to_numpy(), "-", color="C0", label="P(alive)" if point else "P(alive), posterior mean")
+    band(ax, t, history["lower"].to_numpy(), history["upper"].to_numpy(), color="C0",
+         label=interval_label(history.attrs["hdi_prob"]))
+    purchases = np.concatenate([[0.0], history.attrs["purchase_times"]])
+    ax.plot(purchases, np.zeros_like(purchases), "^", color="C3", markersize=8, linestyle="none", clip_on=False,
+            label="Purchase")
+    ax.set_xlim(0.0, history.attrs["T"])
+    ax.set_ylim(0.0, 1.05)
+    ax.set_xlabel(with_unit("Time since the first purchase", history.attrs.get("time_unit")))
+    ax.set_ylabel("P(alive)")
+    ax.set_title(f"Probability of being alive over time ({purchases.size - 1} repeat purchases)")
+    ax.legend(loc="best")
+    return ax

@@ -1,0 +1,447 @@
+"""The main job, end to end: from a transaction log to fitted models, a holdout check and
+customer value, with every setting recorded.
+
+This is what ``clvbayes demo`` and ``clvbayes fit`` run (:mod:`clvbayes.cli`) and what
+:mod:`clvbayes.report` writes out. It only calls the public API, in the order an analyst
+would:
+
+1. summarise the log (:func:`clvbayes.rfm_summary`; with a ``calibration_end`` also
+   :func:`clvbayes.calibration_holdout_split`);
+2. with a calibration period: fit BG/NBD and Gamma-Gamma by NUTS on the calibration period
+   and check the forecast of the holdout period (:func:`clvbayes.holdout_validation`,
+   :func:`clvbayes.purchase_tracking`);
+3. fit both models by NUTS on the whole observation period, check convergence;
+4. value as of the end of observation: CLV over ``horizon`` with P(alive), churn analytics
+   (:func:`clvbayes.churn_analysis`), customer equity by acquisition cohort
+   (:func:`clvbayes.customer_equity`), value concentration and lifecycle stages.
+
+Decisions (the issue is silent): values are as of the *end* of observation, from the fit
+to the whole period, because "what is a customer worth now" is the question; the holdout
+check uses the calibration fit, because a forecast can only be checked on data it did not
+see. Horizon, churn period and "new customer" window default to one year, a quarter and a
+quarter in the data's time unit; the margin defaults to 1 (values are revenue) rather than
+to a guessed margin.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+import warnings
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from clvbayes._version import __version__
+from clvbayes.data.rfm import time_unit_length
+
+__all__ = ["AnalysisSettings", "Analysis", "run_analysis", "analysis_steps", "StepPrinter"]
+
+_DAYS_PER_YEAR = 365.25
+
+
+@dataclass(frozen=True)
+class AnalysisSettings:
+    """Everything that changes the result of :func:`run_analysis` (all recorded in the report).
+
+    Attributes
+    ----------
+    calibration_end : str or None
+        Last day of the calibration period; None: no holdout check.
+    observation_end : str or None
+        Last day of observation; None: the day of the last purchase.
+    time_unit : str
+        Time unit of the models (a pandas offset of whole days: ``"W"``, ``"D"``, ``"14D"``).
+    horizon : float or None
+        CLV horizon in time units; None: one year.
+    discount_rate : float
+        Effective annual discount rate.
+    margin : float
+        Profit margin applied to spend (1: values are revenue).
+    period : float or None
+        Churn period in time units; None: a quarter (91.31 days).
+    contact_cost : float
+        Cost of keeping a customer in a retention programme (write-off rule).
+    acquisition_cost : float or None
+        Cost of acquiring a customer, for the CLV/CAC comparison.
+    new_window : float or None
+        Customers whose first purchase is this recent are "new"; None: the churn period.
+    chains, draws, tune : int
+        NUTS settings for each model fit.
+    value_draws : int or None
+        Posterior draws used for per-customer values (evenly spaced; None: all).
+    seed : int
+        Random seed of every fit and simulation.
+    hdi_prob : float
+        Mass of the credible intervals.
+    """
+
+    calibration_end: str | None = None
+    observation_end: str | None = None
+    time_unit: str = "W"
+    horizon: float | None = None
+    discount_rate: float = 0.1
+    margin: float = 1.0
+    period: float | None = None
+    contact_cost: float = 1.0
+    acquisition_cost: float | None = None
+    new_window: float | None = None
+    chains: int = 4
+    draws: int = 1000
+    tune: int = 1000
+    value_draws: int | None = 1000
+    seed: int = 1
+    hdi_prob: float = 0.94
+
+    def unit_days(self) -> float:
+        """Length of one time unit in days."""
+        return time_unit_length(self.time_unit) / pd.Timedelta(days=1)
+
+    def resolved(self) -> dict:
+        """The settings with the defaults filled in (in time units), as recorded."""
+        days = self.unit_days()
+        out = asdict(self)
+        out["horizon"] = self.horizon if self.horizon is not None else _DAYS_PER_YEAR / days
+        out["period"] = self.period if self.period is not None else _DAYS_PER_YEAR / 4 / days
+        out["new_window"] = self.new_window if self.new_window is not None else out["period"]
+        out["unit_days"] = days
+        return out
+
+    def check(self) -> None:
+        """Raise ``ValueError`` naming the first setting out of range."""
+        time_unit_length(self.time_unit)  # raises for an unknown unit
+        for name in ("horizon", "period", "new_window", "acquisition_cost"):
+            v = getattr(self, name)
+            if v is not None and not (math.isfinite(v) and v > 0):
+                raise ValueError(f"{name} must be a positive number, got {v!r}.")
+        if not (math.isfinite(self.discount_rate) and self.discount_rate >= 0):
+            raise ValueError(f"discount_rate must be >= 0 (an annual rate such as 0.1), got {self.discount_rate!r}.")
+        if not (math.isfinite(self.margin) and self.margin > 0):
+            raise ValueError(f"margin must be > 0 (e.g. 0.3 for 30%), got {self.margin!r}.")
+        if not (math.isfinite(self.contact_cost) and self.contact_cost >= 0):
+            raise ValueError(f"contact_cost must be >= 0, got {self.contact_cost!r}.")
+        for name in ("chains", "draws", "tune"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)!r}.")
+        if self.value_draws is not None and self.value_draws < 1:
+            raise ValueError(f"value_draws must be at least 1, got {self.value_draws!r}.")
+        if not 0 < self.hdi_prob < 1:
+            raise ValueError(f"hdi_prob must be in (0, 1), got {self.hdi_prob!r}.")
+        if self.calibration_end is not None and self.observation_end is not None:
+            if pd.Timestamp(self.calibration_end) >= pd.Timestamp(self.observation_end):
+                raise ValueError(
+                    f"calibration_end ({self.calibration_end}) must come before observation_end ({self.observation_end})."
+                )
+
+
+class StepPrinter:
+    """Numbered steps with their wall time on a stream (stderr by default).
+
+    ``with steps("fitting BG/NBD"):`` prints ``[2/7] fitting BG/NBD ...`` and, when the block
+    ends, ``done in 12.3 s``. ``quiet=True`` prints nothing.
+    """
+
+    def __init__(self, total: int, *, stream=None, quiet: bool = False) -> None:
+        self.total = total
+        self.k = 0
+        self.stream = stream if stream is not None else sys.stderr
+        self.quiet = quiet
+
+    @contextmanager
+    def __call__(self, what: str) -> Iterator[None]:
+        self.k += 1
+        start = time.perf_counter()
+        if not self.quiet:
+            print(f"[{self.k}/{self.total}] {what} ...", file=self.stream, flush=True)
+        yield
+        if not self.quiet:
+            print(f"      done in {time.perf_counter() - start:.1f} s", file=self.stream, flush=True)
+
+
+@dataclass
+class Analysis:
+    """Everything :func:`run_analysis` computed (read by :mod:`clvbayes.report`).
+
+    Attributes
+    ----------
+    settings : dict
+        :meth:`AnalysisSettings.resolved`, plus the data source.
+    transactions : pandas.DataFrame
+        The log as given (``customer_id``, ``date``, ``amount``).
+    data : pandas.DataFrame
+        Customer summary to the end of observation (the data of ``bgnbd``).
+    bgnbd, gamma_gamma
+        The models fitted to the whole observation period.
+    calibration : pandas.DataFrame or None
+        Calibration/holdout summary (with a ``calibration_end``).
+    bgnbd_calibration, gamma_gamma_calibration
+        The models fitted to the calibration period (or None).
+    validation : HoldoutValidation or None
+    tracking : pandas.DataFrame or None
+    churn : ChurnReport
+    equity : CustomerEquity
+    concentration : pandas.DataFrame
+    stages : pandas.Series
+    stage_table : pandas.DataFrame
+    customers : pandas.DataFrame
+        One row per customer: frequency, recency, T, monetary_value, p_alive, expected
+        purchases over the horizon (mean and HDI), CLV (mean and HDI), stage, segment.
+    diagnostics : dict
+        Per fitted model: the parameters' summary and the convergence problems found.
+    timings : dict
+        Wall time of each step in seconds.
+    """
+
+    settings: dict
+    transactions: pd.DataFrame
+    data: pd.DataFrame
+    bgnbd: object
+    gamma_gamma: object
+    calibration: pd.DataFrame | None
+    bgnbd_calibration: object | None
+    gamma_gamma_calibration: object | None
+    validation: object | None
+    tracking: pd.DataFrame | None
+    churn: object
+    equity: object
+    concentration: pd.DataFrame
+    stages: pd.Series
+    stage_table: pd.DataFrame
+    customers: pd.DataFrame
+    diagnostics: dict
+    timings: dict = field(default_factory=dict)
+
+    def summary(self) -> dict:
+        """The headline figures as plain JSON types (what ``summary.json`` holds)."""
+        return _summary_dict(self)
+
+
+def _fit(model, s: AnalysisSettings, progressbar: bool):
+    # convergence problems are reported in the summary, not raised or printed as warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model.fit(chains=s.chains, draws=s.draws, tune=s.tune, random_seed=s.seed, progressbar=progressbar)
+    return model
+
+
+def _diagnostics(model, hdi_prob: float) -> dict:
+    table = model.summary(hdi_prob=hdi_prob)
+    problems = model.check_convergence(warn=False)
+    stats = model.idata_.sample_stats
+    return {
+        "parameters": table,
+        "problems": problems,
+        "divergences": int(stats["diverging"].sum()) if "diverging" in stats else 0,
+        "max_r_hat": float(table["r_hat"].max()),
+        "min_ess_bulk": float(table["ess_bulk"].min()),
+        "converged": not problems,
+    }
+
+
+def analysis_steps(settings: AnalysisSettings) -> int:
+    """Number of steps :func:`run_analysis` reports to its ``progress`` printer."""
+    return 6 if settings.calibration_end is not None else 3
+
+
+def run_analysis(
+    transactions: pd.DataFrame,
+    settings: AnalysisSettings,
+    *,
+    source: str = "transactions",
+    progress: Callable[[str], object] | None = None,
+    progressbar: bool = False,
+) -> Analysis:
+    """Run the whole analysis on a purchase log (module docstring).
+
+    Parameters
+    ----------
+    transactions
+        One row per purchase with ``customer_id``, ``date`` and ``amount``
+        (:func:`clvbayes.data.read.read_transactions` returns this).
+    settings
+        The analysis settings.
+    source
+        What the data is, for the report (a file name, "CDNOW sample").
+    progress
+        A :class:`StepPrinter` (or any callable returning a context manager per step).
+    progressbar
+        Show the sampler's progress bars.
+
+    Returns
+    -------
+    Analysis
+    """
+    from clvbayes import (
+        BetaGeoModel, GammaGammaModel, calibration_holdout_split, churn_analysis, customer_equity,
+        holdout_validation, lifecycle_stages, purchase_tracking, rfm_summary,
+        stage_summary, value_concentration,
+    )
+    from clvbayes.value.quantities import expected_purchases
+
+    settings.check()
+    s = settings
+    r = s.resolved()
+    holdout = s.calibration_end is not None
+    steps = progress or StepPrinter(analysis_steps(s), quiet=True)
+    timings: dict[str, float] = {}
+
+    @contextmanager
+    def step(name: str, what: str):
+        start = time.perf_counter()
+        with steps(what):
+            yield
+        timings[name] = time.perf_counter() - start
+
+    with step("summarise", "summarising the purchase log"):
+        data = rfm_summary(transactions, observation_end=s.observation_end, time_unit=s.time_unit)
+        calibration = None
+        if holdout:
+            calibration = calibration_holdout_split(
+                transactions, calibration_end=s.calibration_end, observation_end=s.observation_end,
+                time_unit=s.time_unit,
+            )
+    bg_cal = gg_cal = validation = tracking = None
+    if holdout:
+        with step("fit_calibration", "fitting BG/NBD and Gamma-Gamma (NUTS) to the calibration period"):
+            bg_cal = _fit(BetaGeoModel(calibration), s, progressbar)
+            gg_cal = _fit(GammaGammaModel(calibration), s, progressbar)
+        with step("holdout", "checking the forecast of the holdout period"):
+            validation = holdout_validation(
+                bg_cal, calibration, gamma_gamma=gg_cal, hdi_prob=s.hdi_prob, n_draws=s.value_draws,
+                random_seed=s.seed,
+            )
+        with step("tracking", "tracking repeat purchases period by period"):
+            tracking = purchase_tracking(
+                bg_cal, transactions, calibration_end=s.calibration_end, observation_end=s.observation_end,
+                time_unit=s.time_unit, n_draws=s.value_draws, hdi_prob=s.hdi_prob,
+            )
+    with step("fit", "fitting BG/NBD and Gamma-Gamma (NUTS) to the whole observation period"):
+        bgnbd = _fit(BetaGeoModel(data), s, progressbar)
+        gamma_gamma = _fit(GammaGammaModel(data), s, progressbar)
+        diagnostics = {"bgnbd": _diagnostics(bgnbd, s.hdi_prob), "gamma_gamma": _diagnostics(gamma_gamma, s.hdi_prob)}
+        if holdout:
+            diagnostics["bgnbd_calibration"] = _diagnostics(bg_cal, s.hdi_prob)
+            diagnostics["gamma_gamma_calibration"] = _diagnostics(gg_cal, s.hdi_prob)
+    with step("value", "customer value, churn and equity over the posterior"):
+        churn = churn_analysis(
+            bgnbd, gamma_gamma, period=r["period"], contact_cost=s.contact_cost, horizon=r["horizon"],
+            discount_rate=s.discount_rate, margin=s.margin, hdi_prob=s.hdi_prob, n_draws=s.value_draws,
+        )
+        clv = churn.metrics["clv"]
+        equity = customer_equity(clv, acquisition_cost=s.acquisition_cost)
+        concentration = value_concentration(clv)
+        purchases = expected_purchases(bgnbd, horizon=r["horizon"], hdi_prob=s.hdi_prob, n_draws=s.value_draws)
+        stages = lifecycle_stages(churn, new_window=r["new_window"])
+        stage_table = stage_summary(churn, stages)
+        customers = _customer_table(data, churn, clv, purchases, stages)
+
+    r["source"] = source
+    r["clvbayes_version"] = __version__
+    return Analysis(
+        settings=r, transactions=transactions, data=data, bgnbd=bgnbd, gamma_gamma=gamma_gamma,
+        calibration=calibration, bgnbd_calibration=bg_cal, gamma_gamma_calibration=gg_cal,
+        validation=validation, tracking=tracking, churn=churn, equity=equity, concentration=concentration,
+        stages=stages, stage_table=stage_table, customers=customers, diagnostics=diagnostics, timings=timings,
+    )
+
+
+def _hdi_cols(summary: pd.DataFrame) -> tuple[str, str]:
+    cols = [c for c in summary.columns if c.startswith("hdi_")]
+    return cols[0], cols[1]
+
+
+def _customer_table(data, churn, clv, purchases, stages) -> pd.DataFrame:
+    lo, hi = _hdi_cols(clv.summary)
+    plo, phi = _hdi_cols(purchases.summary)
+    out = pd.DataFrame(index=data.index)
+    for col in ("frequency", "recency", "T", "monetary_value"):
+        out[col] = data[col]
+    out["first_purchase"] = data["first_purchase"].dt.date.astype(str) if "first_purchase" in data else ""
+    out["p_alive"] = churn.customers["p_alive"]
+    out["expected_purchases"] = purchases.summary["mean"]
+    out["expected_purchases_" + plo] = purchases.summary[plo]
+    out["expected_purchases_" + phi] = purchases.summary[phi]
+    out["clv"] = clv.summary["mean"]
+    out["clv_" + lo] = clv.summary[lo]
+    out["clv_" + hi] = clv.summary[hi]
+    out["stage"] = stages.reindex(data.index).astype(str)
+    labels = clv.customers.segment_labels
+    out["segment"] = np.asarray(labels, dtype=object)[clv.customers.segments] if len(labels) else ""
+    return out
+
+
+def _plain(value):
+    """JSON-safe plain Python values (NaN/inf -> None)."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, (np.integer,)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        v = float(value)
+        return v if math.isfinite(v) else None
+    if isinstance(value, (np.bool_,)):
+        return bool(value)
+    if isinstance(value, pd.Timestamp):
+        return str(value.date())
+    return value
+
+
+def _frame_records(df: pd.DataFrame) -> dict:
+    return {str(idx): _plain(row.to_dict()) for idx, row in df.iterrows()}
+
+
+def _summary_dict(a: Analysis) -> dict:
+    tx = a.transactions
+    out: dict = {
+        "clvbayes_version": a.settings["clvbayes_version"],
+        "settings": _plain(a.settings),
+        "data": {
+            "source": a.settings["source"],
+            "transactions": int(len(tx)),
+            "customers": int(len(a.data)),
+            "repeat_buyers": int((a.data["frequency"] > 0).sum()),
+            "first_date": str(pd.Timestamp(tx["date"].min()).date()),
+            "last_date": str(pd.Timestamp(tx["date"].max()).date()),
+            "total_spend": float(tx["amount"].sum()) if "amount" in tx else None,
+        },
+        "parameters": {},
+        "diagnostics": {},
+    }
+    for name, d in a.diagnostics.items():
+        out["parameters"][name] = _frame_records(d["parameters"])
+        out["diagnostics"][name] = _plain({k: v for k, v in d.items() if k != "parameters"})
+    if a.validation is not None:
+        v = a.validation
+        metrics = v.metrics.copy()
+        metrics.columns = [f"{q}_{m}" for q, m in metrics.columns]
+        out["holdout"] = {
+            "duration": v.duration,
+            "total_purchases": _plain(v.total.to_dict()),
+            "total_spend": _plain(v.total_spend.to_dict()) if v.total_spend is not None else None,
+            "interval_mass": v.hdi_prob,
+            "by_frequency": _frame_records(v.by_frequency),
+            "errors": _frame_records(metrics),
+        }
+    eq = a.equity
+    out["equity"] = {
+        "total": _plain(eq.summary.loc["total"].to_dict()),
+        "by_segment": _frame_records(eq.summary.drop(index="total")),
+        "segment_kind": eq.summary.index.name,
+        "acquisition": _frame_records(eq.acquisition) if eq.acquisition is not None else None,
+    }
+    out["concentration"] = _frame_records(a.concentration)
+    ch = a.churn
+    out["churn"] = {
+        "period": a.settings["period"],
+        "total": _plain(ch.summary.loc["total"].to_dict()),
+        "by_segment": _frame_records(ch.summary.drop(index="total")),
+    }
+    out["stages"] = _frame_records(a.stage_table)
+    out["timings_seconds"] = _plain(a.timings)
+    return out

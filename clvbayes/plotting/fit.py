@@ -26,7 +26,7 @@ def plot_period_transactions(
     random_seed: int = 0,
     ax: Axes | None = None,
 ) -> Axes:
-    """Grouped bars: customers with 0, 1, ..., ``max_frequency``+ repeat purchases in the
+    """Grouped bars: customers with 0, 1, ..., ``max_frequency`` or more repeat purchases in the
     calibration period, observed and predicted, with the predictive interval as error bars.
 
     The predicted counts replicate every customer of the data as a fresh BG/NBD customer

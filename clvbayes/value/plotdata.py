@@ -229,7 +229,7 @@ def period_transactions(
     n_draws: int | None = 500,
     random_seed: int = 0,
 ) -> pd.DataFrame:
-    """Observed vs predicted number of customers with 0, 1, ..., ``max_frequency``+ repeat
+    """Observed vs predicted number of customers with 0, 1, ..., ``max_frequency`` or more repeat
     purchases in the calibration period (FHL 2005 Figure 2), with a posterior predictive
     interval.
 

@@ -25,33 +25,12 @@ from clvbayes.value.plotdata import (  # noqa: E402
     period_transactions,
     probability_alive_history,
 )
-from tests.test_plotdata import CAL_END, CUSTOMER, OBS_END, cdnow, mle_models, nuts_model  # noqa: E402
+from tests.test_plotdata import CAL_END, CUSTOMER, OBS_END, mle_models, nuts_model  # noqa: E402
 
 
 # -- fixtures --------------------------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def split() -> pd.DataFrame:
-    return cdnow()[1]
-
-
-@pytest.fixture(scope="module")
-def tx() -> pd.DataFrame:
-    return cdnow()[0]
-
-
-@pytest.fixture(scope="module")
-def bg_mle():
-    return mle_models()[0]
-
-
-@pytest.fixture(scope="module")
-def gg_mle():
-    return mle_models()[1]
-
-
-@pytest.fixture(scope="module")
-def bg_nuts():
-    return nuts_model()
+# The data and fitted models are shared with test_plotdata (one NUTS fit per session).
+from tests.test_plotdata import bg_mle, bg_nuts, gg_mle, split, tx  # noqa: E402, F401
 
 
 @pytest.fixture(scope="module")

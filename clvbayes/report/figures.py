@@ -27,37 +27,41 @@ class ReportFigure:
     png: bytes
 
 
+def _png(fig, dpi: int) -> bytes:
+    """``fig`` as PNG bytes; the figure is closed (no pyplot figure outlives a report)."""
+    import matplotlib.pyplot as plt
+
+    try:
+        fig.tight_layout()
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png", dpi=dpi)
+        return buf.getvalue()
+    finally:
+        plt.close(fig)
+
+
 def _render(draw: Callable, *, figsize=(7.0, 4.5), dpi: int = 110) -> bytes:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=figsize)
     try:
         draw(ax)
-        fig.tight_layout()
-        buf = io.BytesIO()
-        fig.savefig(buf, format="png", dpi=dpi)
-        return buf.getvalue()
-    finally:
+    except BaseException:
         plt.close(fig)
+        raise
+    return _png(fig, dpi)
 
 
 def _render_trace(model, title: str, dpi: int = 90) -> bytes:
     import arviz as az
-    import matplotlib.pyplot as plt
 
     with warnings.catch_warnings():
         # arviz 0.23 calls a matplotlib >= 3.11 API in a deprecated way (its bug, harmless)
         warnings.simplefilter("ignore", DeprecationWarning)
         axes = az.plot_trace(model.idata_, var_names=list(model.param_names), compact=True, show=False)
     fig = np.asarray(axes).ravel()[0].figure
-    try:
-        fig.suptitle(title)
-        fig.tight_layout()
-        buf = io.BytesIO()
-        fig.savefig(buf, format="png", dpi=dpi)
-        return buf.getvalue()
-    finally:
-        plt.close(fig)
+    fig.suptitle(title)
+    return _png(fig, dpi)
 
 
 def _top_customer(analysis) -> tuple[object, np.ndarray, float]:

@@ -184,7 +184,19 @@ def rfm_summary(
     --------
     >>> from clvbayes.datasets import load_cdnow_sample
     >>> rfm = rfm_summary(load_cdnow_sample(), observation_end="1997-09-30")  # doctest: +SKIP
+
+    A Dask DataFrame or a path to a Parquet file or folder is summarised on Dask and gives
+    a lazy Dask DataFrame with the same values (:mod:`clvbayes.distributed`; needs the
+    ``dask`` extra).
     """
+    if not isinstance(transactions, pd.DataFrame):
+        from clvbayes.distributed.summary import is_distributed_input, rfm_summary_dask
+
+        if is_distributed_input(transactions):
+            return rfm_summary_dask(
+                transactions, customer_id=customer_id, date=date, amount=amount,
+                observation_end=observation_end, time_unit=time_unit, refunds=refunds,
+            )
     unit = time_unit_length(time_unit)
     occ, end = occasions_until(
         transactions, customer_id=customer_id, date=date, amount=amount,

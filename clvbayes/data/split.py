@@ -54,7 +54,18 @@ def calibration_holdout_split(
     >>> from clvbayes.datasets import load_cdnow_sample
     >>> split = calibration_holdout_split(  # doctest: +SKIP
     ...     load_cdnow_sample(), calibration_end="1997-09-30", observation_end="1998-06-30")
+
+    A Dask DataFrame or a Parquet path is split on Dask (see
+    :func:`clvbayes.distributed.calibration_holdout_split_dask`; needs the ``dask`` extra).
     """
+    if not isinstance(transactions, pd.DataFrame):
+        from clvbayes.distributed.summary import calibration_holdout_split_dask, is_distributed_input
+
+        if is_distributed_input(transactions):
+            return calibration_holdout_split_dask(
+                transactions, calibration_end=calibration_end, observation_end=observation_end,
+                customer_id=customer_id, date=date, amount=amount, time_unit=time_unit, refunds=refunds,
+            )
     unit = time_unit_length(time_unit)
     cal_end = pd.Timestamp(calibration_end)
     if observation_end is not None and pd.Timestamp(observation_end) <= cal_end:

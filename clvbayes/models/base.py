@@ -8,11 +8,29 @@ from typing import ClassVar
 import numpy as np
 import pandas as pd
 
+from clvbayes.data.compress import compress_rows
+from clvbayes.data.validate import DataValidationError
 from clvbayes.models.bayesian import BayesianMixin
 from clvbayes.models.mle import MLEResult, maximize_loglik
 from clvbayes.models.priors import Prior
 
-__all__ = ["BTYDModel", "NotFittedError"]
+__all__ = ["BTYDModel", "NotFittedError", "WEIGHT_COLUMN"]
+
+#: Optional column of a customer table: number of identical customers the row stands for.
+WEIGHT_COLUMN = "customers"
+
+
+def compress_weighted(*columns: np.ndarray, weights: np.ndarray | None = None) -> tuple[tuple[np.ndarray, ...], np.ndarray]:
+    """Distinct rows of ``columns`` and their total weight (count of rows when unweighted).
+
+    Same rows, in the same order, as :func:`clvbayes.data.compress.compress_rows`; with
+    integer weights the totals are exact, so a compressed table and the full summary give
+    bit-identical kernel inputs.
+    """
+    rows = compress_rows(*columns)
+    if weights is None:
+        return rows.columns, rows.weights
+    return rows.columns, np.bincount(rows.inverse, weights=weights, minlength=rows.n_unique)
 
 
 class NotFittedError(RuntimeError):
@@ -86,6 +104,31 @@ class BTYDModel(BayesianMixin):
                 "No customer data: pass data=<summary frame> (e.g. from clvbayes.rfm_summary)."
             )
         return self.data
+
+    def _weights(self, data: pd.DataFrame | None = None) -> np.ndarray | None:
+        """Customers per row from a ``customers`` column (a compressed table), else None.
+
+        A table from :func:`clvbayes.distributed.compress_summary` has one row per distinct
+        customer history and a ``customers`` count; fits weight each row by it, which gives
+        the same likelihood as the full summary.
+        """
+        frame = self._data_or_default(data)
+        if not isinstance(frame, pd.DataFrame) or WEIGHT_COLUMN not in frame.columns:
+            return None
+        raw = frame[WEIGHT_COLUMN]
+        if not pd.api.types.is_numeric_dtype(raw.dtype) or pd.api.types.is_bool_dtype(raw.dtype):
+            raise DataValidationError(
+                f"Column {WEIGHT_COLUMN!r} (customers per row) must be numeric, got dtype {raw.dtype}."
+            )
+        w = raw.to_numpy(dtype=float, na_value=np.nan)
+        bad = ~(np.isfinite(w) & (w >= 1) & (w == np.round(w)))
+        if bad.any():
+            raise DataValidationError(
+                f"Column {WEIGHT_COLUMN!r} (customers per row) has {bad.sum()} values that are not positive "
+                f"integers (e.g. {raw.to_numpy()[bad][:5].tolist()}). It counts identical customers per row, "
+                "as made by clvbayes.distributed.compress_summary."
+            )
+        return w
 
     # -- maximum likelihood ---------------------------------------------------------------
     def _loglik_and_grad(self) -> tuple[callable, np.ndarray]:  # pragma: no cover - abstract

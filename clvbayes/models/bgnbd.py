@@ -9,7 +9,6 @@ import numpy as np
 import pandas as pd
 import pymc as pm
 
-from clvbayes.data.compress import compress_rows
 from clvbayes.data.validate import validate_rfm
 from clvbayes.kernels.bgnbd import bgnbd_loglik_sum_grad
 from clvbayes.kernels.bgnbd_predict import (
@@ -20,7 +19,7 @@ from clvbayes.kernels.bgnbd_predict import (
     bgnbd_p_alive,
     bgnbd_pmf,
 )
-from clvbayes.models.base import BTYDModel
+from clvbayes.models.base import WEIGHT_COLUMN, BTYDModel, compress_weighted
 from clvbayes.models.ops import bgnbd_data, bgnbd_loglik_tensor
 from clvbayes.models.predictive import bgnbd_posterior_predictive, bgnbd_prior_predictive
 from clvbayes.models.predictive import extend_idata as extend_idata_groups
@@ -54,7 +53,10 @@ class BetaGeoModel(BTYDModel):
     data
         Customer summary with columns ``frequency``, ``recency`` and ``T`` (one row per
         customer, e.g. from :func:`clvbayes.rfm_summary`). Used for fitting and as the
-        default for predictions. Not modified.
+        default for predictions. Not modified. A compressed table with a ``customers``
+        column (identical customers per row, e.g. from
+        :func:`clvbayes.distributed.compress_summary`) fits exactly like the full summary;
+        per-customer predictions on it are per row.
     priors
         Optional ``{name: Prior}`` replacing some default priors of the Bayesian model
         (see :mod:`clvbayes.models.priors`).
@@ -86,20 +88,30 @@ class BetaGeoModel(BTYDModel):
     def _resolved_priors(self, T: np.ndarray | None = None) -> dict[str, Prior]:
         if T is None:
             _, _, _, T = self._arrays(None)
-        return resolve_priors(self.priors, default_bgnbd_priors(float(np.mean(T))), type(self).__name__)
+        w = self._weights()
+        mean_T = float(np.mean(T)) if w is None else float(np.average(T, weights=w))
+        return resolve_priors(self.priors, default_bgnbd_priors(mean_T), type(self).__name__)
 
     def _build_model(self) -> pm.Model:
         _, x, t_x, T = self._arrays(None)
         priors = self._resolved_priors(T)
         with pm.Model() as model:
             r, alpha, a, b = (priors[name].create(name) for name in self.param_names)
-            data = bgnbd_data(x, t_x, T)
+            w = self._weights()
+            if w is None:
+                data = bgnbd_data(x, t_x, T)
+            else:  # a compressed table: same distinct rows and counts as the full summary
+                (xu, txu, Tu), wu = compress_weighted(x, t_x, T, weights=w)
+                data = bgnbd_data(xu, txu, Tu, weights=wu, compress=False)
             pm.Potential("loglik", bgnbd_loglik_tensor(r, alpha, a, b, data))
         return model
 
     def _constant_data(self) -> pd.DataFrame:
         index, x, t_x, T = self._arrays(None)
         frame = pd.DataFrame({"frequency": x, "recency": t_x, "T": T}, index=pd.Index(index, name="customer_id"))
+        w = self._weights()
+        if w is not None:
+            frame[WEIGHT_COLUMN] = w.astype(np.int64)
         return frame
 
     def _arrays(self, data: pd.DataFrame | None) -> tuple[pd.Index, np.ndarray, np.ndarray, np.ndarray]:
@@ -109,16 +121,15 @@ class BetaGeoModel(BTYDModel):
 
     def _loglik_and_grad(self):
         _, x, t_x, T = self._arrays(None)
-        rows = compress_rows(x, t_x, T)
-        xu, txu, Tu = rows.columns
-        w = rows.weights
+        w_rows = self._weights()
+        (xu, txu, Tu), w = compress_weighted(x, t_x, T, weights=w_rows)
 
         def loglik_grad(params: np.ndarray) -> tuple[float, np.ndarray]:
             r, alpha, a, b = params
             return bgnbd_loglik_sum_grad(r, alpha, a, b, xu, txu, Tu, w)
 
-        mean_x = max(float(np.mean(x)), 1e-2)
-        start = np.array([1.0, float(np.mean(T)) / mean_x, 1.0, 1.0])
+        mean_x = max(float(np.average(x, weights=w_rows)), 1e-2)
+        start = np.array([1.0, float(np.average(T, weights=w_rows)) / mean_x, 1.0, 1.0])
         return loglik_grad, start
 
     # -- predictions --------------------------------------------------------------------

@@ -9,10 +9,9 @@ import numpy as np
 import pandas as pd
 import pymc as pm
 
-from clvbayes.data.compress import compress_rows
 from clvbayes.data.validate import validate_monetary
 from clvbayes.kernels.gamma_gamma import gg_expected_spend, gg_loglik_sum_grad
-from clvbayes.models.base import BTYDModel
+from clvbayes.models.base import WEIGHT_COLUMN, BTYDModel, compress_weighted
 from clvbayes.models.ops import gamma_gamma_data, gamma_gamma_loglik_tensor
 from clvbayes.models.predictive import gamma_gamma_posterior_predictive, gamma_gamma_prior_predictive
 from clvbayes.models.predictive import extend_idata as extend_idata_groups
@@ -36,7 +35,11 @@ class GammaGammaModel(BTYDModel):
     ----------
     data
         Customer summary with ``frequency`` and ``monetary_value`` (mean value of the
-        repeat purchases), e.g. from :func:`clvbayes.rfm_summary`. Not modified.
+        repeat purchases), e.g. from :func:`clvbayes.rfm_summary`. Not modified. A table
+        with a ``customers`` column (identical customers per row, e.g.
+        ``compress_summary(summary, columns=GAMMA_GAMMA_COLUMNS)``) fits exactly like the
+        full summary; ``n_customers_``/``n_excluded_`` count customers, and per-customer
+        predictions on it are per row.
 
     Attributes
     ----------
@@ -54,49 +57,57 @@ class GammaGammaModel(BTYDModel):
 
     def _resolved_priors(self) -> dict[str, Prior]:
         _, m, keep = self._repeat_buyers()
-        return resolve_priors(self.priors, default_gamma_gamma_priors(float(np.mean(m[keep]))), type(self).__name__)
+        w = self._weights()
+        mean_m = float(np.average(m[keep], weights=None if w is None else w[keep]))
+        return resolve_priors(self.priors, default_gamma_gamma_priors(mean_m), type(self).__name__)
 
-    def _fit_rows(self) -> tuple[np.ndarray, np.ndarray]:
-        """Frequency and mean spend of the repeat buyers a fit uses; records who is left out."""
+    def _fit_rows(self) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """Frequency, mean spend and (for a compressed table) customers per row of the
+        repeat buyers a fit uses; records who is left out."""
         x, m, keep = self._repeat_buyers()
-        self.n_customers_ = int(keep.sum())
-        self.n_excluded_ = int((~keep).sum())
+        w = self._weights()
+        self.n_customers_ = int(keep.sum()) if w is None else int(w[keep].sum())
+        self.n_excluded_ = int((~keep).sum()) if w is None else int(w[~keep].sum())
         if self.n_excluded_:
             logger.info(
                 "Gamma-Gamma: %d customers with frequency 0 excluded (no repeat spend); fitting %d.",
                 self.n_excluded_,
                 self.n_customers_,
             )
-        return x[keep], m[keep]
+        return x[keep], m[keep], (None if w is None else w[keep])
 
     def _build_model(self) -> pm.Model:
-        x, m = self._fit_rows()
+        x, m, w = self._fit_rows()
         priors = self._resolved_priors()
         with pm.Model() as model:
             p, q, gamma = (priors[name].create(name) for name in self.param_names)
-            data = gamma_gamma_data(x, m)
+            if w is None:
+                data = gamma_gamma_data(x, m)
+            else:  # a compressed table: same distinct rows and counts as the full summary
+                (xu, mu), wu = compress_weighted(x, m, weights=w)
+                data = gamma_gamma_data(xu, mu, weights=wu, compress=False)
             pm.Potential("loglik", gamma_gamma_loglik_tensor(p, q, gamma, data))
         return model
 
     def _constant_data(self) -> pd.DataFrame:
         frame = self._data_or_default(None)
         x, m, _ = self._repeat_buyers()
-        return pd.DataFrame(
-            {"frequency": x, "monetary_value": m}, index=pd.Index(frame.index, name="customer_id")
-        )
+        out = pd.DataFrame({"frequency": x, "monetary_value": m}, index=pd.Index(frame.index, name="customer_id"))
+        w = self._weights()
+        if w is not None:
+            out[WEIGHT_COLUMN] = w.astype(np.int64)
+        return out
 
     def _loglik_and_grad(self):
-        x, m = self._fit_rows()
-        rows = compress_rows(x, m)
-        xu, mu = rows.columns
-        w = rows.weights
+        x, m, w_rows = self._fit_rows()
+        (xu, mu), w = compress_weighted(x, m, weights=w_rows)
 
         def loglik_grad(params: np.ndarray) -> tuple[float, np.ndarray]:
             p, q, gamma = params
             return gg_loglik_sum_grad(p, q, gamma, xu, mu, w)
 
         # method-of-moments flavoured start: mean spend ≈ p γ / (q - 1)
-        start = np.array([1.0, 2.0, float(np.mean(m))])
+        start = np.array([1.0, 2.0, float(np.average(m, weights=w_rows))])
         return loglik_grad, start
 
     def expected_spend(self, data: pd.DataFrame | None = None) -> pd.Series:

@@ -1,0 +1,436 @@
+"""Scoring a customer base on Dask: per-customer CLV, P(alive), expected purchases (and
+lifecycle stage) partition by partition, and the posterior of the totals reduced across
+partitions.
+
+Each partition of the customer summary is scored by the in-memory engine,
+:func:`clvbayes.customer_metrics` (and, for stages, :func:`clvbayes.churn_analysis` +
+:func:`clvbayes.lifecycle_stages`), with the same paired parameter draws as in memory
+(:func:`clvbayes.value.draws.joint_draws`, thinned once on the client). The draws, a few
+arrays of length ``n_draws``, are the only model state sent to the workers: with a
+``dask.distributed`` client they are scattered once to every worker
+(``client.scatter(..., broadcast=True)``); otherwise they are one node of the task graph.
+The fitted models themselves (PyMC models, InferenceData) never leave the client.
+
+**Why the results equal the in-memory ones.** A customer's summary (mean, sd, quantiles,
+HDI over the draws) depends only on that customer's row and on the draws, so it does not
+depend on how customers are split into partitions. A total, e.g. equity = Σ_i CLV_i(θ), is
+a sum over customers *per draw θ*: each partition returns its per-draw sums per segment (an
+array of length ``n_draws`` per segment), and those are added across partitions draw by
+draw. The posterior of the total (mean, HDI) is then summarised from the reduced draws
+exactly as in memory (:meth:`clvbayes.CustomerValue.total_summary`,
+:func:`clvbayes.customer_equity`); only the order of the floating-point additions differs.
+
+**Stages.** A lifecycle stage (:mod:`clvbayes.value.lifecycle`) uses per-customer rules
+only (written off by the expected-value rule, tenure, "slipping"): none depends on other
+customers, so stages per partition equal the in-memory stages. The one global rule of the
+churn report, "at risk = slipping among the top ``value_share`` by value", is *not* used
+by the stages and is not computed here.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from clvbayes.distributed._dask import is_dask_collection, require_dask
+from clvbayes.value.churn import churn_analysis
+from clvbayes.value.customers import quantile_names, resolve_time_unit
+from clvbayes.value.draws import BGNBD_PARAMS, GG_PARAMS, ParameterDraws, joint_draws
+from clvbayes.value.lifecycle import STAGES, lifecycle_stages
+from clvbayes.value.quantities import (
+    QUANTITIES,
+    _check_finite_mean_spend,
+    customer_metrics,
+    hdi_names,
+    summarise_draws,
+)
+
+__all__ = ["DaskScores", "score_customers"]
+
+# Partitions' per-draw totals are added in groups of this many (a tree reduction).
+_FAN_IN = 16
+
+
+class _Posterior:
+    """The part of an ``InferenceData`` that :func:`~clvbayes.value.draws.parameter_draws` reads."""
+
+    def __init__(self, posterior: xr.Dataset):
+        self.posterior = posterior
+
+    def groups(self) -> list[str]:
+        return ["posterior"]
+
+
+class _DrawsModel:
+    """Stands in for a fitted model on the workers: the model's draws (already paired with
+    the other model's and thinned on the client), so that :func:`clvbayes.customer_metrics`
+    and :func:`clvbayes.churn_analysis` run unchanged and pair them back identically.
+    Small and cheap to pickle, unlike a fitted model."""
+
+    def __init__(self, draws: ParameterDraws, names: Sequence[str]):
+        self.param_names = tuple(names)
+        self.values = {p: draws.values[p] for p in self.param_names}
+        self.chain, self.draw = draws.chain, draws.draw
+
+    @property
+    def idata_(self) -> _Posterior | None:
+        n_chain, n_draw = len(self.chain), len(self.draw)
+        if n_chain * n_draw <= 1:
+            return None  # one draw: read as a point estimate (_params_array)
+        ds = xr.Dataset(
+            {p: (("chain", "draw"), v.reshape(n_chain, n_draw)) for p, v in self.values.items()},
+            coords={"chain": self.chain, "draw": self.draw},
+        )
+        return _Posterior(ds)
+
+    def _params_array(self) -> np.ndarray:
+        return np.array([self.values[p][0] for p in self.param_names])
+
+
+@dataclass(frozen=True)
+class _Config:
+    quantities: tuple[str, ...]
+    horizon: float
+    discount_rate: float | str
+    margin: float | str
+    time_unit: str
+    segment: str | None
+    hdi_prob: float
+    quantiles: tuple[float, ...]
+    period: float | None
+    contact_cost: float | None
+    new_window: float | None
+    risk_p_alive: float
+    risk_threshold: float
+
+    def columns(self) -> list[str]:
+        lo, hi = hdi_names(self.hdi_prob)
+        stats = ["mean", "sd", *quantile_names(self.quantiles), lo, hi]
+        cols = [f"{q}_{s}" for q in self.quantities for s in stats]
+        return cols + (["stage"] if self.period is not None else [])
+
+
+def _per_customer_arg(pdf: pd.DataFrame, value: float | str) -> float | pd.Series:
+    return pdf[value] if isinstance(value, str) else value
+
+
+def _empty_frame(cfg: _Config, index: pd.Index) -> pd.DataFrame:
+    cols = {c: pd.Series(np.empty(len(index)), index=index) for c in cfg.columns() if c != "stage"}
+    out = pd.DataFrame(cols, index=index)
+    if cfg.period is not None:
+        out["stage"] = pd.Categorical([], categories=list(STAGES), ordered=True)
+    return out
+
+
+def _score_partition(pdf: pd.DataFrame, models: tuple, cfg: _Config) -> tuple[pd.DataFrame, dict]:
+    """Score one partition: (per-customer frame, {"counts": {segment: n}, quantity: {segment: per-draw sums}})."""
+    bg, gg = models
+    index = pdf.index.copy()
+    index.name = index.name or "customer_id"
+    if len(pdf) == 0:
+        return _empty_frame(cfg, index), {"counts": {}, **{q: {} for q in cfg.quantities}}
+    margin = _per_customer_arg(pdf, cfg.margin)
+    discount_rate = _per_customer_arg(pdf, cfg.discount_rate)
+    needs_spend = any(QUANTITIES[q][1] for q in cfg.quantities)
+    metrics = customer_metrics(
+        bg, gg if needs_spend else None, pdf, quantities=cfg.quantities, horizon=cfg.horizon,
+        discount_rate=discount_rate, margin=margin, time_unit=cfg.time_unit, segment=cfg.segment,
+        hdi_prob=cfg.hdi_prob, quantiles=cfg.quantiles, keep_draws=False,
+    )
+    parts = {}
+    for q, cv in metrics.items():
+        s = cv.summary
+        parts.update({f"{q}_{c}": s[c].to_numpy() for c in s.columns})
+    frame = pd.DataFrame(parts, index=index)
+    first = next(iter(metrics.values()))
+    labels = list(first.totals["segment"].to_numpy())
+    counts = np.bincount(first.customers.segments, minlength=len(labels))
+    totals: dict = {"counts": {lab: int(n) for lab, n in zip(labels, counts, strict=True)}}
+    for q, cv in metrics.items():
+        tot = cv.totals.to_numpy().reshape(len(labels), -1)
+        totals[q] = {lab: tot[k].copy() for k, lab in enumerate(labels)}
+    if cfg.period is not None:
+        report = churn_analysis(
+            bg, gg, pdf, period=cfg.period, contact_cost=cfg.contact_cost, horizon=cfg.horizon,
+            discount_rate=discount_rate, margin=margin, risk_p_alive=cfg.risk_p_alive,
+            risk_threshold=cfg.risk_threshold, segment=None, hdi_prob=cfg.hdi_prob, time_unit=cfg.time_unit,
+        )
+        stage = lifecycle_stages(report, new_window=cfg.new_window)
+        frame["stage"] = pd.Categorical(stage.to_numpy(), categories=list(STAGES), ordered=True)
+    return frame, totals
+
+
+def _write_partition(frame: pd.DataFrame, path: str) -> None:
+    # The customer id as a plain column: Dask's reader then needs no index metadata
+    # (whose handling warns under pandas 3.1); the index is set again after reading.
+    frame.reset_index().to_parquet(path, index=False)
+
+
+def _add_totals(*parts: dict) -> dict:
+    """Per-draw sums of several partitions' totals, segment by segment."""
+    out: dict = {}
+    for part in parts:
+        for name, by_seg in part.items():
+            acc = out.setdefault(name, {})
+            for label, v in by_seg.items():
+                acc[label] = acc[label] + v if label in acc else (v.copy() if isinstance(v, np.ndarray) else v)
+    return out
+
+
+@dataclass
+class DaskScores:
+    """Scores of a customer base computed on Dask (:func:`score_customers`).
+
+    Attributes
+    ----------
+    customers : dask.dataframe.DataFrame
+        Per customer: ``{quantity}_mean``, ``_sd``, the quantiles and the HDI bounds
+        (``clv_hdi_3%``, ``clv_hdi_97%`` for 94%: the columns of
+        :attr:`clvbayes.CustomerValue.summary`, prefixed) and, with ``period``, ``stage``.
+        Read back from ``output`` when given; otherwise lazy (computing it scores again).
+    totals : dict[str, xarray.DataArray]
+        Per quantity, the per-draw sums over the customers of each segment, dims
+        ``(segment, chain, draw)`` (as :attr:`clvbayes.CustomerValue.totals`).
+    counts : pandas.Series
+        Customers per segment.
+    settings : dict
+        What was computed (horizon, discounting, draws' source and count, HDI mass, ...).
+    output : str or None
+        Where the per-customer scores were written (Parquet).
+    """
+
+    customers: object
+    totals: dict[str, xr.DataArray]
+    counts: pd.Series
+    settings: dict = field(default_factory=dict)
+    output: str | None = None
+    # Keeps the scattered draws alive while ``customers`` is lazy.
+    _payload: object = field(default=None, repr=False)
+
+    def total(self, quantity: str) -> xr.DataArray:
+        """Per-draw sum over all customers, dims ``(chain, draw)`` (:attr:`CustomerValue.total`)."""
+        return self._totals(quantity).sum("segment")
+
+    def total_summary(self, quantity: str, hdi_prob: float | None = None) -> pd.Series:
+        """Mean, sd and HDI of the sum over all customers (e.g. ``"p_alive"``: expected alive)."""
+        return summarise_draws(self.total(quantity).to_numpy().reshape(-1), hdi_prob or self.settings["hdi_prob"])
+
+    def equity(self) -> pd.DataFrame:
+        """Customer equity per segment and in total, as :attr:`clvbayes.value.equity.CustomerEquity.summary`:
+        ``customers``, ``mean``, ``sd``, HDI, ``per_customer`` and ``share``."""
+        seg = self._totals("clv")
+        total = seg.sum("segment")
+        total_mean = float(total.mean())
+        hdi_prob = self.settings["hdi_prob"]
+        labels = [str(s) for s in seg["segment"].to_numpy()]
+        rows = {}
+        for k, label in enumerate(labels + ["total"]):
+            v = (total if label == "total" else seg.isel(segment=k)).to_numpy().reshape(-1)
+            n = int(self.counts.sum() if label == "total" else self.counts.iloc[k])
+            s = summarise_draws(v, hdi_prob)
+            rows[label] = {"customers": n, **s.to_dict(), "per_customer": s["mean"] / n if n else math.nan,
+                           "share": s["mean"] / total_mean if total_mean else math.nan}
+        out = pd.DataFrame.from_dict(rows, orient="index")
+        out.index.name = self.settings.get("segment") or "segment"
+        return out
+
+    def _totals(self, quantity: str) -> xr.DataArray:
+        if quantity not in self.totals:
+            raise KeyError(f"{quantity!r} was not scored; scored: {list(self.totals)}.")
+        return self.totals[quantity]
+
+
+def _number(value: object, name: str, *, allow_inf: bool = False) -> float:
+    ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and not math.isnan(value)
+    if not ok or value < 0 or (math.isinf(value) and not allow_inf):
+        raise ValueError(f"{name} must be a {'' if allow_inf else 'finite '}number >= 0, got {value!r}.")
+    return float(value)
+
+
+def _rate_or_column(value: object, name: str, columns: Sequence[str]) -> float | str:
+    if isinstance(value, str):
+        if value not in columns:
+            raise ValueError(f"{name}={value!r} is not a column of the summary (columns: {list(columns)}).")
+        return value
+    return _number(value, name)
+
+
+def _active_client():
+    """The current ``dask.distributed`` client, or None (also when distributed is not installed)."""
+    try:
+        from distributed import get_client
+    except ImportError:  # pragma: no cover - distributed is optional
+        return None
+    try:
+        return get_client()
+    except ValueError:
+        return None
+
+
+def score_customers(
+    bgnbd,
+    gamma_gamma,
+    summary,
+    *,
+    horizon: float,
+    discount_rate: float | str = 0.1,
+    margin: float | str = 1.0,
+    quantities: Sequence[str] = ("clv", "p_alive", "expected_purchases"),
+    period: float | None = None,
+    contact_cost: float | None = None,
+    new_window: float | None = None,
+    risk_p_alive: float = 0.7,
+    risk_threshold: float = 0.1,
+    segment: str | None = None,
+    hdi_prob: float = 0.94,
+    quantiles: Sequence[float] = (),
+    n_draws: int | None = None,
+    time_unit: str | None = None,
+    output: str | None = None,
+) -> DaskScores:
+    """Score every customer of a Dask customer summary with the posterior draws, partition
+    by partition, and reduce the per-draw totals across partitions (module docstring).
+
+    Parameters
+    ----------
+    bgnbd, gamma_gamma
+        Fitted :class:`~clvbayes.BetaGeoModel` and :class:`~clvbayes.GammaGammaModel`
+        (posteriors, or MLE point estimates). ``gamma_gamma`` may be None when no quantity
+        needs spend.
+    summary
+        Dask DataFrame of per-customer summaries indexed by customer id (as
+        :func:`clvbayes.rfm_summary` returns in pandas: ``frequency``, ``recency``, ``T``,
+        ``monetary_value``, ...). Each customer must be in one partition only.
+    horizon
+        Future period in the data's time unit (``inf`` for CLV's DERT form; expected
+        purchases need a finite one).
+    discount_rate, margin
+        As in :func:`clvbayes.customer_metrics`: a number, or the name of a column of
+        ``summary`` holding per-customer values.
+    quantities
+        Names from :data:`clvbayes.value.QUANTITIES`.
+    period, contact_cost, new_window
+        With ``period`` (the churn period of :func:`clvbayes.churn_analysis`), also a
+        ``stage`` column (:func:`clvbayes.lifecycle_stages`); ``contact_cost`` and
+        ``new_window`` are then required. ``risk_p_alive``, ``risk_threshold`` as in
+        :func:`clvbayes.churn_analysis`.
+    segment
+        Segments of the totals: None (one ``all`` segment), ``"cohort"`` (acquisition
+        month from ``first_purchase``) or a column name; ``"auto"`` as in memory.
+    hdi_prob, quantiles
+        Per-customer summary settings (quantiles: none by default).
+    n_draws
+        Use about this many evenly thinned joint draws (default: all).
+    time_unit
+        The summary's time unit (default: its ``attrs["time_unit"]``, else weeks).
+    output
+        A Parquet directory: the per-customer scores are written there in the same pass
+        that reduces the totals, and :attr:`DaskScores.customers` reads them back.
+
+    Returns
+    -------
+    DaskScores
+    """
+    dd = require_dask("score_customers")
+    import dask
+
+    if not is_dask_collection(summary):
+        raise TypeError(
+            f"summary must be a Dask DataFrame, got {type(summary).__name__}; for a pandas summary use "
+            "clvbayes.customer_metrics."
+        )
+    quantities = tuple(quantities)
+    unknown = [q for q in quantities if q not in QUANTITIES]
+    if unknown or not quantities:
+        raise ValueError(f"Unknown quantities {unknown}; choose from {list(QUANTITIES)}.")
+    if len(set(quantities)) != len(quantities):
+        raise ValueError(f"quantities has duplicates: {list(quantities)}.")
+    columns = list(summary.columns)
+    needs_spend = any(QUANTITIES[q][1] for q in quantities) or period is not None
+    if needs_spend and gamma_gamma is None:
+        raise ValueError("CLV and stages need a fitted GammaGammaModel (gamma_gamma=...).")
+    if period is not None:
+        period = _number(period, "period")
+        if period == 0:
+            raise ValueError("period must be > 0.")
+        if contact_cost is None or new_window is None:
+            raise ValueError("Stages (period=...) also need contact_cost and new_window (see clvbayes.churn_analysis).")
+        contact_cost = _number(contact_cost, "contact_cost")
+        new_window = _number(new_window, "new_window")
+    if isinstance(segment, str) and segment == "auto":
+        segment = "cohort" if "first_purchase" in columns else None
+    if segment is not None and (not isinstance(segment, str) or (segment != "cohort" and segment not in columns)):
+        raise ValueError(f"segment must be None, 'auto', 'cohort' or a column of the summary, got {segment!r}.")
+    unit = resolve_time_unit(summary._meta, time_unit)
+    cfg = _Config(
+        quantities=quantities, horizon=_number(horizon, "horizon", allow_inf=True),
+        discount_rate=_rate_or_column(discount_rate, "discount_rate", columns),
+        margin=_rate_or_column(margin, "margin", columns), time_unit=unit, segment=segment,
+        hdi_prob=float(hdi_prob), quantiles=tuple(float(p) for p in quantiles), period=period,
+        contact_cost=contact_cost, new_window=new_window, risk_p_alive=float(risk_p_alive),
+        risk_threshold=float(risk_threshold),
+    )
+    # Argument checks of the engine (horizons, quantiles, hdi_prob) on the client, on no data.
+    draws = joint_draws(bgnbd, gamma_gamma if needs_spend else None, n_draws)
+    if needs_spend:
+        _check_finite_mean_spend(draws)
+    models = (
+        _DrawsModel(draws, BGNBD_PARAMS),
+        _DrawsModel(draws, GG_PARAMS) if needs_spend else None,
+    )
+    client = _active_client()
+    payload = client.scatter(models, broadcast=True) if client is not None else dask.delayed(models, pure=True)
+
+    score = dask.delayed(_score_partition, nout=2, pure=True)
+    frames, parts = [], []
+    for part in summary.to_delayed():
+        frame, tot = score(part, payload, cfg)
+        frames.append(frame)
+        parts.append(tot)
+    meta = _empty_frame(cfg, summary._meta.index[:0].rename(summary._meta.index.name or "customer_id"))
+    divisions = summary.divisions if summary.known_divisions else None
+    customers = dd.from_delayed(frames, meta=meta, divisions=divisions, verify_meta=False)
+    add = dask.delayed(_add_totals, pure=True)
+    while len(parts) > 1:
+        parts = [add(*parts[i:i + _FAN_IN]) for i in range(0, len(parts), _FAN_IN)]
+    if output is not None:
+        # Written by delayed tasks (not DataFrame.to_parquet) so that the writes and the
+        # totals are one graph of one kind: each partition is scored once.
+        os.makedirs(output, exist_ok=True)
+        write = dask.delayed(_write_partition, pure=True)
+        width = len(str(max(len(frames) - 1, 0)))
+        paths = [os.path.join(output, f"part.{i:0{width}d}.parquet") for i in range(len(frames))]
+        _, reduced = dask.compute([write(f, p) for f, p in zip(frames, paths, strict=True)], parts[0])
+        # Dask's own index handling in read_parquet warns under pandas 3.1: set it per partition.
+        customers = dd.read_parquet(paths, index=False).map_partitions(
+            pd.DataFrame.set_index, meta.index.name, meta=meta, clear_divisions=True,
+        )
+    else:
+        (reduced,) = dask.compute(parts[0])
+
+    labels = sorted(reduced["counts"])
+    n_chain, n_draw = draws.shape
+    seg_index = pd.Index(labels, name=segment)
+    totals = {}
+    for q in quantities:
+        arr = np.stack([reduced[q][lab] for lab in labels]).reshape(len(labels), n_chain, n_draw)
+        totals[q] = xr.DataArray(
+            arr, dims=("segment", "chain", "draw"),
+            coords={"segment": np.asarray(labels), "chain": draws.chain, "draw": draws.draw}, name=f"{q}_total",
+        )
+    counts = pd.Series([reduced["counts"][lab] for lab in labels], index=seg_index, name="customers")
+    settings = {
+        "quantities": quantities, "horizon": cfg.horizon, "discount_rate": cfg.discount_rate, "margin": cfg.margin,
+        "time_unit": unit, "source": draws.source, "n_draws": draws.n, "hdi_prob": cfg.hdi_prob,
+        "segment": segment, "period": period, "contact_cost": contact_cost, "new_window": new_window,
+        "npartitions": summary.npartitions, "scheduler": "distributed" if client is not None else "local",
+    }
+    return DaskScores(customers, totals, counts, settings, None if output is None else str(output),
+                      payload if output is None else None)

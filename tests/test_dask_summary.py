@@ -29,7 +29,7 @@ CAL_END, OBS_END = "1997-09-30", "1998-06-30"
 @pytest.fixture(scope="module")
 def client():
     cluster = distributed.LocalCluster(
-        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None, silence_logs=50
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0", silence_logs=50
     )
     c = distributed.Client(cluster)
     yield c

@@ -107,10 +107,11 @@ def _run(transactions, settings, args: argparse.Namespace, source: str, command:
 def _print_headlines(a, out: Path) -> None:
     from clvbayes.plotting._common import duration
     from clvbayes.report.html import fmt
+    from clvbayes.value.quantities import hdi_names
 
     s = a.settings
     eq = a.equity.summary.loc["total"]
-    lo, hi = [c for c in a.equity.summary.columns if c.startswith("hdi_")][:2]
+    lo, hi = hdi_names(s["hdi_prob"])
     ch = a.churn.summary.loc["total"]
     pct = f"{100 * s['hdi_prob']:g}%"
     print(f"customer equity over {duration(s['horizon'], s['time_unit'])}: {fmt(eq['mean'])} "

@@ -38,6 +38,7 @@ import pandas as pd
 
 from clvbayes._version import __version__
 from clvbayes.data.rfm import time_unit_length
+from clvbayes.value.quantities import hdi_names
 
 __all__ = ["AnalysisSettings", "Analysis", "run_analysis", "analysis_steps", "StepPrinter"]
 
@@ -349,14 +350,9 @@ def run_analysis(
     )
 
 
-def _hdi_cols(summary: pd.DataFrame) -> tuple[str, str]:
-    cols = [c for c in summary.columns if c.startswith("hdi_")]
-    return cols[0], cols[1]
-
-
 def _customer_table(data, churn, clv, purchases, stages) -> pd.DataFrame:
-    lo, hi = _hdi_cols(clv.summary)
-    plo, phi = _hdi_cols(purchases.summary)
+    lo, hi = hdi_names(clv.settings["hdi_prob"])
+    plo, phi = hdi_names(purchases.settings["hdi_prob"])
     out = pd.DataFrame(index=data.index)
     for col in ("frequency", "recency", "T", "monetary_value"):
         out[col] = data[col]

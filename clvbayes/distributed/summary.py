@@ -39,6 +39,7 @@ from clvbayes.data.rfm import occasions_until, rfm_summary
 from clvbayes.data.split import calibration_holdout_split
 from clvbayes.data.validate import DataValidationError, validate_transactions
 from clvbayes.distributed._dask import is_dask_collection, require_dask
+from clvbayes.models.base import WEIGHT_COLUMN  # the count column the models read
 
 __all__ = [
     "BGNBD_COLUMNS",
@@ -54,8 +55,6 @@ __all__ = [
 BGNBD_COLUMNS = ("frequency", "recency", "T")
 #: Columns the Gamma-Gamma likelihood of a customer depends on.
 GAMMA_GAMMA_COLUMNS = ("frequency", "monetary_value")
-#: Name of the count column of a compressed table (number of identical customers per row).
-WEIGHT_COLUMN = "customers"
 
 _ORDER = "__clvbayes_row__"  # input position carried through the shuffle
 _ROWS_PER_PARTITION = 2**40  # partition number * 2**40 + row number fits int64 for 2**23 partitions

@@ -11,6 +11,7 @@ import math
 import pandas as pd
 
 from clvbayes.plotting._common import duration, unit_name
+from clvbayes.value.quantities import hdi_names
 
 __all__ = ["render_html", "fmt"]
 
@@ -117,7 +118,7 @@ def render_html(analysis, figures, *, command: str | None = None) -> str:
         return "".join(_figure(f) for f in by_section.get(section, []))
 
     eq = a.equity.summary
-    lo, hi = [c for c in eq.columns if c.startswith("hdi_")][:2]
+    lo, hi = hdi_names(s["hdi_prob"])
     total = eq.loc["total"]
     ch = a.churn.summary.loc["total"]
     top20 = a.concentration.loc[0.2] if 0.2 in a.concentration.index else None

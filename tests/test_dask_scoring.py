@@ -146,6 +146,37 @@ def test_stages_and_parquet_round_trip(client, mle_models, summary, dask_summary
     assert (written["stage"].astype(str) == again["stage"].astype(str)).all()
 
 
+@pytest.mark.parametrize("segment", [None, "cohort"])
+def test_churn_and_stage_summaries_equal_in_memory(segment, posterior_models, summary, dask_summary):
+    res = score_customers(*posterior_models, dask_summary, quantities=("clv",), segment=segment, **STAGE, **SETTINGS)
+    report = clvbayes.churn_analysis(*posterior_models, summary, period=STAGE["period"],
+                                     contact_cost=STAGE["contact_cost"], segment=segment, **SETTINGS)
+    at_risk = [c for c in report.summary.columns if c == "at_risk" or c.startswith("value_at_risk")]
+    expected = report.summary.drop(columns=at_risk)
+    got = res.churn_summary()
+    pd.testing.assert_frame_equal(got, expected, rtol=1e-9)
+    assert got.loc["total", "lost"] > 0 and len(got) == (2 if segment is None else 4)  # 3 cohorts + total
+    for v in res.churn.data_vars:
+        np.testing.assert_allclose(res.churn[v].to_numpy(), report.draws[v].to_numpy(), rtol=1e-9, err_msg=v)
+    stages = clvbayes.lifecycle_stages(report, new_window=STAGE["new_window"])
+    pd.testing.assert_frame_equal(res.stage_summary(), clvbayes.stage_summary(report, stages), rtol=1e-9)
+    assert (res.stage_summary()["customers"] > 0).sum() >= 3
+
+
+def test_stages_with_dropout_over_another_horizon(mle_models, summary, dask_summary):
+    """Scores asking for dropout over the CLV horizon and stages over the churn period: two passes."""
+    res = score_customers(*mle_models, dask_summary, quantities=("clv", "dropout"), **STAGE, **SETTINGS)
+    customers = res.customers.compute().loc[summary.index]
+    mem = clvbayes.customer_metrics(*mle_models, summary, quantities=("clv", "dropout"), segment=None, **SETTINGS)
+    np.testing.assert_allclose(customers["dropout_mean"], mem["dropout"].summary["mean"], rtol=1e-10)
+    report = clvbayes.churn_analysis(*mle_models, summary, period=STAGE["period"], contact_cost=STAGE["contact_cost"],
+                                     segment=None, **SETTINGS)
+    assert not np.allclose(customers["dropout_mean"], report.customers["p_dropout"])  # other horizon
+    stages = clvbayes.lifecycle_stages(report, new_window=STAGE["new_window"])
+    assert (customers["stage"].astype(str) == stages.astype(str)).all()
+    pd.testing.assert_frame_equal(res.stage_summary(), clvbayes.stage_summary(report, stages), rtol=1e-9)
+
+
 def test_argument_errors(mle_models, summary, dask_summary):
     with pytest.raises(TypeError, match="Dask DataFrame"):
         score_customers(*mle_models, summary, horizon=52.0)
@@ -160,3 +191,7 @@ def test_argument_errors(mle_models, summary, dask_summary):
     # p_alive alone needs no spend model
     res = score_customers(mle_models[0], None, dask_summary, horizon=52.0, quantities=("p_alive",))
     assert set(res.totals) == {"p_alive"}
+    with pytest.raises(ValueError, match="period=...*contact_cost"):
+        res.churn_summary()
+    with pytest.raises(ValueError, match="No stages"):
+        res.stage_summary()

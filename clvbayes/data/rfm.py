@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import os
+from typing import TYPE_CHECKING
+
 import numpy as np
 import pandas as pd
 
 from clvbayes.data.validate import DataValidationError, validate_transactions
+
+if TYPE_CHECKING:  # the optional dask extra
+    import dask.dataframe as dd
 
 __all__ = ["rfm_summary", "time_unit_length", "purchase_occasions", "occasions_until"]
 
@@ -136,7 +142,7 @@ def _summarise_occasions(
 
 
 def rfm_summary(
-    transactions: pd.DataFrame,
+    transactions: pd.DataFrame | dd.DataFrame | str | os.PathLike,
     *,
     customer_id: str = "customer_id",
     date: str = "date",
@@ -144,7 +150,7 @@ def rfm_summary(
     observation_end: str | pd.Timestamp | None = None,
     time_unit: str = "W",
     refunds: str = "raise",
-) -> pd.DataFrame:
+) -> pd.DataFrame | dd.DataFrame:
     """Summarise a transaction log into one row per customer.
 
     Parameters

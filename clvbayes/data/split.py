@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+import os
+from typing import TYPE_CHECKING
+
 import numpy as np
 import pandas as pd
 
 from clvbayes.data.rfm import _summarise_occasions, occasions_until, time_unit_length
 from clvbayes.data.validate import DataValidationError
 
+if TYPE_CHECKING:  # the optional dask extra
+    import dask.dataframe as dd
+
 __all__ = ["calibration_holdout_split"]
 
 
 def calibration_holdout_split(
-    transactions: pd.DataFrame,
+    transactions: pd.DataFrame | dd.DataFrame | str | os.PathLike,
     *,
     calibration_end: str | pd.Timestamp,
     observation_end: str | pd.Timestamp | None = None,
@@ -21,7 +27,7 @@ def calibration_holdout_split(
     amount: str | None = "amount",
     time_unit: str = "W",
     refunds: str = "raise",
-) -> pd.DataFrame:
+) -> pd.DataFrame | dd.DataFrame:
     """Summarise a calibration period and count what each customer did in the holdout.
 
     The calibration period runs up to and including the day ``calibration_end``; the

@@ -3,7 +3,7 @@ lifecycle stage) partition by partition, and the posterior of the totals reduced
 partitions.
 
 Each partition of the customer summary is scored by the in-memory engine,
-:func:`clvbayes.customer_metrics` (and, for stages, :func:`clvbayes.churn_analysis` +
+:func:`clvbayes.customer_metrics` (and, for stages, :func:`clvbayes.value.churn.churn_report` +
 :func:`clvbayes.lifecycle_stages`), with the same paired parameter draws as in memory
 (:func:`clvbayes.value.draws.joint_draws`, thinned once on the client). The draws, a few
 arrays of length ``n_draws``, are the only model state sent to the workers: with a
@@ -20,11 +20,14 @@ draw. The posterior of the total (mean, HDI) is then summarised from the reduced
 exactly as in memory (:meth:`clvbayes.CustomerValue.total_summary`,
 :func:`clvbayes.customer_equity`); only the order of the floating-point additions differs.
 
-**Stages.** A lifecycle stage (:mod:`clvbayes.value.lifecycle`) uses per-customer rules
-only (written off by the expected-value rule, tenure, "slipping"): none depends on other
-customers, so stages per partition equal the in-memory stages. The one global rule of the
-churn report, "at risk = slipping among the top ``value_share`` by value", is *not* used
-by the stages and is not computed here.
+**Stages and churn.** A lifecycle stage (:mod:`clvbayes.value.lifecycle`) uses
+per-customer rules only (written off by the expected-value rule, tenure, "slipping"):
+none depends on other customers, so stages per partition equal the in-memory stages.
+The churn totals (expected alive, dropouts, churn damage, customers written off) and the
+equity per stage are sums over customers per draw, reduced like the other totals
+(:meth:`DaskScores.churn_summary`, :meth:`DaskScores.stage_summary`). The one global
+rule of the churn report, "at risk = slipping among the top ``value_share`` by value"
+(and the value at risk built on it), ranks all customers and is not computed here.
 """
 
 from __future__ import annotations
@@ -40,10 +43,10 @@ import pandas as pd
 import xarray as xr
 
 from clvbayes.distributed._dask import is_dask_collection, require_dask
-from clvbayes.value.churn import churn_analysis
+from clvbayes.value.churn import CHURN_QUANTITIES, churn_report, churn_summary_table
 from clvbayes.value.customers import quantile_names, resolve_time_unit
 from clvbayes.value.draws import BGNBD_PARAMS, GG_PARAMS, ParameterDraws, joint_draws
-from clvbayes.value.lifecycle import STAGES, lifecycle_stages
+from clvbayes.value.lifecycle import STAGES, lifecycle_stages, stage_table
 from clvbayes.value.quantities import (
     QUANTITIES,
     _check_finite_mean_spend,
@@ -56,6 +59,8 @@ __all__ = ["DaskScores", "score_customers"]
 
 # Partitions' per-draw totals are added in groups of this many (a tree reduction).
 _FAN_IN = 16
+# Churn totals that add across partitions (the churn rate is their ratio, per draw).
+_CHURN_SUMS = ("alive", "dropouts", "churn_damage")
 
 
 class _Posterior:
@@ -138,33 +143,66 @@ def _score_partition(pdf: pd.DataFrame, models: tuple, cfg: _Config) -> tuple[pd
         return _empty_frame(cfg, index), {"counts": {}, **{q: {} for q in cfg.quantities}}
     margin = _per_customer_arg(pdf, cfg.margin)
     discount_rate = _per_customer_arg(pdf, cfg.discount_rate)
-    needs_spend = any(QUANTITIES[q][1] for q in cfg.quantities)
-    metrics = customer_metrics(
-        bg, gg if needs_spend else None, pdf, quantities=cfg.quantities, horizon=cfg.horizon,
-        discount_rate=discount_rate, margin=margin, time_unit=cfg.time_unit, segment=cfg.segment,
-        hdi_prob=cfg.hdi_prob, quantiles=cfg.quantiles, keep_draws=False,
-    )
+
+    def evaluate(quantities: tuple[str, ...], horizons: dict | None) -> dict:
+        needs_spend = any(QUANTITIES[q][1] for q in quantities)
+        return customer_metrics(
+            bg, gg if needs_spend else None, pdf, quantities=quantities, horizon=cfg.horizon, horizons=horizons,
+            discount_rate=discount_rate, margin=margin, time_unit=cfg.time_unit, segment=cfg.segment,
+            hdi_prob=cfg.hdi_prob, quantiles=cfg.quantiles, keep_draws=False,
+        )
+
+    churn_horizons = None if cfg.period is None else {"dropout": cfg.period}
+    # One pass for the scores and the churn report (their factor tables are shared), unless
+    # the scores ask for dropout over another horizon than the churn period.
+    shared = cfg.period is not None and ("dropout" not in cfg.quantities or cfg.horizon == cfg.period)
+    extra = tuple(q for q in CHURN_QUANTITIES if q not in cfg.quantities) if shared else ()
+    metrics = evaluate(cfg.quantities + extra, churn_horizons if shared else None)
     parts = {}
-    for q, cv in metrics.items():
-        s = cv.summary
+    for q in cfg.quantities:
+        s = metrics[q].summary
         parts.update({f"{q}_{c}": s[c].to_numpy() for c in s.columns})
     frame = pd.DataFrame(parts, index=index)
-    first = next(iter(metrics.values()))
+    first = metrics[cfg.quantities[0]]
     labels = list(first.totals["segment"].to_numpy())
     counts = np.bincount(first.customers.segments, minlength=len(labels))
     totals: dict = {"counts": {lab: int(n) for lab, n in zip(labels, counts, strict=True)}}
-    for q, cv in metrics.items():
-        tot = cv.totals.to_numpy().reshape(len(labels), -1)
+    for q in cfg.quantities:
+        tot = metrics[q].totals.to_numpy().reshape(len(labels), -1)
         totals[q] = {lab: tot[k].copy() for k, lab in enumerate(labels)}
     if cfg.period is not None:
-        report = churn_analysis(
-            bg, gg, pdf, period=cfg.period, contact_cost=cfg.contact_cost, horizon=cfg.horizon,
-            discount_rate=discount_rate, margin=margin, risk_p_alive=cfg.risk_p_alive,
-            risk_threshold=cfg.risk_threshold, segment=None, hdi_prob=cfg.hdi_prob, time_unit=cfg.time_unit,
+        churn_metrics = metrics if shared else evaluate(CHURN_QUANTITIES, churn_horizons)
+        report = churn_report(
+            churn_metrics, period=cfg.period, contact_cost=cfg.contact_cost, risk_p_alive=cfg.risk_p_alive,
+            risk_threshold=cfg.risk_threshold,
         )
         stage = lifecycle_stages(report, new_window=cfg.new_window)
         frame["stage"] = pd.Categorical(stage.to_numpy(), categories=list(STAGES), ordered=True)
+        totals.update(_churn_parts(report, stage))
     return frame, totals
+
+
+def _churn_parts(report, stage: pd.Series) -> dict:
+    """A partition's additive churn and stage totals: per segment, the per-draw expected
+    alive, dropouts and churn damage and the number written off; per stage, customers,
+    expected alive and per-draw equity (what :func:`clvbayes.churn_analysis` and
+    :func:`clvbayes.stage_summary` sum over customers)."""
+    labels = [str(label) for label in report.draws["segment"].to_numpy()]
+    parts: dict = {
+        f"churn:{v}": {lab: report.draws[v].isel(segment=k).to_numpy().copy() for k, lab in enumerate(labels)}
+        for v in _CHURN_SUMS
+    }
+    lost = report.summary["lost"]
+    parts["churn:lost"] = {lab: int(lost.iloc[k]) for k, lab in enumerate(labels)}
+    codes = stage.cat.codes.to_numpy()
+    clv = report.metrics["clv"]
+    equity = clv.totals_by(codes)
+    pa = report.customers["p_alive"].to_numpy()
+    parts["stage:equity"] = {STAGES[int(g)]: t.to_numpy().reshape(-1).copy()
+                             for g, t in zip(equity["group"].to_numpy(), equity, strict=True)}
+    parts["stage:customers"] = {STAGES[k]: int((codes == k).sum()) for k in np.unique(codes)}
+    parts["stage:alive"] = {STAGES[k]: float(pa[codes == k].sum()) for k in np.unique(codes)}
+    return parts
 
 
 def _write_partition(frame: pd.DataFrame, path: str) -> None:
@@ -204,6 +242,14 @@ class DaskScores:
         What was computed (horizon, discounting, draws' source and count, HDI mass, ...).
     output : str or None
         Where the per-customer scores were written (Parquet).
+    churn : xarray.Dataset or None
+        With ``period``: per-draw expected alive, dropouts, churn rate and churn damage per
+        segment (:attr:`clvbayes.ChurnReport.draws` without value at risk);
+        ``attrs["lost"]``: customers written off per segment. Summarised by
+        :meth:`churn_summary`.
+    stages : dict or None
+        With ``period``: per lifecycle stage, customers, expected alive and per-draw
+        equity (summarised by :meth:`stage_summary`).
     """
 
     customers: object
@@ -211,6 +257,8 @@ class DaskScores:
     counts: pd.Series
     settings: dict = field(default_factory=dict)
     output: str | None = None
+    churn: xr.Dataset | None = None
+    stages: dict | None = field(default=None, repr=False)
     # Keeps the scattered draws alive while ``customers`` is lazy.
     _payload: object = field(default=None, repr=False)
 
@@ -240,6 +288,34 @@ class DaskScores:
         out = pd.DataFrame.from_dict(rows, orient="index")
         out.index.name = self.settings.get("segment") or "segment"
         return out
+
+    def churn_summary(self) -> pd.DataFrame:
+        """Churn per segment and in total, as :attr:`clvbayes.ChurnReport.summary` without
+        its two "at risk" columns: ``customers``, ``lost`` (written off), and mean and HDI
+        of expected alive, dropouts in the period, churn rate and churn damage.
+
+        Needs ``period`` (with ``contact_cost`` and ``new_window``) in :func:`score_customers`.
+        The report's ``at_risk`` and ``value_at_risk`` rank every customer by value (the
+        top ``value_share``), a global pass that partition-wise scoring does not make.
+        """
+        churn = self._need("churn")
+        counts = pd.DataFrame({"customers": self.counts.to_numpy(), "lost": churn.attrs["lost"]},
+                              index=[str(label) for label in self.counts.index])
+        return churn_summary_table(churn, counts, self.settings["hdi_prob"], self.settings.get("segment") or "segment")
+
+    def stage_summary(self) -> pd.DataFrame:
+        """Customers, expected alive and equity (mean and HDI) per lifecycle stage, as
+        :func:`clvbayes.stage_summary` of the in-memory report. Needs ``period``."""
+        st = self._need("stages")
+        return stage_table(st["customers"], st["alive"], st["equity"], self.settings["hdi_prob"])
+
+    def _need(self, name: str):
+        value = getattr(self, name)
+        if value is None:
+            raise ValueError(
+                f"No {name} were computed: call score_customers with period=..., contact_cost=... and new_window=...."
+            )
+        return value
 
     def _totals(self, quantity: str) -> xr.DataArray:
         if quantity not in self.totals:
@@ -426,6 +502,23 @@ def score_customers(
             coords={"segment": np.asarray(labels), "chain": draws.chain, "draw": draws.draw}, name=f"{q}_total",
         )
     counts = pd.Series([reduced["counts"][lab] for lab in labels], index=seg_index, name="customers")
+    churn = stages = None
+    if period is not None:
+        coords = {"segment": np.asarray(labels), "chain": draws.chain, "draw": draws.draw}
+        churn = xr.Dataset({
+            v: (("segment", "chain", "draw"),
+                np.stack([reduced[f"churn:{v}"][str(lab)] for lab in labels]).reshape(len(labels), n_chain, n_draw))
+            for v in _CHURN_SUMS
+        }, coords=coords)
+        churn["churn_rate"] = churn["dropouts"] / churn["alive"]
+        churn = churn[["alive", "dropouts", "churn_rate", "churn_damage"]]
+        churn.attrs["lost"] = [int(reduced["churn:lost"][str(lab)]) for lab in labels]
+        zero = np.zeros(draws.n)
+        stages = {
+            "customers": {s: reduced["stage:customers"].get(s, 0) for s in STAGES},
+            "alive": {s: reduced["stage:alive"].get(s, 0.0) for s in STAGES},
+            "equity": {s: reduced["stage:equity"].get(s, zero) for s in STAGES},
+        }
     settings = {
         "quantities": quantities, "horizon": cfg.horizon, "discount_rate": cfg.discount_rate, "margin": cfg.margin,
         "time_unit": unit, "source": draws.source, "n_draws": draws.n, "hdi_prob": cfg.hdi_prob,
@@ -433,4 +526,4 @@ def score_customers(
         "npartitions": summary.npartitions, "scheduler": "distributed" if client is not None else "local",
     }
     return DaskScores(customers, totals, counts, settings, None if output is None else str(output),
-                      payload if output is None else None)
+                      churn=churn, stages=stages, _payload=payload if output is None else None)

@@ -16,7 +16,7 @@ customers so that a million customers and thousands of draws fit in memory.
 """
 
 from clvbayes.value import heuristics
-from clvbayes.value.churn import ChurnReport, churn_analysis, lost_threshold
+from clvbayes.value.churn import ChurnReport, churn_analysis, churn_report, lost_threshold
 from clvbayes.value.equity import CustomerEquity, customer_equity, new_customer_value, value_concentration
 from clvbayes.value.lifecycle import STAGES, lifecycle_stages, stage_summary
 from clvbayes.value.validation import HoldoutValidation, holdout_validation, purchase_tracking
@@ -60,6 +60,7 @@ __all__ = [
     "value_concentration",
     "ChurnReport",
     "churn_analysis",
+    "churn_report",
     "lost_threshold",
     "STAGES",
     "lifecycle_stages",

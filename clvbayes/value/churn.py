@@ -44,7 +44,7 @@ import xarray as xr
 
 from clvbayes.value.quantities import CustomerValue, customer_metrics, hdi_names, summarise_draws
 
-__all__ = ["ChurnReport", "churn_analysis", "lost_threshold"]
+__all__ = ["CHURN_QUANTITIES", "CHURN_TOTALS", "ChurnReport", "churn_analysis", "churn_report", "churn_summary_table", "lost_threshold"]
 
 
 def lost_threshold(value_if_alive: np.ndarray | float, contact_cost: float) -> np.ndarray:
@@ -54,6 +54,50 @@ def lost_threshold(value_if_alive: np.ndarray | float, contact_cost: float) -> n
     c = float(contact_cost)
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(c + v > 0, c / (c + v), 1.0)
+
+
+#: The per-customer quantities a churn report is built from.
+CHURN_QUANTITIES = ("p_alive", "dropout", "clv", "lost_value")
+#: Per-draw totals of a churn summary, in the order of its columns.
+CHURN_TOTALS = ("alive", "dropouts", "churn_rate", "churn_damage", "value_at_risk")
+
+
+def churn_summary_table(draws: xr.Dataset, counts: pd.DataFrame, hdi_prob: float, index_name: str) -> pd.DataFrame:
+    """The rows of :attr:`ChurnReport.summary` from per-draw totals per segment.
+
+    Shared by :func:`churn_analysis` and the Dask scoring
+    (:meth:`clvbayes.distributed.DaskScores.churn_summary`), which reduces the same totals
+    across partitions.
+
+    Parameters
+    ----------
+    draws
+        Per-draw sums per segment (dims ``segment, chain, draw``) of ``alive``,
+        ``dropouts``, ``churn_damage`` and optionally ``value_at_risk``; the churn rate
+        is computed here, per draw, as dropouts / alive (of the segment, then of the total).
+    counts
+        Integer counts per segment (``customers``, ``lost``, ...), one row per segment
+        label in the order of ``draws``; the ``total`` row is their sum.
+    hdi_prob, index_name
+        HDI mass; name of the index.
+    """
+    lo, hi = hdi_names(hdi_prob)
+    summed = [v for v in CHURN_TOTALS if v in draws and v != "churn_rate"]
+    total = draws[summed].sum("segment")
+    variables = [v for v in CHURN_TOTALS if v == "churn_rate" or v in draws]
+    rows = {}
+    for k, label in enumerate([*counts.index, "total"]):
+        src = total if label == "total" else draws.isel(segment=k)
+        n = counts.sum() if label == "total" else counts.iloc[k]
+        row = {c: int(n[c]) for c in counts.columns}
+        for name in variables:
+            v = src["dropouts"] / src["alive"] if name == "churn_rate" else src[name]
+            s = summarise_draws(v.to_numpy().reshape(-1), hdi_prob)
+            row.update({f"{name}_mean": s["mean"], f"{name}_{lo}": s[lo], f"{name}_{hi}": s[hi]})
+        rows[str(label)] = row
+    summary = pd.DataFrame.from_dict(rows, orient="index")
+    summary.index.name = index_name
+    return summary
 
 
 @dataclass
@@ -144,18 +188,60 @@ def churn_analysis(
     -------
     ChurnReport
     """
-    period = _positive(period, "period")
-    contact_cost = _positive(contact_cost, "contact_cost", allow_zero=True)
+    rules = _churn_rules(period, contact_cost, risk_p_alive, risk_threshold, value_share)
+    metrics = customer_metrics(
+        bgnbd, gamma_gamma, data, quantities=CHURN_QUANTITIES,
+        horizon=horizon, horizons={"dropout": rules["period"]}, discount_rate=discount_rate, margin=margin,
+        segment=segment, hdi_prob=hdi_prob, n_draws=n_draws, time_unit=time_unit,
+    )
+    return churn_report(metrics, **rules)
+
+
+def _churn_rules(period, contact_cost, risk_p_alive, risk_threshold, value_share) -> dict:
+    """The checked settings of :func:`churn_report`."""
     for name, val in (("risk_p_alive", risk_p_alive), ("risk_threshold", risk_threshold)):
         if isinstance(val, bool) or not (isinstance(val, numbers.Real) and 0 <= val <= 1):
             raise ValueError(f"{name} must be in [0, 1], got {val!r}.")
     if not (isinstance(value_share, numbers.Real) and 0 < value_share <= 1):
         raise ValueError(f"value_share must be in (0, 1], got {value_share!r}.")
-    metrics = customer_metrics(
-        bgnbd, gamma_gamma, data, quantities=("p_alive", "dropout", "clv", "lost_value"),
-        horizon=horizon, horizons={"dropout": period}, discount_rate=discount_rate, margin=margin,
-        segment=segment, hdi_prob=hdi_prob, n_draws=n_draws, time_unit=time_unit,
-    )
+    return {"period": _positive(period, "period"),
+            "contact_cost": _positive(contact_cost, "contact_cost", allow_zero=True),
+            "risk_p_alive": float(risk_p_alive), "risk_threshold": float(risk_threshold),
+            "value_share": float(value_share)}
+
+
+def churn_report(
+    metrics: dict[str, CustomerValue],
+    *,
+    period: float,
+    contact_cost: float,
+    risk_p_alive: float = 0.7,
+    risk_threshold: float = 0.1,
+    value_share: float = 0.2,
+) -> ChurnReport:
+    """:func:`churn_analysis` from already computed per-customer results.
+
+    For callers that compute the quantities in a pass of their own (the Dask scoring
+    computes them together with the quantities it was asked for, sharing their tables).
+
+    Parameters
+    ----------
+    metrics
+        From :func:`clvbayes.customer_metrics` with at least the quantities
+        :data:`CHURN_QUANTITIES`, ``dropout`` over the horizon ``period``.
+    period, contact_cost, risk_p_alive, risk_threshold, value_share
+        As in :func:`churn_analysis`.
+    """
+    rules = _churn_rules(period, contact_cost, risk_p_alive, risk_threshold, value_share)
+    period, contact_cost, value_share = rules["period"], rules["contact_cost"], rules["value_share"]
+    missing = [q for q in CHURN_QUANTITIES if q not in metrics]
+    if missing:
+        raise ValueError(f"metrics lack {missing}: compute {list(CHURN_QUANTITIES)} with customer_metrics.")
+    if metrics["dropout"].settings["horizon"] != period:
+        raise ValueError(
+            f"metrics['dropout'] was computed over {metrics['dropout'].settings['horizon']}, not period={period}."
+        )
+    hdi_prob = metrics["clv"].settings["hdi_prob"]
     pa = metrics["p_alive"].summary["mean"]
     drop = metrics["dropout"].summary["mean"]
     clv = metrics["clv"].summary["mean"]
@@ -185,25 +271,16 @@ def churn_analysis(
     draws = xr.Dataset({
         "alive": metrics["p_alive"].totals,
         "dropouts": metrics["dropout"].totals,
-        "churn_rate": metrics["dropout"].totals / metrics["p_alive"].totals,
         "churn_damage": metrics["lost_value"].totals,
         "value_at_risk": (("segment", "chain", "draw"), var),
     })
-    total = draws[["alive", "dropouts", "churn_damage", "value_at_risk"]].sum("segment")
-    total["churn_rate"] = total["dropouts"] / total["alive"]
-    lo, hi = hdi_names(hdi_prob)
-    rows = {}
-    for k, label in enumerate(list(labels) + ["total"]):
-        mask = (seg_codes == k) if label != "total" else np.ones(len(seg_codes), dtype=bool)
-        src = total if label == "total" else draws.isel(segment=k)
-        row = {"customers": int(mask.sum()), "lost": int(lost.to_numpy()[mask].sum()),
-               "at_risk": int(at_risk.to_numpy()[mask].sum())}
-        for var_name in ("alive", "dropouts", "churn_rate", "churn_damage", "value_at_risk"):
-            s = summarise_draws(src[var_name].to_numpy().reshape(-1), hdi_prob)
-            row.update({f"{var_name}_mean": s["mean"], f"{var_name}_{lo}": s[lo], f"{var_name}_{hi}": s[hi]})
-        rows[str(label)] = row
-    summary = pd.DataFrame.from_dict(rows, orient="index")
-    summary.index.name = metrics["clv"].settings.get("segment") or "segment"
+    flags = pd.DataFrame({"lost": lost.to_numpy(), "at_risk": at_risk.to_numpy()})
+    counts = flags.groupby(seg_codes).sum().reindex(range(len(labels)), fill_value=0)
+    counts.insert(0, "customers", np.bincount(seg_codes, minlength=len(labels)))
+    counts.index = [str(label) for label in labels]
+    summary = churn_summary_table(draws, counts, hdi_prob, metrics["clv"].settings.get("segment") or "segment")
+    draws["churn_rate"] = draws["dropouts"] / draws["alive"]
+    draws = draws[list(CHURN_TOTALS)]
     settings = {**metrics["clv"].settings, "period": period, "contact_cost": contact_cost,
                 "risk_p_alive": float(risk_p_alive), "risk_threshold": float(risk_threshold),
                 "value_share": float(value_share)}

@@ -26,7 +26,7 @@ import pandas as pd
 from clvbayes.value.churn import ChurnReport
 from clvbayes.value.quantities import summarise_draws
 
-__all__ = ["STAGES", "lifecycle_stages", "stage_summary"]
+__all__ = ["STAGES", "lifecycle_stages", "stage_summary", "stage_table"]
 
 STAGES = ("new", "active", "at risk", "lapsed")
 
@@ -70,14 +70,23 @@ def stage_summary(report: ChurnReport, stages: pd.Series) -> pd.DataFrame:
     totals = clv.totals_by(codes)
     by_code = {int(g): tot.to_numpy().reshape(-1) for g, tot in zip(totals["group"].to_numpy(), totals, strict=True)}
     pa = report.customers["p_alive"].to_numpy()
+    equity = {name: by_code.get(k, np.zeros(clv.parameter_draws.n)) for k, name in enumerate(STAGES)}
+    counts = {name: int((codes == k).sum()) for k, name in enumerate(STAGES)}
+    alive = {name: float(pa[codes == k].sum()) for k, name in enumerate(STAGES)}
+    return stage_table(counts, alive, equity, hdi_prob)
+
+
+def stage_table(counts: dict, alive: dict, equity: dict, hdi_prob: float) -> pd.DataFrame:
+    """The rows of :func:`stage_summary` from per-stage counts, expected alive (sum of the
+    customers' posterior mean P(alive)) and per-draw equity (summed CLV) arrays, keyed by
+    stage name. Shared with the Dask scoring (:meth:`clvbayes.distributed.DaskScores.stage_summary`)."""
     rows = {}
-    for k, name in enumerate(STAGES):
-        mask = codes == k
-        v = by_code.get(k, np.zeros(clv.parameter_draws.n))
-        s = summarise_draws(v, hdi_prob)
-        rows[name] = {"customers": int(mask.sum()), "expected_alive": float(pa[mask].sum()),
+    for name in STAGES:
+        n = int(counts.get(name, 0))
+        s = summarise_draws(np.asarray(equity[name], dtype=np.float64).reshape(-1), hdi_prob)
+        rows[name] = {"customers": n, "expected_alive": float(alive.get(name, 0.0)),
                       **{f"equity_{key}": val for key, val in s.items()},
-                      "equity_per_customer": s["mean"] / mask.sum() if mask.any() else math.nan}
+                      "equity_per_customer": s["mean"] / n if n else math.nan}
     out = pd.DataFrame.from_dict(rows, orient="index")
     out.index.name = "stage"
     return out

@@ -119,16 +119,10 @@ after every cell; worker logs in ``benchmarks/.cache/logs/<out-name>/``. Smoke t
 from __future__ import annotations
 
 import argparse
-import json
-import math
 import os
-import resource
 import shutil
-import signal
-import subprocess
 import sys
 import time
-import traceback
 import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -137,7 +131,7 @@ from typing import Any
 import numpy as np
 
 import _common
-from _common import fmt_number as _f, kill_tree as _kill_tree, last_line as _last_line, maxrss_bytes as _maxrss_bytes, parse_size as _size  # noqa: E402
+from _common import fmt_number as _f, maxrss_bytes as _maxrss_bytes, parse_size as _size  # noqa: E402
 
 #: CDNOW MLE in weeks: Fader, Hardie & Lee (2005), Marketing Science 24(2), section 4.
 BG_PARAMS = {"r": 0.2425945, "alpha": 4.4136019, "a": 0.7929199, "b": 2.4258881}
@@ -291,26 +285,6 @@ def synthetic_posterior(draws: int, seed: int):
 # --------------------------------------------------------------------------------------
 # Worker (one cell, in its own process)
 # --------------------------------------------------------------------------------------
-
-
-class _Phases:
-    """Records the worker's phases in a side file (current phase, its start, the completed
-    ones), so that the parent knows where a killed worker was and for how long."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.done: dict[str, float] = {}
-        self.current: str | None = None
-        self.t0 = time.perf_counter()
-
-    def __call__(self, phase: str) -> None:
-        now = time.perf_counter()
-        if self.current is not None:
-            self.done[self.current] = now - self.t0
-        self.current, self.t0 = phase, now
-        tmp = self.path.with_name(self.path.name + ".tmp")
-        tmp.write_text(json.dumps({"phase": phase, "time": time.time(), "done": self.done}))
-        tmp.replace(self.path)
 
 
 def _clvbayes_models(df, bgp, ggp):
@@ -571,10 +545,8 @@ def _code_hash() -> str:
 
 def worker(args: argparse.Namespace) -> int:
     """Run one cell and write its measurements to ``args.result`` (JSON)."""
-    result_path = Path(args.result)
-    phase = _Phases(result_path.with_suffix(".phase"))
-    out: dict[str, Any] = {"status": "error", "warnings": []}
-    try:
+
+    def body(phase: _common.Phases, out: dict[str, Any]) -> None:
         phase("import")
         t0 = time.perf_counter()
         import numba
@@ -598,25 +570,9 @@ def worker(args: argparse.Namespace) -> int:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             CELL_FNS[args.worker](df, args, phase, out)
-        out["warnings"] += sorted({f"{w.category.__name__}: {str(w.message).splitlines()[0][:200]}"
-                                   for w in caught})
-        out["status"] = "ok"
-    except MemoryError as exc:
-        out |= {"status": "oom", "message": f"{type(exc).__name__}: {exc}".strip()[:500]}
-        traceback.print_exc()
-    except BaseException as exc:  # noqa: BLE001 - every failure is a result
-        lines = [ln for ln in f"{type(exc).__name__}: {exc}".splitlines() if ln.strip()]
-        out |= {"status": "error", "message": lines[-1][:500] if lines else type(exc).__name__}
-        traceback.print_exc()
-    out["phase_at_end"] = phase.current
-    out["phase_elapsed_at_end_s"] = time.perf_counter() - phase.t0
-    phase("done")
-    out["phases_s"] = {k: v for k, v in phase.done.items() if k != "done"}
-    out["maxrss_self_bytes"] = _maxrss_bytes()
-    tmp = result_path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(out, default=float))
-    tmp.replace(result_path)
-    return 0
+        out["warnings"] += _common.warning_lines(caught)
+
+    return _common.run_worker(Path(args.result), body)
 
 
 # --------------------------------------------------------------------------------------
@@ -624,99 +580,50 @@ def worker(args: argparse.Namespace) -> int:
 # --------------------------------------------------------------------------------------
 
 
-def _limit_address_space(limit_bytes: int):
-    def apply() -> None:  # runs in the child between fork and exec
-        resource.setrlimit(resource.RLIMIT_AS, (limit_bytes, limit_bytes))
-    return apply
-
-
 def run_cell(key: str, n: int, draws: int, data_path: Path, args: argparse.Namespace) -> Record:
     """Run cell ``key`` in a subprocess: address-space limit, RSS polling, time cap."""
-    import psutil
-
     rec = Record(key, n, draws)
-    log_dir = CACHE_DIR / "logs" / Path(args.out_name).name
-    log_dir.mkdir(parents=True, exist_ok=True)
-    stem = log_dir / f"{key}_n{n}_d{draws}"
-    result_path = stem.with_suffix(".result.json")
-    phase_path = result_path.with_suffix(".phase")
-    log_path = stem.with_suffix(".log")
-    for p in (result_path, phase_path):
-        p.unlink(missing_ok=True)
+    files = _common.cell_files(CACHE_DIR / "logs" / Path(args.out_name).name,
+                               f"{key}_n{n}_d{draws}")
     cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", key, "--data",
-           str(data_path), "--result", str(result_path), "--draws", str(draws),
+           str(data_path), "--result", str(files.result), "--draws", str(draws),
            "--seed", str(args.seed)]
     env = dict(os.environ)
     env["NUMBA_CACHE_DIR"] = str(_numba_cache_dir(args))
     time_cap = args.pmm_time_cap if key == "pmm" else args.time_cap
     mem_cap = int(args.mem_cap_gb * GB)
-    killed: str | None = None
-    peak = 0
-    kill_t = None
-    rec.load_avg_start = os.getloadavg()[0]
-    with open(log_path, "w") as log:
-        t0 = time.perf_counter()
-        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=_common.REPO_DIR,
-                                env=env, start_new_session=True,
-                                preexec_fn=_limit_address_space(mem_cap))
-        ps = psutil.Process(proc.pid)
-        while proc.poll() is None:
-            try:
-                rss = sum(p.memory_info().rss for p in [ps, *ps.children(recursive=True)])
-            except psutil.NoSuchProcess:
-                rss = 0
-            peak = max(peak, rss)
-            if time.perf_counter() - t0 > time_cap:
-                killed = "timeout"
-            elif rss > mem_cap:
-                killed = "mem-cap"
-            if killed:
-                kill_t = time.time()
-                _kill_tree(proc.pid)
-                proc.wait()
-                break
-            time.sleep(args.poll)
-        else:
-            _kill_tree(proc.pid)  # stray children, if any
-        rec.process_s = time.perf_counter() - t0
-    rec.load_avg_end = os.getloadavg()[0]
-    rec.log = str(log_path.relative_to(_common.REPO_DIR))
-    rec.peak_rss_polled_bytes = peak
-    phase = None
-    if phase_path.exists():
-        try:
-            phase = json.loads(phase_path.read_text())
-        except (OSError, ValueError):
-            phase = None
-    if killed:
-        rec.status = killed
+    cell = _common.run_subprocess_cell(cmd, files, env=env, time_cap=time_cap, rss_cap=mem_cap,
+                                       address_space_cap=mem_cap, poll=args.poll)
+    rec.load_avg_start = cell.load_avg_start[0]
+    rec.process_s = cell.wall_s
+    rec.load_avg_end = cell.load_avg_end[0]
+    rec.log = cell.log_name
+    rec.peak_rss_polled_bytes = peak = cell.peak_rss_bytes
+    if cell.killed:
+        rec.status = cell.killed
         rec.peak_rss_bytes = peak
-        if phase:
-            rec.phase_at_end = phase["phase"]
-            rec.phase_elapsed_at_end_s = kill_t - phase["time"]
-            rec.phases_s = phase.get("done", {})
-        rec.message = (f"time cap {time_cap:g} s reached" if killed == "timeout"
+        if cell.phase:
+            rec.phase_at_end = cell.phase_at_end
+            rec.phase_elapsed_at_end_s = cell.phase_elapsed_at_kill_s
+            rec.phases_s = cell.phases_done
+        rec.message = (f"time cap {time_cap:g} s reached" if cell.killed == "timeout"
                        else f"RSS above the {args.mem_cap_gb:g} GB cap")
         rec.message += f" in phase '{rec.phase_at_end}' after {rec.phase_elapsed_at_end_s or 0:.0f} s"
         return rec
-    out: dict[str, Any] = json.loads(result_path.read_text()) if result_path.exists() else {}
+    out = cell.result or {}
     if out:
-        for k, v in out.items():
-            if hasattr(rec, k):
-                setattr(rec, k, v)
+        _common.update_fields(rec, out)
         rec.peak_rss_bytes = max(peak, out.get("maxrss_self_bytes") or 0)
         if rec.status != "ok" and rec.phase_at_end:
             rec.message = (rec.message or "") + (f" (in phase '{rec.phase_at_end}' after "
                                                  f"{rec.phase_elapsed_at_end_s:.1f} s)")
     else:
         rec.peak_rss_bytes = peak
-        if phase:
-            rec.phase_at_end = phase["phase"]
-            rec.phases_s = phase.get("done", {})
-        rc = proc.returncode
-        rec.status = "killed" if rc is not None and rc < 0 else "error"
-        what = f"signal {-rc}" if rc is not None and rc < 0 else f"exit code {rc}"
-        rec.message = f"{what} in phase '{rec.phase_at_end}': " + (_last_line(log_path) or "")
+        if cell.phase:
+            rec.phase_at_end = cell.phase_at_end
+            rec.phases_s = cell.phases_done
+        rec.status, what = cell.exit_cause()
+        rec.message = f"{what} in phase '{rec.phase_at_end}': " + cell.last_log_line()
     return rec
 
 
@@ -1055,9 +962,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="address-space limit and RSS cap per cell (GB = 10^9 bytes)")
     p.add_argument("--poll", type=float, default=0.1, help="memory polling interval, s")
     p.add_argument("--out-name", default="clv_scaling")
-    p.add_argument("--worker", choices=list(CELL_FNS), help=argparse.SUPPRESS)
-    p.add_argument("--data", help=argparse.SUPPRESS)
-    p.add_argument("--result", help=argparse.SUPPRESS)
+    _common.add_worker_arguments(p, CELL_FNS)
     return p.parse_args(argv)
 
 

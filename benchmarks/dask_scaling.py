@@ -76,12 +76,9 @@ import json
 import math
 import os
 import re
-import resource
 import shutil
-import subprocess
 import sys
 import time
-import traceback
 import warnings
 from pathlib import Path
 from typing import Any
@@ -89,7 +86,7 @@ from typing import Any
 import numpy as np
 
 import _common
-from _common import fmt_number as _f, kill_tree as _kill_tree, last_line as _last_line, maxrss_bytes as _maxrss_bytes, parse_size as _size  # noqa: E402
+from _common import fmt_number as _f, parse_size as _size  # noqa: E402
 
 #: BG/NBD parameters of the simulation (weeks); about 5 purchases per customer.
 BG_PARAMS = {"r": 0.5, "alpha": 4.5, "a": 0.8, "b": 4.0}
@@ -206,26 +203,6 @@ def parquet_files(folder: Path) -> list[str]:
 # --------------------------------------------------------------------------------------
 
 
-class _Phases:
-    """The cell's current phase in a side file (name, start time, completed durations), so
-    that the parent attributes memory samples to phases and knows where a killed cell was."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.done: dict[str, float] = {}
-        self.current: str | None = None
-        self.t0 = time.perf_counter()
-
-    def __call__(self, phase: str) -> None:
-        now = time.perf_counter()
-        if self.current is not None:
-            self.done[self.current] = now - self.t0
-        self.current, self.t0 = phase, now
-        tmp = self.path.with_name(self.path.name + ".tmp")
-        tmp.write_text(json.dumps({"phase": phase, "time": time.time(), "done": self.done}))
-        tmp.replace(self.path)
-
-
 def _pandas_cell(args, phase, out: dict[str, Any]) -> None:
     import pandas as pd
 
@@ -339,10 +316,8 @@ CELL_FNS = {"pandas": _pandas_cell, "dask": _dask_cell}
 
 def worker(args: argparse.Namespace) -> int:
     """Run one cell and write its measurements to ``args.result`` (JSON)."""
-    result_path = Path(args.result)
-    phase = _Phases(result_path.with_suffix(".phase"))
-    out: dict[str, Any] = {"status": "error", "warnings": []}
-    try:
+
+    def body(phase: _common.Phases, out: dict[str, Any]) -> None:
         phase("import")
         t0 = time.perf_counter()
         import pandas  # noqa: F401
@@ -355,26 +330,9 @@ def worker(args: argparse.Namespace) -> int:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             CELL_FNS[args.worker](args, phase, out)
-        out["warnings"] += sorted({f"{w.category.__name__}: {str(w.message).splitlines()[0][:200]}"
-                                   for w in caught})
-        out["status"] = "ok"
-    except MemoryError as exc:
-        out |= {"status": "oom", "message": f"{type(exc).__name__}: {exc}".strip()[:500]}
-        traceback.print_exc()
-    except BaseException as exc:  # noqa: BLE001 - every failure is a result
-        lines = [ln for ln in f"{type(exc).__name__}: {exc}".splitlines() if ln.strip()]
-        out |= {"status": "oom" if "MemoryError" in (lines[0] if lines else "") else "error",
-                "message": lines[-1][:500] if lines else type(exc).__name__}
-        traceback.print_exc()
-    out["phase_at_end"] = phase.current
-    out["phase_elapsed_at_end_s"] = time.perf_counter() - phase.t0
-    phase("done")
-    out["phases_s"] = {k: v for k, v in phase.done.items() if k != "done"}
-    out["maxrss_self_bytes"] = _maxrss_bytes()
-    tmp = result_path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(out, default=float))
-    tmp.replace(result_path)
-    return 0
+        out["warnings"] += _common.warning_lines(caught)
+
+    return _common.run_worker(Path(args.result), body, oom_if_mentioned=True)
 
 
 # --------------------------------------------------------------------------------------
@@ -382,96 +340,33 @@ def worker(args: argparse.Namespace) -> int:
 # --------------------------------------------------------------------------------------
 
 
-def _limit_address_space(limit_bytes: int | None):
-    def apply() -> None:  # runs in the child between fork and exec
-        if limit_bytes:
-            resource.setrlimit(resource.RLIMIT_AS, (limit_bytes, limit_bytes))
-    return apply
-
-
-def _read_json(path: Path) -> Any:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-
-
 def run_cell(key: str, n: int, data_path: Path, args: argparse.Namespace) -> dict[str, Any]:
     """Run cell ``key`` in a subprocess: caps, RSS polling per process and per phase."""
-    import psutil
-
     rec: dict[str, Any] = {"key": key, "n": n, "status": None, "message": None}
-    log_dir = CACHE_DIR / "logs" / Path(args.out_name).name
-    log_dir.mkdir(parents=True, exist_ok=True)
-    stem = log_dir / f"{key}_n{n}"
-    result_path = stem.with_suffix(".result.json")
-    phase_path = result_path.with_suffix(".phase")
-    pids_path = result_path.with_suffix(".pids")
-    log_path = stem.with_suffix(".log")
-    for p in (result_path, phase_path, pids_path, result_path.with_suffix(".table.parquet")):
-        p.unlink(missing_ok=True)
+    files = _common.cell_files(CACHE_DIR / "logs" / Path(args.out_name).name, f"{key}_n{n}")
+    table = files.result.with_suffix(".table.parquet")
+    table.unlink(missing_ok=True)
     cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", key, "--data", str(data_path),
-           "--result", str(result_path), "--seed", str(args.seed), "--chains", str(args.chains),
+           "--result", str(files.result), "--seed", str(args.seed), "--chains", str(args.chains),
            "--draws", str(args.draws), "--tune", str(args.tune), "--score-draws", str(args.score_draws),
            "--worker-memory", str(args.worker_memory)] + (["--keep-scores"] if args.keep_scores else [])
     mem_cap = args.pandas_cap if key == "pandas" else args.dask_mem_cap
     rlimit = args.pandas_cap if key == "pandas" else None
-    killed: str | None = None
-    kill_t = None
+    cell = _common.run_subprocess_cell(cmd, files, time_cap=args.time_cap, rss_cap=mem_cap,
+                                       address_space_cap=rlimit, poll=args.poll)
     # per phase: peak of client RSS, of the larger worker, of the tree (sum at one instant)
-    peaks: dict[str, dict[str, int]] = {}
-    worker_peak: dict[int, int] = {}
-    workers: set[int] = set()
-    rec["load_avg_start"] = list(os.getloadavg())
-    with open(log_path, "w") as log:
-        t0 = time.perf_counter()
-        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=_common.REPO_DIR,
-                                start_new_session=True, preexec_fn=_limit_address_space(rlimit))
-        ps = psutil.Process(proc.pid)
-        while proc.poll() is None:
-            if not workers and pids_path.exists():
-                workers = set(_read_json(pids_path) or [])
-            state = _read_json(phase_path)
-            name = state["phase"] if state else "start"
-            client = wmax = total = 0
-            for p in _common.process_tree(ps):
-                try:
-                    rss = p.memory_info().rss
-                except psutil.NoSuchProcess:
-                    continue
-                total += rss
-                if p.pid == proc.pid:
-                    client = rss
-                elif p.pid in workers:
-                    wmax = max(wmax, rss)
-                    worker_peak[p.pid] = max(worker_peak.get(p.pid, 0), rss)
-            pk = peaks.setdefault(name, {"client": 0, "worker_max": 0, "total": 0})
-            pk["client"], pk["worker_max"] = max(pk["client"], client), max(pk["worker_max"], wmax)
-            pk["total"] = max(pk["total"], total)
-            if time.perf_counter() - t0 > args.time_cap:
-                killed = "timeout"
-            elif mem_cap and total > mem_cap:
-                killed = "mem-cap"
-            if killed:
-                kill_t = time.time()
-                _kill_tree(proc.pid)
-                proc.wait()
-                break
-            time.sleep(args.poll)
-        else:
-            _kill_tree(proc.pid)  # stray children, if any
-        rec["process_s"] = time.perf_counter() - t0
-    rec["load_avg_end"] = list(os.getloadavg())
-    rec["log"] = str(log_path.relative_to(_common.REPO_DIR))
+    peaks = cell.peaks_by_phase
+    rec["load_avg_start"] = cell.load_avg_start
+    rec["process_s"] = cell.wall_s
+    rec["load_avg_end"] = cell.load_avg_end
+    rec["log"] = cell.log_name
     rec["peaks_polled_bytes"] = peaks
-    rec["worker_peak_polled_bytes"] = {str(k): v for k, v in worker_peak.items()}
-    rec["peak_total_polled_bytes"] = max((v["total"] for v in peaks.values()), default=0)
+    rec["worker_peak_polled_bytes"] = {str(k): v for k, v in cell.worker_peaks.items()}
+    rec["peak_total_polled_bytes"] = cell.peak_rss_bytes
     rec["mem_cap_bytes"] = mem_cap
-    table = result_path.with_suffix(".table.parquet")
     rec["table"] = str(table) if table.exists() else None
     rec["rlimit_as_bytes"] = rlimit
-    phase = _read_json(phase_path)
-    out = _read_json(result_path) if not killed else None
+    out = cell.result
     if out:
         rec.update(out)
         rec["peak_client_bytes"] = max(peaks.get(p, {}).get("client", 0) for p in peaks) if peaks else None
@@ -480,21 +375,19 @@ def run_cell(key: str, n: int, data_path: Path, args: argparse.Namespace) -> dic
             rec["message"] = (rec.get("message") or "") + (
                 f" (in phase '{rec['phase_at_end']}' after {rec['phase_elapsed_at_end_s']:.1f} s)")
     else:
-        if phase:
-            rec["phase_at_end"] = phase["phase"]
-            rec["phases_s"] = phase.get("done", {})
-        if killed:
-            rec["status"] = killed
-            rec["phase_elapsed_at_end_s"] = kill_t - phase["time"] if phase else None
+        if cell.phase:
+            rec["phase_at_end"] = cell.phase_at_end
+            rec["phases_s"] = cell.phases_done
+        if cell.killed:
+            rec["status"] = cell.killed
+            rec["phase_elapsed_at_end_s"] = cell.phase_elapsed_at_kill_s
             cap = f"{mem_cap / 1e9:g} GB" if mem_cap else "?"
-            rec["message"] = (f"time cap {args.time_cap:g} s reached" if killed == "timeout"
+            rec["message"] = (f"time cap {args.time_cap:g} s reached" if cell.killed == "timeout"
                               else f"RSS of the process tree above the {cap} cap")
             rec["message"] += f" in phase '{rec.get('phase_at_end')}'"
         else:
-            rc = proc.returncode
-            rec["status"] = "killed" if rc is not None and rc < 0 else "error"
-            what = f"signal {-rc}" if rc is not None and rc < 0 else f"exit code {rc}"
-            rec["message"] = f"{what} in phase '{rec.get('phase_at_end')}': " + (_last_line(log_path) or "")
+            rec["status"], what = cell.exit_cause()
+            rec["message"] = f"{what} in phase '{rec.get('phase_at_end')}': " + cell.last_log_line()
     return rec
 
 
@@ -728,9 +621,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--keep-scores", action="store_true", help="keep the scores' Parquet in .cache")
     p.add_argument("--poll", type=float, default=0.2, help="memory polling interval, s")
     p.add_argument("--out-name", default="dask_scaling")
-    p.add_argument("--worker", choices=list(CELL_FNS), help=argparse.SUPPRESS)
-    p.add_argument("--data", help=argparse.SUPPRESS)
-    p.add_argument("--result", help=argparse.SUPPRESS)
+    _common.add_worker_arguments(p, CELL_FNS)
     return p.parse_args(argv)
 
 

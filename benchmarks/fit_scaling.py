@@ -90,15 +90,11 @@ rewritten after every cell so an interrupted run keeps what it has. Worker logs 
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
-import resource
 import signal
-import subprocess
 import sys
 import time
-import traceback
 import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -108,7 +104,7 @@ from typing import Any
 import numpy as np
 
 import _common
-from _common import fmt_number as _f, kill_tree as _kill_tree, last_line as _last_line, maxrss_bytes as _maxrss_bytes, parse_size as _size  # noqa: E402
+from _common import fmt_number as _f, parse_size as _size  # noqa: E402
 
 #: CDNOW MLE in weeks: Fader, Hardie & Lee (2005), Marketing Science 24(2), section 4.
 PARAMS = {"r": 0.2425945, "alpha": 4.4136019, "a": 0.7929199, "b": 2.4258881}
@@ -308,19 +304,6 @@ def load_frame(path: Path):
 # --------------------------------------------------------------------------------------
 
 
-class _Phase:
-    """Writes the worker's current phase and its start time to a side file, so that the
-    parent knows how long a killed worker had been fitting."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-
-    def __call__(self, phase: str) -> None:
-        tmp = self.path.with_name(self.path.name + ".tmp")
-        tmp.write_text(json.dumps({"phase": phase, "time": time.time()}))
-        tmp.replace(self.path)
-
-
 def _nuts_kwargs(cell: Cell, args: argparse.Namespace) -> dict[str, Any]:
     kwargs = {"chains": args.chains, "draws": args.draws, "tune": args.tune,
               "random_seed": args.seed, "progressbar": False}
@@ -490,11 +473,9 @@ def point_diagnostics(est: dict[str, float], se: dict[str, float] | None) -> dic
 
 def worker(args: argparse.Namespace) -> int:
     """Run one cell and write its measurements to ``args.result`` (JSON)."""
-    result_path = Path(args.result)
-    phase = _Phase(result_path.with_suffix(".phase"))
     cell = CELLS[args.worker]
-    out: dict[str, Any] = {"status": "error"}
-    try:
+
+    def body(phase: _common.Phases, out: dict[str, Any]) -> None:
         phase("import")
         t0 = time.perf_counter()
         import numba
@@ -528,28 +509,16 @@ def worker(args: argparse.Namespace) -> int:
             fit_s = time.perf_counter() - t0
         out["fit_s"] = fit_s
         phase("diagnostics")
-        messages = sorted({f"{w.category.__name__}: {str(w.message).splitlines()[0][:200]}"
-                           for w in caught})
-        out["warnings"] = messages + extra.pop("warnings", [])
+        out["warnings"] = _common.warning_lines(caught) + extra.pop("warnings", [])
         if idata is not None:
             out |= nuts_diagnostics(idata, fit_s, timings)
         else:
             out |= point_diagnostics(extra.pop("estimates"), extra.pop("se", None))
         out |= extra
-        out["status"] = "ok"
-    except MemoryError as exc:
-        out |= {"status": "oom", "message": f"MemoryError: {exc}".strip()}
-        traceback.print_exc()
-    except BaseException as exc:  # noqa: BLE001 - every failure is a result
-        lines = [ln for ln in f"{type(exc).__name__}: {exc}".splitlines() if ln.strip()]
-        out |= {"status": "error", "message": lines[-1][:500] if lines else type(exc).__name__}
-        traceback.print_exc()
-    out["maxrss_self_bytes"] = _maxrss_bytes()
-    phase("done")
-    tmp = result_path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(out, default=float))
-    tmp.replace(result_path)
-    return 0
+
+    # The parent reads the phase at the end from the phase file ("done" when it finished).
+    return _common.run_worker(Path(args.result), body, out={"status": "error"},
+                              phase_fields=False)
 
 
 # --------------------------------------------------------------------------------------
@@ -559,91 +528,43 @@ def worker(args: argparse.Namespace) -> int:
 
 def run_cell(cell: Cell, n: int, data_path: Path, args: argparse.Namespace) -> Record:
     """Run ``cell`` at size ``n`` in a subprocess, polling its memory, enforcing the caps."""
-    import psutil
-
     rec = Record(cell.key, cell.label, cell.tool, cell.method, cell.sampler, n)
-    log_dir = CACHE_DIR / "logs" / args.out_name
-    log_dir.mkdir(parents=True, exist_ok=True)
-    stem = log_dir / f"{cell.key}_n{n}"
-    result_path = stem.with_suffix(".result.json")
-    phase_path = result_path.with_suffix(".phase")
-    log_path = stem.with_suffix(".log")
-    for p in (result_path, phase_path):
-        p.unlink(missing_ok=True)
+    files = _common.cell_files(CACHE_DIR / "logs" / args.out_name, f"{cell.key}_n{n}")
     cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", cell.key,
-           "--data", str(data_path), "--result", str(result_path),
+           "--data", str(data_path), "--result", str(files.result),
            "--chains", str(args.chains), "--draws", str(args.draws), "--tune", str(args.tune),
            "--seed", str(args.seed)]
     mem_cap = None if args.mem_cap_gb is None else args.mem_cap_gb * GB
-    killed: str | None = None
-    peak = 0
-    max_procs = 0
-    with open(log_path, "w") as log:
-        t0 = time.perf_counter()
-        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=_common.REPO_DIR,
-                                start_new_session=True)
-        ps = psutil.Process(proc.pid)
-        while proc.poll() is None:
-            rss = 0
-            procs = _tree(ps)
-            for p in procs:
-                try:
-                    rss += p.memory_info().rss
-                except psutil.NoSuchProcess:
-                    pass
-            peak = max(peak, rss)
-            max_procs = max(max_procs, len(procs))
-            elapsed = time.perf_counter() - t0
-            if elapsed > args.time_cap:
-                killed = "timeout"
-            elif mem_cap is not None and rss > mem_cap:
-                killed = "oom"
-            if killed:
-                kill_t = time.time()
-                _kill_tree(proc.pid)
-                proc.wait()
-                break
-            time.sleep(args.poll)
-        else:
-            _kill_tree(proc.pid)  # stray grandchildren, if any
-        rec.process_s = time.perf_counter() - t0
-    rec.log = str(log_path.relative_to(_common.REPO_DIR))
-    rec.peak_rss_polled_bytes = peak
-    rec.max_processes = max_procs
-    phase = None
-    if phase_path.exists():
-        try:
-            phase = json.loads(phase_path.read_text())
-        except (OSError, ValueError):
-            phase = None
-    rec.phase_at_end = phase["phase"] if phase else None
+    run = _common.run_subprocess_cell(cmd, files, time_cap=args.time_cap, rss_cap=mem_cap,
+                                      poll=args.poll)
+    rec.process_s = run.wall_s
+    rec.log = run.log_name
+    rec.peak_rss_polled_bytes = peak = run.peak_rss_bytes
+    rec.max_processes = run.max_processes
+    rec.phase_at_end = run.phase_at_end
 
-    if killed:
-        rec.status = killed
-        rec.message = (f"time cap {args.time_cap:g} s reached" if killed == "timeout"
+    if run.killed:
+        rec.status = "timeout" if run.killed == "timeout" else "oom"
+        rec.message = (f"time cap {args.time_cap:g} s reached" if run.killed == "timeout"
                        else f"memory cap {args.mem_cap_gb:g} GB exceeded")
         rec.message += f" (in phase '{rec.phase_at_end}')"
-        if phase and phase["phase"] == "fit":
-            rec.fit_elapsed_at_kill_s = kill_t - phase["time"]
+        if rec.phase_at_end == "fit":
+            rec.fit_elapsed_at_kill_s = run.phase_elapsed_at_kill_s
         rec.peak_rss_bytes = peak
         return rec
 
-    out: dict[str, Any] = {}
-    if result_path.exists():
-        out = json.loads(result_path.read_text())
+    out = run.result or {}
     if out:
-        for key, value in out.items():
-            if hasattr(rec, key):
-                setattr(rec, key, value)
+        _common.update_fields(rec, out)
         rec.peak_rss_bytes = max(peak, out.get("maxrss_self_bytes") or 0)
     else:
         rec.peak_rss_bytes = peak
-        if proc.returncode == -signal.SIGKILL:
+        if run.returncode == -signal.SIGKILL:
             rec.status = "oom"
-            rec.message = "killed by signal 9 (out of memory?): " + (_last_line(log_path) or "")
+            rec.message = "killed by signal 9 (out of memory?): " + run.last_log_line()
         else:
             rec.status = "error"
-            rec.message = f"exit code {proc.returncode}: " + (_last_line(log_path) or "")
+            rec.message = f"exit code {run.returncode}: " + run.last_log_line()
     return rec
 
 
@@ -910,9 +831,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--out-name", default="fit_scaling",
                    help="output name in benchmarks/results/ (without extension)")
     # internal: run one cell
-    p.add_argument("--worker", choices=list(CELLS), help=argparse.SUPPRESS)
-    p.add_argument("--data", help=argparse.SUPPRESS)
-    p.add_argument("--result", help=argparse.SUPPRESS)
+    _common.add_worker_arguments(p, CELLS)
     return p.parse_args(argv)
 
 

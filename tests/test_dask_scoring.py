@@ -149,18 +149,33 @@ def test_stages_and_parquet_round_trip(client, mle_models, summary, dask_summary
 @pytest.mark.parametrize("segment", [None, "cohort"])
 def test_churn_and_stage_summaries_equal_in_memory(segment, posterior_models, summary, dask_summary):
     res = score_customers(*posterior_models, dask_summary, quantities=("clv",), segment=segment, **STAGE, **SETTINGS)
-    report = clvbayes.churn_analysis(*posterior_models, summary, period=STAGE["period"],
+    # the in-memory reference in the partitions' order: at-risk ties are broken by position
+    in_order = dask_summary.compute()
+    report = clvbayes.churn_analysis(*posterior_models, in_order, period=STAGE["period"],
                                      contact_cost=STAGE["contact_cost"], segment=segment, **SETTINGS)
-    at_risk = [c for c in report.summary.columns if c == "at_risk" or c.startswith("value_at_risk")]
-    expected = report.summary.drop(columns=at_risk)
     got = res.churn_summary()
-    pd.testing.assert_frame_equal(got, expected, rtol=1e-9)
-    assert got.loc["total", "lost"] > 0 and len(got) == (2 if segment is None else 4)  # 3 cohorts + total
+    pd.testing.assert_frame_equal(got, report.summary, rtol=1e-9)
+    assert got.loc["total", "lost"] > 0 and got.loc["total", "at_risk"] > 0
+    assert len(got) == (2 if segment is None else 4)  # 3 cohorts + total
+    assert list(res.churn.data_vars) == list(report.draws.data_vars)
     for v in res.churn.data_vars:
         np.testing.assert_allclose(res.churn[v].to_numpy(), report.draws[v].to_numpy(), rtol=1e-9, err_msg=v)
+    expected_ids = report.customers.index[report.customers["at_risk"]]
+    assert res.at_risk.sort_values().equals(expected_ids.sort_values())
     stages = clvbayes.lifecycle_stages(report, new_window=STAGE["new_window"])
     pd.testing.assert_frame_equal(res.stage_summary(), clvbayes.stage_summary(report, stages), rtol=1e-9)
     assert (res.stage_summary()["customers"] > 0).sum() >= 3
+
+
+def test_at_risk_ties_follow_partition_order():
+    """Equal values at the top-share boundary go to the earlier position, as pandas' rank(method="first")."""
+    from clvbayes.distributed.scoring import _top_share
+
+    v = np.array([1.0, 3.0, 2.0, 3.0, 2.0, 2.0, np.nan])
+    ranks = pd.Series(v).rank(ascending=False, method="first")
+    for share in (0.1, 0.3, 0.5, 0.7, 1.0):
+        k = int(np.ceil(share * v.size))
+        np.testing.assert_array_equal(_top_share(v, share), (ranks <= k).to_numpy(), err_msg=str(share))
 
 
 def test_stages_with_dropout_over_another_horizon(mle_models, summary, dask_summary):

@@ -26,8 +26,11 @@ none depends on other customers, so stages per partition equal the in-memory sta
 The churn totals (expected alive, dropouts, churn damage, customers written off) and the
 equity per stage are sums over customers per draw, reduced like the other totals
 (:meth:`DaskScores.churn_summary`, :meth:`DaskScores.stage_summary`). The one global
-rule of the churn report, "at risk = slipping among the top ``value_share`` by value"
-(and the value at risk built on it), ranks all customers and is not computed here.
+rule of the churn report, "at risk = slipping among the top ``value_share`` of all
+customers by value if alive", needs a ranking of the whole base: each partition returns
+its customers' value if alive and slipping flags, the client ranks them (ties by position,
+as pandas' ``rank(method="first")`` on the concatenated partitions), and a second pass
+sums the CLV per draw of the at-risk customers of each partition (the value at risk).
 """
 
 from __future__ import annotations
@@ -43,7 +46,7 @@ import pandas as pd
 import xarray as xr
 
 from clvbayes.distributed._dask import is_dask_collection, require_dask
-from clvbayes.value.churn import CHURN_QUANTITIES, churn_report, churn_summary_table
+from clvbayes.value.churn import CHURN_QUANTITIES, CHURN_TOTALS, churn_report, churn_summary_table
 from clvbayes.value.customers import quantile_names, resolve_time_unit
 from clvbayes.value.draws import BGNBD_PARAMS, GG_PARAMS, ParameterDraws, joint_draws
 from clvbayes.value.lifecycle import STAGES, lifecycle_stages, stage_table
@@ -134,13 +137,17 @@ def _empty_frame(cfg: _Config, index: pd.Index) -> pd.DataFrame:
     return out
 
 
-def _score_partition(pdf: pd.DataFrame, models: tuple, cfg: _Config) -> tuple[pd.DataFrame, dict]:
-    """Score one partition: (per-customer frame, {"counts": {segment: n}, quantity: {segment: per-draw sums}})."""
+def _score_partition(pdf: pd.DataFrame, models: tuple, cfg: _Config) -> tuple[pd.DataFrame, dict, dict | None]:
+    """Score one partition: (per-customer frame, {"counts": {segment: n}, quantity: {segment:
+    per-draw sums}}, and with stages the inputs of the global at-risk ranking: each
+    customer's value if alive and whether they are slipping, in the partition's order)."""
     bg, gg = models
     index = pdf.index.copy()
     index.name = index.name or "customer_id"
     if len(pdf) == 0:
-        return _empty_frame(cfg, index), {"counts": {}, **{q: {} for q in cfg.quantities}}
+        empty_risk = {"value_if_alive": np.empty(0), "slipping": np.empty(0, dtype=bool)}
+        return (_empty_frame(cfg, index), {"counts": {}, **{q: {} for q in cfg.quantities}},
+                empty_risk if cfg.period is not None else None)
     margin = _per_customer_arg(pdf, cfg.margin)
     discount_rate = _per_customer_arg(pdf, cfg.discount_rate)
 
@@ -179,7 +186,42 @@ def _score_partition(pdf: pd.DataFrame, models: tuple, cfg: _Config) -> tuple[pd
         stage = lifecycle_stages(report, new_window=cfg.new_window)
         frame["stage"] = pd.Categorical(stage.to_numpy(), categories=list(STAGES), ordered=True)
         totals.update(_churn_parts(report, stage))
-    return frame, totals
+        risk = {"value_if_alive": report.customers["value_if_alive"].to_numpy(),
+                "slipping": report.customers["slipping"].to_numpy(dtype=bool)}
+        return frame, totals, risk
+    return frame, totals, None
+
+
+def _top_share(values: np.ndarray, share: float) -> np.ndarray:
+    """True for the top ``ceil(share * n)`` values; ties go to the earlier position, as
+    ``pandas.Series.rank(ascending=False, method="first") <= k`` in :func:`clvbayes.churn_analysis`."""
+    top = np.zeros(values.size, dtype=bool)
+    k = math.ceil(share * values.size)
+    top[np.argsort(-values, kind="stable")[:k]] = True
+    return top & ~np.isnan(values)
+
+
+def _risk_partition(pdf: pd.DataFrame, models: tuple, cfg: _Config, at_risk: np.ndarray) -> tuple[dict, pd.Index]:
+    """Per-draw CLV of a partition's at-risk customers per segment (the value at risk) and
+    their number per segment; their ids."""
+    if len(pdf) != at_risk.size:
+        raise RuntimeError(
+            f"A partition of the summary has {len(pdf)} customers on the second pass and {at_risk.size} on the "
+            "first: the summary is not deterministic; persist it (summary.persist()) before scoring."
+        )
+    if not at_risk.any():
+        return {}, pdf.index[:0]
+    sub = pdf[at_risk]
+    clv = customer_metrics(
+        models[0], models[1], sub, quantities=("clv",), horizon=cfg.horizon,
+        discount_rate=_per_customer_arg(sub, cfg.discount_rate), margin=_per_customer_arg(sub, cfg.margin),
+        time_unit=cfg.time_unit, segment=cfg.segment, hdi_prob=cfg.hdi_prob, quantiles=(), keep_draws=False,
+    )["clv"]
+    labels = [str(label) for label in clv.totals["segment"].to_numpy()]
+    tot = clv.totals.to_numpy().reshape(len(labels), -1)
+    counts = np.bincount(clv.customers.segments, minlength=len(labels))
+    return ({"value_at_risk": {lab: tot[k].copy() for k, lab in enumerate(labels)},
+             "at_risk": {lab: int(n) for lab, n in zip(labels, counts, strict=True)}}, sub.index)
 
 
 def _churn_parts(report, stage: pd.Series) -> dict:
@@ -243,13 +285,16 @@ class DaskScores:
     output : str or None
         Where the per-customer scores were written (Parquet).
     churn : xarray.Dataset or None
-        With ``period``: per-draw expected alive, dropouts, churn rate and churn damage per
-        segment (:attr:`clvbayes.ChurnReport.draws` without value at risk);
-        ``attrs["lost"]``: customers written off per segment. Summarised by
-        :meth:`churn_summary`.
+        With ``period``: per-draw expected alive, dropouts, churn rate, churn damage and
+        value at risk per segment (as :attr:`clvbayes.ChurnReport.draws`);
+        ``attrs["lost"]`` and ``attrs["at_risk"]``: customers written off and at risk per
+        segment. Summarised by :meth:`churn_summary`.
     stages : dict or None
         With ``period``: per lifecycle stage, customers, expected alive and per-draw
         equity (summarised by :meth:`stage_summary`).
+    at_risk : pandas.Index or None
+        With ``period``: the ids of the at-risk customers (slipping, among the top
+        ``value_share`` by value if alive), the report's ``at_risk`` flag.
     """
 
     customers: object
@@ -259,6 +304,7 @@ class DaskScores:
     output: str | None = None
     churn: xr.Dataset | None = None
     stages: dict | None = field(default=None, repr=False)
+    at_risk: pd.Index | None = field(default=None, repr=False)
     # Keeps the scattered draws alive while ``customers`` is lazy.
     _payload: object = field(default=None, repr=False)
 
@@ -290,16 +336,15 @@ class DaskScores:
         return out
 
     def churn_summary(self) -> pd.DataFrame:
-        """Churn per segment and in total, as :attr:`clvbayes.ChurnReport.summary` without
-        its two "at risk" columns: ``customers``, ``lost`` (written off), and mean and HDI
-        of expected alive, dropouts in the period, churn rate and churn damage.
+        """Churn per segment and in total, as :attr:`clvbayes.ChurnReport.summary`:
+        ``customers``, ``lost`` (written off), ``at_risk``, and mean and HDI of expected
+        alive, dropouts in the period, churn rate, churn damage and value at risk.
 
         Needs ``period`` (with ``contact_cost`` and ``new_window``) in :func:`score_customers`.
-        The report's ``at_risk`` and ``value_at_risk`` rank every customer by value (the
-        top ``value_share``), a global pass that partition-wise scoring does not make.
         """
         churn = self._need("churn")
-        counts = pd.DataFrame({"customers": self.counts.to_numpy(), "lost": churn.attrs["lost"]},
+        counts = pd.DataFrame({"customers": self.counts.to_numpy(), "lost": churn.attrs["lost"],
+                               "at_risk": churn.attrs["at_risk"]},
                               index=[str(label) for label in self.counts.index])
         return churn_summary_table(churn, counts, self.settings["hdi_prob"], self.settings.get("segment") or "segment")
 
@@ -364,6 +409,7 @@ def score_customers(
     new_window: float | None = None,
     risk_p_alive: float = 0.7,
     risk_threshold: float = 0.1,
+    value_share: float = 0.2,
     segment: str | None = None,
     hdi_prob: float = 0.94,
     quantiles: Sequence[float] = (),
@@ -395,8 +441,12 @@ def score_customers(
     period, contact_cost, new_window
         With ``period`` (the churn period of :func:`clvbayes.churn_analysis`), also a
         ``stage`` column (:func:`clvbayes.lifecycle_stages`); ``contact_cost`` and
-        ``new_window`` are then required. ``risk_p_alive``, ``risk_threshold`` as in
-        :func:`clvbayes.churn_analysis`.
+        ``new_window`` are then required. ``risk_p_alive``, ``risk_threshold`` and
+        ``value_share`` as in :func:`clvbayes.churn_analysis`; the at-risk customers (the
+        slipping ones among the top ``value_share`` of *all* customers by value if alive)
+        need a global ranking: every customer's value if alive comes back to the client
+        (9 bytes per customer), and the CLV of the at-risk ones is computed again in a
+        second pass over the summary's partitions (persist the summary first).
     segment
         Segments of the totals: None (one ``all`` segment), ``"cohort"`` (acquisition
         month from ``first_purchase``) or a column name; ``"auto"`` as in memory.
@@ -440,6 +490,8 @@ def score_customers(
             raise ValueError("Stages (period=...) also need contact_cost and new_window (see clvbayes.churn_analysis).")
         contact_cost = _number(contact_cost, "contact_cost")
         new_window = _number(new_window, "new_window")
+        if not (isinstance(value_share, numbers.Real) and 0 < value_share <= 1):
+            raise ValueError(f"value_share must be in (0, 1], got {value_share!r}.")
     if isinstance(segment, str) and segment == "auto":
         segment = "cohort" if "first_purchase" in columns else None
     if segment is not None and (not isinstance(segment, str) or (segment != "cohort" and segment not in columns)):
@@ -464,12 +516,16 @@ def score_customers(
     client = _active_client()
     payload = client.scatter(models, broadcast=True) if client is not None else dask.delayed(models, pure=True)
 
-    score = dask.delayed(_score_partition, nout=2, pure=True)
-    frames, parts = [], []
-    for part in summary.to_delayed():
-        frame, tot = score(part, payload, cfg)
+    score = dask.delayed(_score_partition, nout=3, pure=True)
+    frames, parts, risks = [], [], []
+    partitions = summary.to_delayed()
+    for part in partitions:
+        frame, tot, risk = score(part, payload, cfg)
         frames.append(frame)
         parts.append(tot)
+        risks.append(risk)
+    if period is None:
+        risks = []
     meta = _empty_frame(cfg, summary._meta.index[:0].rename(summary._meta.index.name or "customer_id"))
     divisions = summary.divisions if summary.known_divisions else None
     customers = dd.from_delayed(frames, meta=meta, divisions=divisions, verify_meta=False)
@@ -483,13 +539,27 @@ def score_customers(
         write = dask.delayed(_write_partition, pure=True)
         width = len(str(max(len(frames) - 1, 0)))
         paths = [os.path.join(output, f"part.{i:0{width}d}.parquet") for i in range(len(frames))]
-        _, reduced = dask.compute([write(f, p) for f, p in zip(frames, paths, strict=True)], parts[0])
+        _, reduced, risks = dask.compute([write(f, p) for f, p in zip(frames, paths, strict=True)], parts[0], risks)
         # Dask's own index handling in read_parquet warns under pandas 3.1: set it per partition.
         customers = dd.read_parquet(paths, index=False).map_partitions(
             pd.DataFrame.set_index, meta.index.name, meta=meta, clear_divisions=True,
         )
     else:
-        (reduced,) = dask.compute(parts[0])
+        reduced, risks = dask.compute(parts[0], risks)
+    at_risk_ids = None
+    if period is not None:
+        # The global pass of "at risk": rank all customers by value if alive, then the CLV
+        # per draw of the slipping ones among the top value_share, partition by partition.
+        value = np.concatenate([r["value_if_alive"] for r in risks])
+        flags = np.concatenate([r["slipping"] for r in risks]) & _top_share(value, value_share)
+        bounds = np.cumsum([0] + [len(r["value_if_alive"]) for r in risks])
+        risk_task = dask.delayed(_risk_partition, pure=True)
+        found = dask.compute(*[
+            risk_task(part, payload, cfg, flags[bounds[i]:bounds[i + 1]]) for i, part in enumerate(partitions)
+        ])
+        reduced.update(_add_totals(*[f[0] for f in found]))
+        ids = [f[1] for f in found if len(f[1])]
+        at_risk_ids = ids[0].append(ids[1:]) if ids else summary._meta.index[:0]
 
     labels = sorted(reduced["counts"])
     n_chain, n_draw = draws.shape
@@ -510,10 +580,13 @@ def score_customers(
                 np.stack([reduced[f"churn:{v}"][str(lab)] for lab in labels]).reshape(len(labels), n_chain, n_draw))
             for v in _CHURN_SUMS
         }, coords=coords)
-        churn["churn_rate"] = churn["dropouts"] / churn["alive"]
-        churn = churn[["alive", "dropouts", "churn_rate", "churn_damage"]]
-        churn.attrs["lost"] = [int(reduced["churn:lost"][str(lab)]) for lab in labels]
         zero = np.zeros(draws.n)
+        var = [reduced.get("value_at_risk", {}).get(str(lab), zero) for lab in labels]
+        churn["value_at_risk"] = (("segment", "chain", "draw"), np.stack(var).reshape(len(labels), n_chain, n_draw))
+        churn["churn_rate"] = churn["dropouts"] / churn["alive"]
+        churn = churn[list(CHURN_TOTALS)]
+        churn.attrs["lost"] = [int(reduced["churn:lost"][str(lab)]) for lab in labels]
+        churn.attrs["at_risk"] = [int(reduced.get("at_risk", {}).get(str(lab), 0)) for lab in labels]
         stages = {
             "customers": {s: reduced["stage:customers"].get(s, 0) for s in STAGES},
             "alive": {s: reduced["stage:alive"].get(s, 0.0) for s in STAGES},
@@ -523,7 +596,8 @@ def score_customers(
         "quantities": quantities, "horizon": cfg.horizon, "discount_rate": cfg.discount_rate, "margin": cfg.margin,
         "time_unit": unit, "source": draws.source, "n_draws": draws.n, "hdi_prob": cfg.hdi_prob,
         "segment": segment, "period": period, "contact_cost": contact_cost, "new_window": new_window,
+        "value_share": float(value_share) if period is not None else None,
         "npartitions": summary.npartitions, "scheduler": "distributed" if client is not None else "local",
     }
     return DaskScores(customers, totals, counts, settings, None if output is None else str(output),
-                      churn=churn, stages=stages, _payload=payload if output is None else None)
+                      churn=churn, stages=stages, at_risk=at_risk_ids, _payload=payload if output is None else None)

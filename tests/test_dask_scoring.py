@@ -110,6 +110,19 @@ def test_distributed_equals_in_memory(fit, client, summary, dask_summary, reques
     _check_equal(res, mem, customers)
 
 
+def test_repeated_calls_on_one_client(client, posterior_models, dask_summary, tmp_path):
+    """Scoring twice with the same draws on one client: each call scatters its own copy (a
+    content-hashed key shared with the first call's released futures lost its data)."""
+    with client.as_current():
+        results = [
+            score_customers(*posterior_models, dask_summary, output=str(tmp_path / f"s{i}"), **STAGE, **SETTINGS)
+            for i in range(3)
+        ]
+    for res in results[1:]:
+        pd.testing.assert_frame_equal(res.equity(), results[0].equity())
+        pd.testing.assert_frame_equal(res.churn_summary(), results[0].churn_summary())
+
+
 @pytest.mark.parametrize("fit", ["posterior", pytest.param("nuts", marks=pytest.mark.slow)])
 def test_local_scheduler_equals_in_memory(fit, summary, dask_summary, request):
     nuts_models = request.getfixturevalue(f"{fit}_models")

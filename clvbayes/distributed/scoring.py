@@ -514,7 +514,11 @@ def score_customers(
         _DrawsModel(draws, GG_PARAMS) if needs_spend else None,
     )
     client = _active_client()
-    payload = client.scatter(models, broadcast=True) if client is not None else dask.delayed(models, pure=True)
+    # hash=False: a key of its own per call. With content-hashed keys, a second call with the
+    # same draws re-scatters the key that the first call's futures are releasing, and the
+    # scheduler can drop the data under the new futures ("Could not find data").
+    payload = (client.scatter(models, broadcast=True, hash=False) if client is not None
+               else dask.delayed(models, pure=True))
 
     score = dask.delayed(_score_partition, nout=3, pure=True)
     frames, parts, risks = [], [], []

@@ -170,13 +170,9 @@ def _score_partition(pdf: pd.DataFrame, models: tuple, cfg: _Config) -> tuple[pd
         s = metrics[q].summary
         parts.update({f"{q}_{c}": s[c].to_numpy() for c in s.columns})
     frame = pd.DataFrame(parts, index=index)
-    first = metrics[cfg.quantities[0]]
-    labels = list(first.totals["segment"].to_numpy())
-    counts = np.bincount(first.customers.segments, minlength=len(labels))
-    totals: dict = {"counts": {lab: int(n) for lab, n in zip(labels, counts, strict=True)}}
+    totals: dict = {"counts": _per_segment(metrics[cfg.quantities[0]])[1]}
     for q in cfg.quantities:
-        tot = metrics[q].totals.to_numpy().reshape(len(labels), -1)
-        totals[q] = {lab: tot[k].copy() for k, lab in enumerate(labels)}
+        totals[q] = _per_segment(metrics[q])[0]
     if cfg.period is not None:
         churn_metrics = metrics if shared else evaluate(CHURN_QUANTITIES, churn_horizons)
         report = churn_report(
@@ -190,6 +186,16 @@ def _score_partition(pdf: pd.DataFrame, models: tuple, cfg: _Config) -> tuple[pd
                 "slipping": report.customers["slipping"].to_numpy(dtype=bool)}
         return frame, totals, risk
     return frame, totals, None
+
+
+def _per_segment(cv) -> tuple[dict, dict]:
+    """Per segment label of a :class:`~clvbayes.CustomerValue`: the per-draw sums over its
+    customers (flat arrays) and their number."""
+    labels = list(cv.totals["segment"].to_numpy())
+    tot = cv.totals.to_numpy().reshape(len(labels), -1)
+    counts = np.bincount(cv.customers.segments, minlength=len(labels))
+    return ({lab: tot[k].copy() for k, lab in enumerate(labels)},
+            {lab: int(n) for lab, n in zip(labels, counts, strict=True)})
 
 
 def _top_share(values: np.ndarray, share: float) -> np.ndarray:
@@ -217,11 +223,8 @@ def _risk_partition(pdf: pd.DataFrame, models: tuple, cfg: _Config, at_risk: np.
         discount_rate=_per_customer_arg(sub, cfg.discount_rate), margin=_per_customer_arg(sub, cfg.margin),
         time_unit=cfg.time_unit, segment=cfg.segment, hdi_prob=cfg.hdi_prob, quantiles=(), keep_draws=False,
     )["clv"]
-    labels = [str(label) for label in clv.totals["segment"].to_numpy()]
-    tot = clv.totals.to_numpy().reshape(len(labels), -1)
-    counts = np.bincount(clv.customers.segments, minlength=len(labels))
-    return ({"value_at_risk": {lab: tot[k].copy() for k, lab in enumerate(labels)},
-             "at_risk": {lab: int(n) for lab, n in zip(labels, counts, strict=True)}}, sub.index)
+    sums, counts = _per_segment(clv)
+    return {"value_at_risk": sums, "at_risk": counts}, sub.index
 
 
 def _churn_parts(report, stage: pd.Series) -> dict:
@@ -229,7 +232,7 @@ def _churn_parts(report, stage: pd.Series) -> dict:
     alive, dropouts and churn damage and the number written off; per stage, customers,
     expected alive and per-draw equity (what :func:`clvbayes.churn_analysis` and
     :func:`clvbayes.stage_summary` sum over customers)."""
-    labels = [str(label) for label in report.draws["segment"].to_numpy()]
+    labels = list(report.draws["segment"].to_numpy())
     parts: dict = {
         f"churn:{v}": {lab: report.draws[v].isel(segment=k).to_numpy().copy() for k, lab in enumerate(labels)}
         for v in _CHURN_SUMS
@@ -567,30 +570,26 @@ def score_customers(
 
     labels = sorted(reduced["counts"])
     n_chain, n_draw = draws.shape
-    seg_index = pd.Index(labels, name=segment)
-    totals = {}
-    for q in quantities:
-        arr = np.stack([reduced[q][lab] for lab in labels]).reshape(len(labels), n_chain, n_draw)
-        totals[q] = xr.DataArray(
-            arr, dims=("segment", "chain", "draw"),
-            coords={"segment": np.asarray(labels), "chain": draws.chain, "draw": draws.draw}, name=f"{q}_total",
-        )
-    counts = pd.Series([reduced["counts"][lab] for lab in labels], index=seg_index, name="customers")
+    dims = ("segment", "chain", "draw")
+    coords = {"segment": np.asarray(labels), "chain": draws.chain, "draw": draws.draw}
+    zero = np.zeros(draws.n)
+
+    def by_segment(by_label: dict) -> np.ndarray:
+        """Per-draw sums keyed by segment label -> array (segment, chain, draw); 0 where absent."""
+        return np.stack([by_label.get(lab, zero) for lab in labels]).reshape(len(labels), n_chain, n_draw)
+
+    totals = {q: xr.DataArray(by_segment(reduced[q]), dims=dims, coords=coords, name=f"{q}_total")
+              for q in quantities}
+    counts = pd.Series([reduced["counts"][lab] for lab in labels], index=pd.Index(labels, name=segment),
+                       name="customers")
     churn = stages = None
     if period is not None:
-        coords = {"segment": np.asarray(labels), "chain": draws.chain, "draw": draws.draw}
-        churn = xr.Dataset({
-            v: (("segment", "chain", "draw"),
-                np.stack([reduced[f"churn:{v}"][str(lab)] for lab in labels]).reshape(len(labels), n_chain, n_draw))
-            for v in _CHURN_SUMS
-        }, coords=coords)
-        zero = np.zeros(draws.n)
-        var = [reduced.get("value_at_risk", {}).get(str(lab), zero) for lab in labels]
-        churn["value_at_risk"] = (("segment", "chain", "draw"), np.stack(var).reshape(len(labels), n_chain, n_draw))
+        churn = xr.Dataset({v: (dims, by_segment(reduced[f"churn:{v}"])) for v in _CHURN_SUMS}, coords=coords)
+        churn["value_at_risk"] = (dims, by_segment(reduced.get("value_at_risk", {})))
         churn["churn_rate"] = churn["dropouts"] / churn["alive"]
         churn = churn[list(CHURN_TOTALS)]
-        churn.attrs["lost"] = [int(reduced["churn:lost"][str(lab)]) for lab in labels]
-        churn.attrs["at_risk"] = [int(reduced.get("at_risk", {}).get(str(lab), 0)) for lab in labels]
+        churn.attrs["lost"] = [reduced["churn:lost"][lab] for lab in labels]
+        churn.attrs["at_risk"] = [reduced.get("at_risk", {}).get(lab, 0) for lab in labels]
         stages = {
             "customers": {s: reduced["stage:customers"].get(s, 0) for s in STAGES},
             "alive": {s: reduced["stage:alive"].get(s, 0.0) for s in STAGES},

@@ -167,8 +167,11 @@ def _fit(args: argparse.Namespace) -> int:
 
     out = Path(args.out)
     settings = _settings(args)
-    _check_out(out, args.overwrite)
     amount_col = None if args.amount_col.strip().lower() == "none" else args.amount_col
+    if amount_col is None and (args.acquisition_cost is not None or args.margin != 1.0):
+        raise _Failure(EXIT_USAGE, "--margin and --acquisition-cost apply to money values, which a log without "
+                                   "amounts (--amount-col none) does not have; leave them out.")
+    _check_out(out, args.overwrite)
     try:
         transactions = read_transactions(
             args.transactions, customer_col=args.customer_col, date_col=args.date_col,
@@ -248,7 +251,8 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     demo.add_argument("--out", default="clvbayes-demo", metavar="DIR",
-                      help="report folder (an earlier demo report there is replaced)")
+                      help="report folder (an earlier clvbayes report there is replaced; any other non-empty "
+                           "folder is refused)")
     _add_model_options(demo, draws=1000, tune=1000, chains=4)
     demo.set_defaults(func=_demo)
 
@@ -258,7 +262,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Read a purchase log (one row per purchase: customer, date, amount), summarise it, fit "
         "BG/NBD and Gamma-Gamma by NUTS, check convergence, and (with --calibration-end) check the forecast "
         "of the holdout period; then compute CLV, P(alive), expected purchases, churn and customer equity as "
-        "of --observation-end and write the report folder. Nothing is written unless everything succeeds.",
+        "of --observation-end and write the report folder. Nothing is written unless everything succeeds. "
+        "A log without amounts (--amount-col none): BG/NBD only, no spend, CLV or equity.",
     )
     fit.add_argument("transactions", type=Path, metavar="TRANSACTIONS",
                      help="purchase log: .csv (header line required) or .parquet")

@@ -350,6 +350,14 @@ def test_missing_amount_column_suggests_amount_col_none(tmp_path, capsys):
     assert "--amount-col none" in capsys.readouterr().err
 
 
+def test_money_options_without_amounts_are_a_usage_error(tmp_path, capsys):
+    path = tmp_path / "log.csv"
+    path.write_text("customer_id,date\na,1997-01-03\n")
+    code = main(["fit", str(path), "--amount-col", "none", "--margin", "0.3", "--out", str(tmp_path / "r")])
+    assert code == EXIT_USAGE and "--amount-col none" in capsys.readouterr().err
+    assert not (tmp_path / "r").exists()
+
+
 @pytest.mark.slow
 def test_fit_without_amounts_end_to_end(tmp_path, small_log, capsys):
     path = tmp_path / "log.csv"

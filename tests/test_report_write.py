@@ -104,6 +104,19 @@ def test_a_report_folder_with_a_users_file_is_refused_and_kept(tmp_path, stub_re
     assert (new / "plots" / "mine.png").read_text() == "keep me"
 
 
+def test_a_linked_plots_folder_is_not_a_report(tmp_path):
+    elsewhere = tmp_path / "pictures"
+    elsewhere.mkdir()
+    (elsewhere / "pareto.png").write_text("mine")
+    out = _old_report(tmp_path / "report")
+    (out / "plots" / "pareto.png").unlink()
+    (out / "plots").rmdir()
+    (out / "plots").symlink_to(elsewhere, target_is_directory=True)
+    assert report_files(out) is None
+    with pytest.raises(FileExistsError, match="not a clvbayes report"):
+        check_destination(out, overwrite=True)
+
+
 def test_overwrite_replaces_an_old_report_and_only_its_files(tmp_path, stub_report):
     out = _old_report(tmp_path / "report")
     assert report_files(out) is not None

@@ -41,11 +41,12 @@ _PLOTS = "plots"
 
 def _listing(folder: Path) -> list[str]:
     """Every file and folder under ``folder``, as sorted relative POSIX paths (folders with a
-    trailing ``/``)."""
+    trailing ``/``; a link to a folder is listed as a file, so it is never a report folder
+    to clean)."""
     out = []
     for root, dirs, files in os.walk(folder):
         rel = Path(root).relative_to(folder)
-        out += [(rel / d).as_posix() + "/" for d in dirs]
+        out += [(rel / d).as_posix() + ("" if (Path(root) / d).is_symlink() else "/") for d in dirs]
         out += [(rel / f).as_posix() for f in files]
     return sorted(out)
 

@@ -1,8 +1,9 @@
 """The ``clvbayes`` command line: ``clvbayes demo`` and ``clvbayes fit``.
 
 Exit codes: 0 success; 2 bad command line or option value; 3 the input data cannot be used
-(the message names the file, line and column); 4 the output folder cannot be written
-(exists and is not empty without ``--overwrite``, or not writable); 1 anything else.
+(the message names the file, line and column); 4 the output folder cannot be written (an
+earlier report without ``--overwrite``, a non-empty folder that is not a clvbayes report, or
+not writable: checked before any fitting); 1 anything else.
 """
 
 from __future__ import annotations
@@ -76,11 +77,13 @@ def _settings(args: argparse.Namespace, **fixed):
 
 
 def _check_out(out: Path, overwrite: bool) -> None:
-    from clvbayes.report.write import _check_destination
+    """Exit 4 before any work if the report cannot go to ``out`` (:mod:`clvbayes.report.write`)."""
+    from clvbayes.report.write import check_destination, check_writable
 
     try:
-        _check_destination(out, overwrite)
-    except FileExistsError as err:
+        check_destination(out, overwrite)
+        check_writable(out)
+    except OSError as err:  # FileExistsError, PermissionError, NotADirectoryError, ...
         raise _Failure(EXIT_OUTPUT, str(err)) from err
 
 
@@ -108,16 +111,22 @@ def _print_headlines(a, out: Path) -> None:
     from clvbayes.plotting._common import duration
     from clvbayes.report.html import fmt
     from clvbayes.value.quantities import hdi_names
+    from clvbayes.workflow import NO_AMOUNTS
 
     s = a.settings
-    eq = a.equity.summary.loc["total"]
     lo, hi = hdi_names(s["hdi_prob"])
     ch = a.churn.summary.loc["total"]
     pct = f"{100 * s['hdi_prob']:g}%"
-    print(f"customer equity over {duration(s['horizon'], s['time_unit'])}: {fmt(eq['mean'])} "
-          f"({pct} HDI {fmt(eq[lo])} to {fmt(eq[hi])})")
-    if 0.2 in a.concentration.index:
-        print(f"share of equity held by the top 20% of customers: {100 * a.concentration.loc[0.2, 'mean']:.1f}%")
+    if a.has_amounts:
+        eq = a.equity.summary.loc["total"]
+        print(f"customer equity over {duration(s['horizon'], s['time_unit'])}: {fmt(eq['mean'])} "
+              f"({pct} HDI {fmt(eq[lo])} to {fmt(eq[hi])})")
+        if 0.2 in a.concentration.index:
+            print(f"share of equity held by the top 20% of customers: {100 * a.concentration.loc[0.2, 'mean']:.1f}%")
+    else:
+        print(f"expected purchases over {duration(s['horizon'], s['time_unit'])}: "
+              f"{fmt(a.customers['expected_purchases'].sum())}")
+        print(f"not computed: {NO_AMOUNTS}")
     print(f"expected alive: {fmt(ch['alive_mean'])} of {len(a.data):,}; churn rate next "
           f"{duration(s['period'], s['time_unit'])}: {100 * ch['churn_rate_mean']:.2f}%")
     if a.validation is not None:
@@ -134,9 +143,11 @@ def _demo(args: argparse.Namespace) -> int:
     from clvbayes import calibration_holdout_split
     from clvbayes.datasets import load_cdnow_sample
 
+    from clvbayes.report.write import report_files
+
     out = Path(args.out)
-    # the demo may replace its own earlier report, never anything else
-    if out.is_dir() and (out / "report.html").exists() and (out / "summary.json").exists():
+    # the demo may replace an earlier report (recognised by its marker), never anything else
+    if report_files(out) is not None:
         args.overwrite = True
     _check_out(out, args.overwrite)
     settings = _settings(args, calibration_end=_DEMO_CALIBRATION_END, observation_end=_DEMO_OBSERVATION_END,
@@ -156,11 +167,15 @@ def _fit(args: argparse.Namespace) -> int:
 
     out = Path(args.out)
     settings = _settings(args)
+    amount_col = None if args.amount_col.strip().lower() == "none" else args.amount_col
+    if amount_col is None and (args.acquisition_cost is not None or args.margin != 1.0):
+        raise _Failure(EXIT_USAGE, "--margin and --acquisition-cost apply to money values, which a log without "
+                                   "amounts (--amount-col none) does not have; leave them out.")
     _check_out(out, args.overwrite)
     try:
         transactions = read_transactions(
             args.transactions, customer_col=args.customer_col, date_col=args.date_col,
-            amount_col=args.amount_col, date_format=args.date_format,
+            amount_col=amount_col, date_format=args.date_format,
         )
     except DataValidationError as err:
         raise _Failure(EXIT_DATA, str(err)) from err
@@ -206,7 +221,8 @@ def _add_model_options(p: argparse.ArgumentParser, *, draws: int, tune: int, cha
     s.add_argument("--seed", type=int, default=1, help="random seed of every fit and simulation (default 1).")
     o = p.add_argument_group("output")
     o.add_argument("--overwrite", action="store_true",
-                   help="replace the content of a non-empty --out folder (only once the new report is complete).")
+                   help="replace an earlier clvbayes report in --out (only once the new report is complete); "
+                        "any other non-empty folder is refused.")
     o.add_argument("--no-progress", action="store_true", help="no sampler progress bars.")
     o.add_argument("--quiet", action="store_true", help="print no progress, only the results.")
 
@@ -235,7 +251,8 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     demo.add_argument("--out", default="clvbayes-demo", metavar="DIR",
-                      help="report folder (an earlier demo report there is replaced)")
+                      help="report folder (an earlier clvbayes report there is replaced; any other non-empty "
+                           "folder is refused)")
     _add_model_options(demo, draws=1000, tune=1000, chains=4)
     demo.set_defaults(func=_demo)
 
@@ -245,7 +262,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Read a purchase log (one row per purchase: customer, date, amount), summarise it, fit "
         "BG/NBD and Gamma-Gamma by NUTS, check convergence, and (with --calibration-end) check the forecast "
         "of the holdout period; then compute CLV, P(alive), expected purchases, churn and customer equity as "
-        "of --observation-end and write the report folder. Nothing is written unless everything succeeds.",
+        "of --observation-end and write the report folder. Nothing is written unless everything succeeds. "
+        "A log without amounts (--amount-col none): BG/NBD only, no spend, CLV or equity.",
     )
     fit.add_argument("transactions", type=Path, metavar="TRANSACTIONS",
                      help="purchase log: .csv (header line required) or .parquet")
@@ -254,7 +272,8 @@ def build_parser() -> argparse.ArgumentParser:
                       help="column with the customer id (default customer_id)")
     cols.add_argument("--date-col", default="date", metavar="NAME", help="column with the purchase date (default date)")
     cols.add_argument("--amount-col", default="amount", metavar="NAME",
-                      help="column with the amount spent, >= 0 (default amount)")
+                      help="column with the amount spent, >= 0 (default amount); 'none' for a log without "
+                           "amounts: purchases, P(alive), churn and stages only, no spend, CLV or equity")
     cols.add_argument("--date-format", default=None, metavar="FMT",
                       help="date format such as %%Y%%m%%d (default: inferred; ISO dates always work)")
     per = fit.add_argument_group("periods")

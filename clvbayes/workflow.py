@@ -21,6 +21,12 @@ check uses the calibration fit, because a forecast can only be checked on data i
 see. Horizon, churn period and "new customer" window default to one year, a quarter and a
 quarter in the data's time unit; the margin defaults to 1 (values are revenue) rather than
 to a guessed margin.
+
+**Logs without amounts** (no ``amount`` column): only BG/NBD is fitted. Purchase forecasts,
+P(alive), expected purchases, churn (expected dropouts, churn rate), lifecycle stages and
+the holdout check of purchases are computed as usual (purchases-only churn, see
+:mod:`clvbayes.value.churn`); the money figures (spend, CLV, customer equity, value
+concentration, churn damage, value at risk) are left out, and :data:`NO_AMOUNTS` says why.
 """
 
 from __future__ import annotations
@@ -40,9 +46,15 @@ from clvbayes._version import __version__
 from clvbayes.data.rfm import time_unit_length
 from clvbayes.value.quantities import hdi_names
 
-__all__ = ["AnalysisSettings", "Analysis", "run_analysis", "analysis_steps", "StepPrinter"]
+__all__ = ["AnalysisSettings", "Analysis", "run_analysis", "analysis_steps", "StepPrinter", "NO_AMOUNTS"]
 
 _DAYS_PER_YEAR = 365.25
+
+#: Why a log without amounts has no money figures (recorded in the report).
+NO_AMOUNTS = ("the log has no amount column: spend, CLV, customer equity and value concentration need amounts "
+              "(Gamma-Gamma model), so they are not computed; purchases, P(alive), churn and stages are.")
+#: The figures left out without amounts.
+MONEY_FIGURES = ("spend", "clv", "customer_equity", "value_concentration", "churn_damage", "value_at_risk")
 
 
 @dataclass(frozen=True)
@@ -172,11 +184,11 @@ class Analysis:
     settings : dict
         :meth:`AnalysisSettings.resolved`, plus the data source.
     transactions : pandas.DataFrame
-        The log as given (``customer_id``, ``date``, ``amount``).
+        The log as given (``customer_id``, ``date`` and, if the log has amounts, ``amount``).
     data : pandas.DataFrame
         Customer summary to the end of observation (the data of ``bgnbd``).
     bgnbd, gamma_gamma
-        The models fitted to the whole observation period.
+        The models fitted to the whole observation period (``gamma_gamma`` None without amounts).
     calibration : pandas.DataFrame or None
         Calibration/holdout summary (with a ``calibration_end``).
     bgnbd_calibration, gamma_gamma_calibration
@@ -184,13 +196,16 @@ class Analysis:
     validation : HoldoutValidation or None
     tracking : pandas.DataFrame or None
     churn : ChurnReport
-    equity : CustomerEquity
-    concentration : pandas.DataFrame
+    equity : CustomerEquity or None
+        None without amounts.
+    concentration : pandas.DataFrame or None
+        None without amounts.
     stages : pandas.Series
     stage_table : pandas.DataFrame
     customers : pandas.DataFrame
         One row per customer: frequency, recency, T, monetary_value, p_alive, expected
-        purchases over the horizon (mean and HDI), CLV (mean and HDI), stage, segment.
+        purchases over the horizon (mean and HDI), CLV (mean and HDI), stage, segment
+        (without amounts: no monetary_value and CLV columns).
     diagnostics : dict
         Per fitted model: the parameters' summary and the convergence problems found.
     timings : dict
@@ -208,13 +223,18 @@ class Analysis:
     validation: object | None
     tracking: pd.DataFrame | None
     churn: object
-    equity: object
-    concentration: pd.DataFrame
+    equity: object | None
+    concentration: pd.DataFrame | None
     stages: pd.Series
     stage_table: pd.DataFrame
     customers: pd.DataFrame
     diagnostics: dict
     timings: dict = field(default_factory=dict)
+
+    @property
+    def has_amounts(self) -> bool:
+        """Whether the log has amounts (and so spend, CLV and equity were computed)."""
+        return self.gamma_gamma is not None
 
     def summary(self) -> dict:
         """The headline figures as plain JSON types (what ``summary.json`` holds)."""
@@ -262,7 +282,8 @@ def run_analysis(
     ----------
     transactions
         One row per purchase with ``customer_id``, ``date`` and ``amount``
-        (:func:`clvbayes.data.read.read_transactions` returns this).
+        (:func:`clvbayes.data.read.read_transactions` returns this); without an ``amount``
+        column only the purchase side is analysed (module docstring).
     settings
         The analysis settings.
     source
@@ -287,6 +308,9 @@ def run_analysis(
     s = settings
     r = s.resolved()
     holdout = s.calibration_end is not None
+    amounts = "amount" in transactions.columns
+    amount = "amount" if amounts else None
+    models = "BG/NBD and Gamma-Gamma" if amounts else "BG/NBD"
     steps = progress or StepPrinter(analysis_steps(s), quiet=True)
     timings: dict[str, float] = {}
 
@@ -298,18 +322,18 @@ def run_analysis(
         timings[name] = time.perf_counter() - start
 
     with step("summarise", "summarising the purchase log"):
-        data = rfm_summary(transactions, observation_end=s.observation_end, time_unit=s.time_unit)
+        data = rfm_summary(transactions, observation_end=s.observation_end, time_unit=s.time_unit, amount=amount)
         calibration = None
         if holdout:
             calibration = calibration_holdout_split(
                 transactions, calibration_end=s.calibration_end, observation_end=s.observation_end,
-                time_unit=s.time_unit,
+                time_unit=s.time_unit, amount=amount,
             )
     bg_cal = gg_cal = validation = tracking = None
     if holdout:
-        with step("fit_calibration", "fitting BG/NBD and Gamma-Gamma (NUTS) to the calibration period"):
+        with step("fit_calibration", f"fitting {models} (NUTS) to the calibration period"):
             bg_cal = _fit(BetaGeoModel(calibration), s, progressbar)
-            gg_cal = _fit(GammaGammaModel(calibration), s, progressbar)
+            gg_cal = _fit(GammaGammaModel(calibration), s, progressbar) if amounts else None
         with step("holdout", "checking the forecast of the holdout period"):
             validation = holdout_validation(
                 bg_cal, calibration, gamma_gamma=gg_cal, hdi_prob=s.hdi_prob, n_draws=s.value_draws,
@@ -320,21 +344,21 @@ def run_analysis(
                 bg_cal, transactions, calibration_end=s.calibration_end, observation_end=s.observation_end,
                 time_unit=s.time_unit, n_draws=s.value_draws, hdi_prob=s.hdi_prob,
             )
-    with step("fit", "fitting BG/NBD and Gamma-Gamma (NUTS) to the whole observation period"):
+    with step("fit", f"fitting {models} (NUTS) to the whole observation period"):
         bgnbd = _fit(BetaGeoModel(data), s, progressbar)
-        gamma_gamma = _fit(GammaGammaModel(data), s, progressbar)
-        diagnostics = {"bgnbd": _diagnostics(bgnbd, s.hdi_prob), "gamma_gamma": _diagnostics(gamma_gamma, s.hdi_prob)}
-        if holdout:
-            diagnostics["bgnbd_calibration"] = _diagnostics(bg_cal, s.hdi_prob)
-            diagnostics["gamma_gamma_calibration"] = _diagnostics(gg_cal, s.hdi_prob)
-    with step("value", "customer value, churn and equity over the posterior"):
+        gamma_gamma = _fit(GammaGammaModel(data), s, progressbar) if amounts else None
+        fitted = {"bgnbd": bgnbd, "gamma_gamma": gamma_gamma, "bgnbd_calibration": bg_cal,
+                  "gamma_gamma_calibration": gg_cal}
+        diagnostics = {name: _diagnostics(m, s.hdi_prob) for name, m in fitted.items() if m is not None}
+    with step("value", "customer value, churn and equity over the posterior" if amounts
+              else "purchases, P(alive) and churn over the posterior (no amounts: no CLV or equity)"):
         churn = churn_analysis(
             bgnbd, gamma_gamma, period=r["period"], contact_cost=s.contact_cost, horizon=r["horizon"],
             discount_rate=s.discount_rate, margin=s.margin, hdi_prob=s.hdi_prob, n_draws=s.value_draws,
         )
-        clv = churn.metrics["clv"]
-        equity = customer_equity(clv, acquisition_cost=s.acquisition_cost)
-        concentration = value_concentration(clv)
+        clv = churn.metrics.get("clv")
+        equity = customer_equity(clv, acquisition_cost=s.acquisition_cost) if amounts else None
+        concentration = value_concentration(clv) if amounts else None
         purchases = expected_purchases(bgnbd, horizon=r["horizon"], hdi_prob=s.hdi_prob, n_draws=s.value_draws)
         stages = lifecycle_stages(churn, new_window=r["new_window"])
         stage_table = stage_summary(churn, stages)
@@ -342,6 +366,7 @@ def run_analysis(
 
     r["source"] = source
     r["clvbayes_version"] = __version__
+    r["amounts"] = amounts
     return Analysis(
         settings=r, transactions=transactions, data=data, bgnbd=bgnbd, gamma_gamma=gamma_gamma,
         calibration=calibration, bgnbd_calibration=bg_cal, gamma_gamma_calibration=gg_cal,
@@ -351,22 +376,25 @@ def run_analysis(
 
 
 def _customer_table(data, churn, clv, purchases, stages) -> pd.DataFrame:
-    lo, hi = hdi_names(clv.settings["hdi_prob"])
     plo, phi = hdi_names(purchases.settings["hdi_prob"])
     out = pd.DataFrame(index=data.index)
     for col in ("frequency", "recency", "T", "monetary_value"):
-        out[col] = data[col]
+        if col in data:
+            out[col] = data[col]
     out["first_purchase"] = data["first_purchase"].dt.date.astype(str) if "first_purchase" in data else ""
     out["p_alive"] = churn.customers["p_alive"]
     out["expected_purchases"] = purchases.summary["mean"]
     out["expected_purchases_" + plo] = purchases.summary[plo]
     out["expected_purchases_" + phi] = purchases.summary[phi]
-    out["clv"] = clv.summary["mean"]
-    out["clv_" + lo] = clv.summary[lo]
-    out["clv_" + hi] = clv.summary[hi]
+    if clv is not None:
+        lo, hi = hdi_names(clv.settings["hdi_prob"])
+        out["clv"] = clv.summary["mean"]
+        out["clv_" + lo] = clv.summary[lo]
+        out["clv_" + hi] = clv.summary[hi]
     out["stage"] = stages.reindex(data.index).astype(str)
-    labels = clv.customers.segment_labels
-    out["segment"] = np.asarray(labels, dtype=object)[clv.customers.segments] if len(labels) else ""
+    cust = purchases.customers
+    labels = cust.segment_labels
+    out["segment"] = np.asarray(labels, dtype=object)[cust.segments] if len(labels) else ""
     return out
 
 
@@ -405,6 +433,7 @@ def _summary_dict(a: Analysis) -> dict:
             "first_date": str(pd.Timestamp(tx["date"].min()).date()),
             "last_date": str(pd.Timestamp(tx["date"].max()).date()),
             "total_spend": float(tx["amount"].sum()) if "amount" in tx else None,
+            "amounts": a.has_amounts,
         },
         "parameters": {},
         "diagnostics": {},
@@ -424,14 +453,17 @@ def _summary_dict(a: Analysis) -> dict:
             "by_frequency": _frame_records(v.by_frequency),
             "errors": _frame_records(metrics),
         }
-    eq = a.equity
-    out["equity"] = {
-        "total": _plain(eq.summary.loc["total"].to_dict()),
-        "by_segment": _frame_records(eq.summary.drop(index="total")),
-        "segment_kind": eq.summary.index.name,
-        "acquisition": _frame_records(eq.acquisition) if eq.acquisition is not None else None,
-    }
-    out["concentration"] = _frame_records(a.concentration)
+    if a.has_amounts:
+        eq = a.equity
+        out["equity"] = {
+            "total": _plain(eq.summary.loc["total"].to_dict()),
+            "by_segment": _frame_records(eq.summary.drop(index="total")),
+            "segment_kind": eq.summary.index.name,
+            "acquisition": _frame_records(eq.acquisition) if eq.acquisition is not None else None,
+        }
+        out["concentration"] = _frame_records(a.concentration)
+    else:
+        out["not_computed"] = {"reason": NO_AMOUNTS, "figures": list(MONEY_FIGURES)}
     ch = a.churn
     out["churn"] = {
         "period": a.settings["period"],

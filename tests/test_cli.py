@@ -304,3 +304,78 @@ def test_every_option_is_explained_in_help(capsys):
                 assert flag in text, (name, flag)
     assert main(["--version"]) == 0
     assert clvbayes.__version__ in capsys.readouterr().out
+
+
+# -- logs without amounts --------------------------------------------------------------------
+NO_AMOUNT_TEXT = "the log has no amount column: spend, CLV, customer equity and value concentration need amounts"
+
+
+def test_workflow_without_amounts_fits_bgnbd_only(small_log, monkeypatch):
+    """The analysis of a log without amounts (maximum likelihood instead of NUTS, for speed):
+    purchases, P(alive), churn, stages and the holdout check, no money figures."""
+    import clvbayes.workflow as workflow
+    from clvbayes.report.html import render_html
+
+    fitted = []
+    monkeypatch.setattr(workflow, "_fit", lambda model, s, progressbar: fitted.append(type(model).__name__)
+                        or model.fit_mle())
+    monkeypatch.setattr(workflow, "_diagnostics", lambda model, hdi_prob: {
+        "parameters": pd.DataFrame({"mean": model.params_}), "problems": [], "converged": True,
+        "divergences": 0, "max_r_hat": 1.0, "min_ess_bulk": 1000.0})
+    tx = pd.DataFrame({"customer_id": small_log["Customer"],
+                       "date": pd.to_datetime(small_log["Day"], format="%Y%m%d")})
+    settings = workflow.AnalysisSettings(calibration_end="1997-09-30", observation_end="1998-06-30")
+    a = workflow.run_analysis(tx, settings)
+    assert fitted == ["BetaGeoModel", "BetaGeoModel"]
+    assert not a.has_amounts and a.gamma_gamma is None and a.equity is None and a.concentration is None
+    assert {"p_alive", "expected_purchases", "stage", "segment"} <= set(a.customers.columns)
+    assert not {"clv", "monetary_value"} & set(a.customers.columns)
+    assert a.validation is not None and a.validation.total_spend is None
+    summary = a.summary()
+    assert "equity" not in summary and "concentration" not in summary
+    assert summary["not_computed"]["reason"].startswith(NO_AMOUNT_TEXT)
+    assert summary["data"]["amounts"] is False and summary["data"]["total_spend"] is None
+    assert 0 < summary["churn"]["total"]["churn_rate_mean"] < 1 and "value_at_risk_mean" not in summary["churn"]["total"]
+    assert sum(v["customers"] for v in summary["stages"].values()) == len(a.data)
+    assert summary["holdout"]["total_purchases"]["actual"] > 0
+    json.dumps(summary, allow_nan=False)
+    page = render_html(a, [])
+    assert NO_AMOUNT_TEXT in page and "Customer equity (" not in page
+
+
+def test_missing_amount_column_suggests_amount_col_none(tmp_path, capsys):
+    path = tmp_path / "log.csv"
+    path.write_text("customer_id,date\na,1997-01-03\n")
+    assert main(["fit", str(path), "--out", str(tmp_path / "r")]) == EXIT_DATA
+    assert "--amount-col none" in capsys.readouterr().err
+
+
+def test_money_options_without_amounts_are_a_usage_error(tmp_path, capsys):
+    path = tmp_path / "log.csv"
+    path.write_text("customer_id,date\na,1997-01-03\n")
+    code = main(["fit", str(path), "--amount-col", "none", "--margin", "0.3", "--out", str(tmp_path / "r")])
+    assert code == EXIT_USAGE and "--amount-col none" in capsys.readouterr().err
+    assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.slow
+def test_fit_without_amounts_end_to_end(tmp_path, small_log, capsys):
+    path = tmp_path / "log.csv"
+    small_log.iloc[:, :2].rename(columns={"Customer": "customer_id", "Day": "date"}).to_csv(path, index=False)
+    out = tmp_path / "report"
+    code = main(["fit", str(path), "--amount-col", "None", "--date-format", "%Y%m%d", "--calibration-end",
+                 "1997-09-30", "--draws", "100", "--tune", "100", "--chains", "2", "--value-draws", "50",
+                 "--out", str(out)])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    assert "not computed: the log has no amount column" in captured.out and "customer equity over" not in captured.out
+    summary = json.loads((out / "summary.json").read_text())
+    assert "equity" not in summary and summary["not_computed"]["reason"].startswith(NO_AMOUNT_TEXT)
+    assert set(summary["parameters"]) == {"bgnbd", "bgnbd_calibration"}
+    table = pd.read_csv(out / "customers.csv", index_col="customer_id")
+    assert len(table) == 400 and table["p_alive"].between(0, 1).all() and (table["expected_purchases"] >= 0).all()
+    assert "clv" not in table
+    assert not (out / "idata_gamma_gamma.nc").exists()
+    plots = {p.stem for p in (out / "plots").glob("*.png")}
+    assert plots == PLOTS - {"trace_gamma_gamma", "equity_posterior", "equity_by_segment", "equity_by_stage", "pareto"}
+    assert NO_AMOUNT_TEXT in (out / "report.html").read_text()

@@ -309,6 +309,35 @@ def test_lifecycle_stages(rfm, churn):
     np.testing.assert_allclose(summ["equity_mean"].sum(), churn.metrics["clv"].total.mean(), rtol=1e-12)
 
 
+def test_churn_and_stages_without_a_spend_model(rfm, bayes, churn):
+    """Purchases only (a log without amounts): count-based churn and stages, no money figures."""
+    bg, _ = bayes
+    counts = rfm.drop(columns=[c for c in rfm.columns if c.startswith("monetary_value")])
+    report = churn_analysis(bg, None, counts, period=13.0, contact_cost=2.0, horizon=52.0)
+    assert not report.has_value and churn.has_value
+    c = report.customers
+    assert "clv" not in c and "value_if_alive" not in c
+    for col in ("clv_mean", "churn_damage_mean", "value_at_risk_mean"):
+        assert col not in report.summary
+    assert set(report.draws.data_vars) == {"alive", "dropouts", "churn_rate"}
+    # same BG/NBD draws: the purchase-based figures equal those of the report with spend
+    for col in ("alive_mean", "dropouts_mean", "churn_rate_mean"):
+        np.testing.assert_allclose(report.summary[col], churn.summary[col], rtol=1e-12)
+    np.testing.assert_allclose(c["p_dropout_given_alive"], churn.customers["p_dropout_given_alive"], rtol=1e-12)
+    # written off when more likely dead than alive; value if alive = E[P_alive F] / E[P_alive]
+    assert (c["lost"] == (c["p_alive"] < 0.5)).all() and c["lost"].any()
+    dp = dert(bg, counts, discount_rate=0.1, horizon=52.0).summary["mean"]
+    np.testing.assert_allclose(c["purchases_if_alive"], dp / c["p_alive"], rtol=1e-12)
+    top = c["purchases_if_alive"].rank(ascending=False, method="first") <= math.ceil(0.2 * len(c))
+    assert (c["at_risk"] == (c["slipping"] & top)).all() and c["at_risk"].any()
+    st = lifecycle_stages(report, new_window=30.0)
+    assert (st[c["lost"]] == "lapsed").all()
+    summ = stage_summary(report, st)
+    assert list(summ.columns) == ["customers", "expected_alive"]
+    assert summ["customers"].sum() == len(rfm)
+    np.testing.assert_allclose(summ["expected_alive"].sum(), c["p_alive"].sum(), rtol=1e-12)
+
+
 # -- errors ----------------------------------------------------------------------------------
 def test_errors(rfm, mle):
     bg, gg = mle

@@ -97,7 +97,9 @@ def read_transactions(
     if missing:
         raise DataValidationError(
             f"{path} has no column {', '.join(missing)}. Columns present: {list(raw.columns)}. "
-            "Pass the right names with --customer-col, --date-col and --amount-col."
+            "Pass the right names with --customer-col, --date-col and --amount-col"
+            + (" (--amount-col none for a log without amounts)." if "amount" in wanted and amount_col not in raw.columns
+               else ".")
         )
     if kind == "line":
         blank = raw.isna().all(axis=1).to_numpy()

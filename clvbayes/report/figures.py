@@ -65,17 +65,23 @@ def _render_trace(model, title: str, dpi: int = 90) -> bytes:
 
 
 def _top_customer(analysis) -> tuple[object, np.ndarray, float]:
-    """The repeat buyer with the highest CLV, and their purchase times for the P(alive) history."""
+    """The repeat buyer with the highest CLV (without amounts: the most expected purchases),
+    and their purchase times for the P(alive) history."""
     from clvbayes.value.plotdata import customer_purchase_times
 
     table = analysis.customers
     repeat = table.loc[table["frequency"] > 0]
-    who = (repeat if len(repeat) else table)["clv"].idxmax()
+    who = (repeat if len(repeat) else table)[_ranking(analysis)].idxmax()
     s = analysis.settings
     times, T = customer_purchase_times(
         analysis.transactions, who, time_unit=s["time_unit"], observation_end=s["observation_end"],
     )
     return who, times, T
+
+
+def _ranking(analysis) -> str:
+    """The ``customers`` column the report ranks customers by."""
+    return "clv" if analysis.has_amounts else "expected_purchases"
 
 
 def report_figures(analysis) -> list[ReportFigure]:
@@ -88,7 +94,7 @@ def report_figures(analysis) -> list[ReportFigure]:
         holdout, cumulative and incremental tracking) when there is a holdout period, value
         (equity posterior, equity by segment and by lifecycle stage, Pareto curve) and
         customers (expected purchases and P(alive) over frequency x recency, one customer's
-        P(alive) history).
+        P(alive) history). Without amounts, no Gamma-Gamma trace and no value figures.
     """
     from clvbayes import plotting
     from clvbayes.plotting._common import unit_name
@@ -107,8 +113,9 @@ def report_figures(analysis) -> list[ReportFigure]:
 
     out.append(ReportFigure("trace_bgnbd", "models", "BG/NBD posterior: densities per chain and traces.",
                             _render_trace(a.bgnbd, "BG/NBD")))
-    out.append(ReportFigure("trace_gamma_gamma", "models", "Gamma-Gamma posterior: densities per chain and traces.",
-                            _render_trace(a.gamma_gamma, "Gamma-Gamma")))
+    if a.has_amounts:
+        out.append(ReportFigure("trace_gamma_gamma", "models", "Gamma-Gamma posterior: densities per chain and traces.",
+                                _render_trace(a.gamma_gamma, "Gamma-Gamma")))
     add("period_transactions", "models",
         f"Customers by number of repeat purchases: observed vs posterior predictive ({pct} interval).",
         lambda ax: plotting.plot_period_transactions(a.bgnbd, hdi_prob=hdi, n_draws=n, random_seed=seed, ax=ax))
@@ -120,14 +127,15 @@ def report_figures(analysis) -> list[ReportFigure]:
             lambda ax: plotting.plot_purchase_tracking(a.tracking, cumulative=True, ax=ax))
         add("tracking_incremental", "holdout", f"Repeat purchases per {unit_name(unit, plural=False) or 'period'}: actual vs expected.",
             lambda ax: plotting.plot_purchase_tracking(a.tracking, cumulative=False, ax=ax))
-    add("equity_posterior", "value", f"Posterior of customer equity ({pct} HDI marked).",
-        lambda ax: plotting.plot_equity_posterior(a.equity, ax=ax))
-    add("equity_by_segment", "value", f"Equity by {a.equity.summary.index.name or 'segment'} ({pct} HDI).",
-        lambda ax: plotting.plot_equity_by_segment(a.equity, ax=ax))
-    add("equity_by_stage", "value", f"Equity by lifecycle stage ({pct} HDI).",
-        lambda ax: plotting.plot_equity_by_segment(a.stage_table, ax=ax))
-    add("pareto", "value", "Share of equity held by the most valuable customers (customers ranked by posterior mean).",
-        lambda ax: plotting.plot_pareto(a.churn.metrics["clv"], ax=ax))
+    if a.has_amounts:
+        add("equity_posterior", "value", f"Posterior of customer equity ({pct} HDI marked).",
+            lambda ax: plotting.plot_equity_posterior(a.equity, ax=ax))
+        add("equity_by_segment", "value", f"Equity by {a.equity.summary.index.name or 'segment'} ({pct} HDI).",
+            lambda ax: plotting.plot_equity_by_segment(a.equity, ax=ax))
+        add("equity_by_stage", "value", f"Equity by lifecycle stage ({pct} HDI).",
+            lambda ax: plotting.plot_equity_by_segment(a.stage_table, ax=ax))
+        add("pareto", "value", "Share of equity held by the most valuable customers (customers ranked by posterior mean).",
+            lambda ax: plotting.plot_pareto(a.churn.metrics["clv"], ax=ax))
     add("frequency_recency_matrix", "customers",
         f"Expected purchases in the next {unit_name(unit, plural=False) or 'time unit'} by frequency and recency (posterior mean).",
         lambda ax: plotting.plot_frequency_recency_matrix(a.bgnbd, hdi_prob=hdi, n_draws=n, ax=ax),
@@ -137,6 +145,7 @@ def report_figures(analysis) -> list[ReportFigure]:
         figsize=(6.5, 5.0))
     who, times, T = _top_customer(a)
     add("probability_alive_history", "customers",
-        f"P(alive) history of customer {who}, the repeat buyer with the highest CLV ({pct} interval).",
+        f"P(alive) history of customer {who}, the repeat buyer with the highest "
+        f"{'CLV' if a.has_amounts else 'expected purchases'} ({pct} interval).",
         lambda ax: plotting.plot_probability_alive_history(a.bgnbd, times, T, hdi_prob=hdi, n_draws=n, ax=ax))
     return out

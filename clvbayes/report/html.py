@@ -12,6 +12,7 @@ import pandas as pd
 
 from clvbayes.plotting._common import duration, unit_name
 from clvbayes.value.quantities import hdi_names
+from clvbayes.workflow import NO_AMOUNTS
 
 __all__ = ["render_html", "fmt"]
 
@@ -117,17 +118,24 @@ def render_html(analysis, figures, *, command: str | None = None) -> str:
     def figs(section: str) -> str:
         return "".join(_figure(f) for f in by_section.get(section, []))
 
-    eq = a.equity.summary
+    money = a.has_amounts
     lo, hi = hdi_names(s["hdi_prob"])
-    total = eq.loc["total"]
     ch = a.churn.summary.loc["total"]
-    top20 = a.concentration.loc[0.2] if 0.2 in a.concentration.index else None
     horizon = s["horizon"]
+    eq = a.equity.summary if money else None
+    total = eq.loc["total"] if money else None
+    top20 = a.concentration.loc[0.2] if money and 0.2 in a.concentration.index else None
 
-    cards = [
-        _card("Customers", f"{len(a.data):,}", f"{int((a.data['frequency'] > 0).sum()):,} repeat buyers"),
-        _card(f"Customer equity ({duration(horizon, unit)})", fmt(total["mean"]), f"{pct} HDI {_hdi(total, lo, hi)}"),
-        _card("Mean CLV per customer", fmt(total["per_customer"])),
+    cards = [_card("Customers", f"{len(a.data):,}", f"{int((a.data['frequency'] > 0).sum()):,} repeat buyers")]
+    if money:
+        cards += [
+            _card(f"Customer equity ({duration(horizon, unit)})", fmt(total["mean"]), f"{pct} HDI {_hdi(total, lo, hi)}"),
+            _card("Mean CLV per customer", fmt(total["per_customer"])),
+        ]
+    else:
+        purchases = a.customers["expected_purchases"].sum()
+        cards.append(_card(f"Expected purchases ({duration(horizon, unit)})", fmt(purchases), "all customers"))
+    cards += [
         _card("Expected alive", fmt(ch["alive_mean"]), f"of {len(a.data):,} customers"),
         _card(f"Churn rate next {duration(s['period'], unit)}", _pct(ch["churn_rate_mean"]),
               f"{pct} HDI [{_pct(ch[f'churn_rate_{lo}'])}, {_pct(ch[f'churn_rate_{hi}'])}]"),
@@ -139,7 +147,7 @@ def render_html(analysis, figures, *, command: str | None = None) -> str:
         t = a.validation.total
         cards.append(_card("Holdout repeat purchases", f"{fmt(t['actual'])} actual",
                            f"predicted {fmt(t['mean'])} [{fmt(t['lower'])}, {fmt(t['upper'])}]"))
-    if a.equity.acquisition is not None:
+    if money and a.equity.acquisition is not None:
         acq = a.equity.acquisition.iloc[0]
         cards.append(_card("Value of a new customer", fmt(acq["value_mean"]),
                            f"CLV/CAC {fmt(acq['ratio_mean'], 3)}; P(pays back CAC) {fmt(acq['p_payback'], 3)}"))
@@ -155,8 +163,10 @@ def render_html(analysis, figures, *, command: str | None = None) -> str:
         f"&middot; generated {_dt.datetime.now().strftime('%Y-%m-%d %H:%M')}</p>",
         '<section id="key-figures"><h2>Key figures</h2>',
         f"<p>Values are as of {html.escape(str(a.data.attrs.get('observation_end', s['observation_end']) or 'the last purchase'))}, "
-        f"over the next {duration(horizon, unit)} (one year by default), discounted at {fmt(100 * s['discount_rate'], 3)}% "
-        f"a year, with margin {fmt(s['margin'], 3)}; intervals are {pct} highest-density intervals over the posterior.</p>",
+        f"over the next {duration(horizon, unit)} (one year by default)"
+        + (f", discounted at {fmt(100 * s['discount_rate'], 3)}% a year, with margin {fmt(s['margin'], 3)}" if money else "")
+        + f"; intervals are {pct} highest-density intervals over the posterior.</p>",
+        "" if money else f'<p class="warn" id="no-amounts">Not computed: {html.escape(NO_AMOUNTS)}</p>',
         f'<div class="cards">{"".join(cards)}</div></section>',
     ]
 
@@ -164,14 +174,15 @@ def render_html(analysis, figures, *, command: str | None = None) -> str:
     d = a.summary()["data"]
     data_rows = pd.DataFrame({"value": [
         d["source"], f"{d['transactions']:,}", f"{d['customers']:,}", f"{d['repeat_buyers']:,}",
-        f"{d['first_date']} to {d['last_date']}", fmt(d["total_spend"]),
+        f"{d['first_date']} to {d['last_date']}", fmt(d["total_spend"]) if money else "no amount column",
     ]}, index=["source", "purchases", "customers", "repeat buyers", "dates", "total spend"])
     parts += ['<section id="data"><h2>Data</h2>', data_rows.to_html(border=0), "</section>"]
 
     # models
     parts.append('<section id="models"><h2>Models and diagnostics</h2>')
-    parts.append("<p>BG/NBD (Fader, Hardie &amp; Lee 2005) for purchases and dropout, Gamma-Gamma for spend per "
-                 "purchase, fitted by NUTS to the whole observation period.</p>")
+    parts.append("<p>BG/NBD (Fader, Hardie &amp; Lee 2005) for purchases and dropout"
+                 + (", Gamma-Gamma for spend per purchase" if money else " (no Gamma-Gamma model for spend: the log "
+                    "has no amounts)") + ", fitted by NUTS to the whole observation period.</p>")
     for key, title in (("bgnbd", "BG/NBD"), ("gamma_gamma", "Gamma-Gamma"),
                        ("bgnbd_calibration", "BG/NBD, calibration period"),
                        ("gamma_gamma_calibration", "Gamma-Gamma, calibration period")):
@@ -202,35 +213,47 @@ def render_html(analysis, figures, *, command: str | None = None) -> str:
         ]
 
     # value
-    acq = ""
-    if a.equity.acquisition is not None:
-        acq = "<h3>Acquisition</h3>" + _table(a.equity.acquisition)
-    conc = a.concentration.copy()
-    conc.index = [f"top {100 * k:g}%" for k in conc.index]
-    parts += [
-        '<section id="value"><h2>Customer value and equity</h2>',
-        f"<p>Customer equity is the sum of the customers' CLVs, draw by draw: {fmt(total['mean'])} "
-        f"({pct} HDI {_hdi(total, lo, hi)}).</p>",
-        f"<h3>Equity by {html.escape(str(eq.index.name or 'segment'))}</h3>", _table(eq),
-        "<h3>Concentration</h3>", _table(conc), acq, figs("value"), "</section>",
-    ]
+    if money:
+        acq = ""
+        if a.equity.acquisition is not None:
+            acq = "<h3>Acquisition</h3>" + _table(a.equity.acquisition)
+        conc = a.concentration.copy()
+        conc.index = [f"top {100 * k:g}%" for k in conc.index]
+        parts += [
+            '<section id="value"><h2>Customer value and equity</h2>',
+            f"<p>Customer equity is the sum of the customers' CLVs, draw by draw: {fmt(total['mean'])} "
+            f"({pct} HDI {_hdi(total, lo, hi)}).</p>",
+            f"<h3>Equity by {html.escape(str(eq.index.name or 'segment'))}</h3>", _table(eq),
+            "<h3>Concentration</h3>", _table(conc), acq, figs("value"), "</section>",
+        ]
+    else:
+        parts += ['<section id="value"><h2>Customer value and equity</h2>',
+                  f"<p>Not computed: {html.escape(NO_AMOUNTS)} Give the amount column with <code>--amount-col</code> "
+                  "to add them.</p></section>"]
 
     # churn
     churn_table = a.churn.summary
+    if money:
+        written_off = f"(contact cost {fmt(s['contact_cost'], 3)})"
+        risk = f"valuable customers at risk holding {fmt(ch['value_at_risk_mean'])} of value"
+    else:
+        written_off = f"(P(alive) below {fmt(a.churn.settings['lost_p_alive'], 3)}: without amounts there is no value to weigh against the contact cost)"
+        risk = "customers at risk among those with the most expected purchases if alive"
     parts += [
         '<section id="churn"><h2>Churn</h2>',
         f"<p>Next {duration(s['period'], unit)}: {fmt(ch['dropouts_mean'])} expected dropouts among "
         f"{fmt(ch['alive_mean'])} expected alive customers; {int(ch['lost']):,} customers written off "
-        f"(contact cost {fmt(s['contact_cost'], 3)}); {int(ch['at_risk']):,} valuable customers at risk holding "
-        f"{fmt(ch['value_at_risk_mean'])} of value.</p>",
+        f"{written_off}; {int(ch['at_risk']):,} {risk}.</p>",
         _table(churn_table), "<h3>Lifecycle stages</h3>", _table(a.stage_table), "</section>",
     ]
 
     # customers
-    top = a.customers.sort_values("clv", ascending=False).head(20)
+    rank = "clv" if money else "expected_purchases"
+    top = a.customers.sort_values(rank, ascending=False).head(20)
     parts += [
         '<section id="customers"><h2>Customers</h2>',
-        "<p>The 20 customers with the highest CLV (all customers are in <code>customers.csv</code>).</p>",
+        f"<p>The 20 customers with the highest {'CLV' if money else 'expected purchases'} (all customers are in "
+        "<code>customers.csv</code>).</p>",
         _table(top), figs("customers"), "</section>",
     ]
 

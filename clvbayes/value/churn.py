@@ -30,6 +30,18 @@ customer i is written off when
 so the P(alive) threshold is per customer: low for valuable customers, high for customers
 worth little. With the posterior means of P_alive and V_i (the decision uses expected
 losses, so means are the right summaries).
+
+**Without a spend model (purchases only).** ``churn_analysis(bgnbd, None, ...)`` is for logs
+without amounts: there is no money value, so the money figures (CLV, churn damage, value at
+risk) are absent, not zero. The rest is count-based:
+
+- a customer is **written off** when more likely dead than alive, P_alive < ``lost_p_alive``
+  (default 1/2: the expected-value rule above when keeping a customer costs as much as
+  their value, c = V);
+- the "value if alive" that ranks customers for **at risk** is the expected discounted
+  purchases over the horizon given alive, E[P_alive · F] / E[P_alive] over the draws
+  (``purchases_if_alive``; the posterior expectation of the discounted purchases given
+  that the customer is alive).
 """
 
 from __future__ import annotations
@@ -44,7 +56,7 @@ import xarray as xr
 
 from clvbayes.value.quantities import CustomerValue, customer_metrics, hdi_names, summarise_draws
 
-__all__ = ["CHURN_QUANTITIES", "CHURN_TOTALS", "ChurnReport", "churn_analysis", "churn_report", "churn_summary_table", "lost_threshold"]
+__all__ = ["CHURN_QUANTITIES", "CHURN_COUNT_QUANTITIES", "CHURN_TOTALS", "ChurnReport", "churn_analysis", "churn_report", "churn_summary_table", "lost_threshold"]
 
 
 def lost_threshold(value_if_alive: np.ndarray | float, contact_cost: float) -> np.ndarray:
@@ -58,6 +70,8 @@ def lost_threshold(value_if_alive: np.ndarray | float, contact_cost: float) -> n
 
 #: The per-customer quantities a churn report is built from.
 CHURN_QUANTITIES = ("p_alive", "dropout", "clv", "lost_value")
+#: The per-customer quantities of a purchases-only churn report (no spend model).
+CHURN_COUNT_QUANTITIES = ("p_alive", "dropout", "discounted_purchases")
 #: Per-draw totals of a churn summary, in the order of its columns.
 CHURN_TOTALS = ("alive", "dropouts", "churn_rate", "churn_damage", "value_at_risk")
 
@@ -109,10 +123,12 @@ class ChurnReport:
     customers : pandas.DataFrame
         Per customer (posterior means): ``p_alive``, ``p_dropout`` (alive now and dead by
         the end of the period), ``p_dropout_given_alive``, ``clv``, ``value_if_alive``,
-        ``lost_threshold``, ``lost``, ``slipping`` and ``at_risk`` (bool).
+        ``lost_threshold``, ``lost``, ``slipping`` and ``at_risk`` (bool). Purchases only
+        (no spend model): ``purchases_if_alive`` instead of ``clv`` and ``value_if_alive``.
     summary : pandas.DataFrame
         Per segment and ``total``: customers, written off, at risk, and mean and HDI of
-        expected alive, expected dropouts, churn rate, churn damage and value at risk.
+        expected alive, expected dropouts, churn rate, churn damage and value at risk
+        (the last two only with a spend model).
     draws : xarray.Dataset
         The per-draw totals behind ``summary`` (dims ``segment, chain, draw``).
     metrics : dict[str, CustomerValue]
@@ -132,6 +148,11 @@ class ChurnReport:
             f"{t['alive_mean']:.6g}, dropouts {t['dropouts_mean']:.6g}, churn rate {t['churn_rate_mean']:.4g}, "
             f"written off {int(t['lost'])}, at risk {int(t['at_risk'])})"
         )
+
+    @property
+    def has_value(self) -> bool:
+        """Whether the report has money figures (computed with a spend model)."""
+        return "clv" in self.metrics
 
 
 def _positive(value: object, name: str, *, allow_zero: bool = False) -> float:
@@ -154,6 +175,7 @@ def churn_analysis(
     risk_p_alive: float = 0.7,
     risk_threshold: float = 0.1,
     value_share: float = 0.2,
+    lost_p_alive: float = 0.5,
     segment: object = "auto",
     hdi_prob: float = 0.94,
     n_draws: int | None = None,
@@ -164,9 +186,12 @@ def churn_analysis(
     Parameters
     ----------
     bgnbd, gamma_gamma
-        Fitted models (posteriors, or point estimates).
+        Fitted models (posteriors, or point estimates). ``gamma_gamma=None``: purchases
+        only, for a log without amounts (module docstring): no CLV, churn damage or value
+        at risk.
     data
-        Customer summary (default: the BG/NBD model's data) with ``monetary_value``.
+        Customer summary (default: the BG/NBD model's data), with ``monetary_value`` when
+        there is a Gamma-Gamma model.
     period
         Length of the next period for dropouts and the churn rate (data's time unit).
     contact_cost
@@ -181,6 +206,9 @@ def churn_analysis(
     value_share
         At-risk customers are the slipping ones among this top share of customers by value
         if alive (default 0.2).
+    lost_p_alive
+        Purchases only: P(alive) below which a customer is written off (default 0.5; with
+        a spend model the expected-value rule with ``contact_cost`` is used instead).
     segment, hdi_prob, n_draws, time_unit
         As in :func:`clvbayes.customer_metrics`.
 
@@ -188,18 +216,19 @@ def churn_analysis(
     -------
     ChurnReport
     """
-    rules = _churn_rules(period, contact_cost, risk_p_alive, risk_threshold, value_share)
+    rules = _churn_rules(period, contact_cost, risk_p_alive, risk_threshold, value_share, lost_p_alive)
     metrics = customer_metrics(
-        bgnbd, gamma_gamma, data, quantities=CHURN_QUANTITIES,
+        bgnbd, gamma_gamma, data, quantities=CHURN_QUANTITIES if gamma_gamma is not None else CHURN_COUNT_QUANTITIES,
         horizon=horizon, horizons={"dropout": rules["period"]}, discount_rate=discount_rate, margin=margin,
         segment=segment, hdi_prob=hdi_prob, n_draws=n_draws, time_unit=time_unit,
     )
     return churn_report(metrics, **rules)
 
 
-def _churn_rules(period, contact_cost, risk_p_alive, risk_threshold, value_share) -> dict:
+def _churn_rules(period, contact_cost, risk_p_alive, risk_threshold, value_share, lost_p_alive=0.5) -> dict:
     """The checked settings of :func:`churn_report`."""
-    for name, val in (("risk_p_alive", risk_p_alive), ("risk_threshold", risk_threshold)):
+    for name, val in (("risk_p_alive", risk_p_alive), ("risk_threshold", risk_threshold),
+                      ("lost_p_alive", lost_p_alive)):
         if isinstance(val, bool) or not (isinstance(val, numbers.Real) and 0 <= val <= 1):
             raise ValueError(f"{name} must be in [0, 1], got {val!r}.")
     if not (isinstance(value_share, numbers.Real) and 0 < value_share <= 1):
@@ -207,7 +236,7 @@ def _churn_rules(period, contact_cost, risk_p_alive, risk_threshold, value_share
     return {"period": _positive(period, "period"),
             "contact_cost": _positive(contact_cost, "contact_cost", allow_zero=True),
             "risk_p_alive": float(risk_p_alive), "risk_threshold": float(risk_threshold),
-            "value_share": float(value_share)}
+            "value_share": float(value_share), "lost_p_alive": float(lost_p_alive)}
 
 
 def churn_report(
@@ -218,6 +247,7 @@ def churn_report(
     risk_p_alive: float = 0.7,
     risk_threshold: float = 0.1,
     value_share: float = 0.2,
+    lost_p_alive: float = 0.5,
 ) -> ChurnReport:
     """:func:`churn_analysis` from already computed per-customer results.
 
@@ -228,60 +258,75 @@ def churn_report(
     ----------
     metrics
         From :func:`clvbayes.customer_metrics` with at least the quantities
-        :data:`CHURN_QUANTITIES`, ``dropout`` over the horizon ``period``.
-    period, contact_cost, risk_p_alive, risk_threshold, value_share
+        :data:`CHURN_QUANTITIES` or, purchases only, :data:`CHURN_COUNT_QUANTITIES`;
+        ``dropout`` over the horizon ``period``.
+    period, contact_cost, risk_p_alive, risk_threshold, value_share, lost_p_alive
         As in :func:`churn_analysis`.
     """
-    rules = _churn_rules(period, contact_cost, risk_p_alive, risk_threshold, value_share)
+    rules = _churn_rules(period, contact_cost, risk_p_alive, risk_threshold, value_share, lost_p_alive)
     period, contact_cost, value_share = rules["period"], rules["contact_cost"], rules["value_share"]
-    missing = [q for q in CHURN_QUANTITIES if q not in metrics]
+    money = "clv" in metrics or "lost_value" in metrics
+    needed = CHURN_QUANTITIES if money else CHURN_COUNT_QUANTITIES
+    missing = [q for q in needed if q not in metrics]
     if missing:
-        raise ValueError(f"metrics lack {missing}: compute {list(CHURN_QUANTITIES)} with customer_metrics.")
+        raise ValueError(
+            f"metrics lack {missing}: compute {list(CHURN_QUANTITIES)} (or, purchases only, "
+            f"{list(CHURN_COUNT_QUANTITIES)}) with customer_metrics."
+        )
     if metrics["dropout"].settings["horizon"] != period:
         raise ValueError(
             f"metrics['dropout'] was computed over {metrics['dropout'].settings['horizon']}, not period={period}."
         )
-    hdi_prob = metrics["clv"].settings["hdi_prob"]
+    # the result whose settings, segments and per-draw totals the report is built on
+    ref = metrics["clv"] if money else metrics["discounted_purchases"]
+    hdi_prob = ref.settings["hdi_prob"]
     pa = metrics["p_alive"].summary["mean"]
     drop = metrics["dropout"].summary["mean"]
-    clv = metrics["clv"].summary["mean"]
-    v_alive = clv + metrics["lost_value"].summary["mean"]
     with np.errstate(invalid="ignore", divide="ignore"):
         drop_given_alive = (drop / pa).where(pa > 0, 0.0)
-    threshold = pd.Series(lost_threshold(v_alive.to_numpy(), contact_cost), index=pa.index)
+    if money:
+        clv = metrics["clv"].summary["mean"]
+        v_alive = clv + metrics["lost_value"].summary["mean"]
+        threshold = pd.Series(lost_threshold(v_alive.to_numpy(), contact_cost), index=pa.index)
+        values = {"clv": clv, "value_if_alive": v_alive}
+    else:
+        # E[P_alive F] / E[P_alive]: discounted purchases given alive (module docstring)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            v_alive = (metrics["discounted_purchases"].summary["mean"] / pa).where(pa > 0, 0.0)
+        threshold = pd.Series(rules["lost_p_alive"], index=pa.index)
+        values = {"purchases_if_alive": v_alive}
     lost = pa < threshold
-    top = v_alive.rank(ascending=False, method="first") <= math.ceil(value_share * len(clv))
+    top = v_alive.rank(ascending=False, method="first") <= math.ceil(value_share * len(pa))
     slipping = (~lost) & ((pa < risk_p_alive) | (drop_given_alive >= risk_threshold))
     at_risk = slipping & top
     customers = pd.DataFrame({
-        "p_alive": pa, "p_dropout": drop, "p_dropout_given_alive": drop_given_alive, "clv": clv,
-        "value_if_alive": v_alive, "lost_threshold": threshold, "lost": lost, "slipping": slipping, "at_risk": at_risk,
+        "p_alive": pa, "p_dropout": drop, "p_dropout_given_alive": drop_given_alive, **values,
+        "lost_threshold": threshold, "lost": lost, "slipping": slipping, "at_risk": at_risk,
     })
 
-    seg = metrics["clv"].totals
-    labels = seg["segment"].to_numpy()
-    seg_codes = metrics["clv"].customers.segments
-    # value at risk per segment: CLV totals over (segment, at risk) groups
-    risk_groups = seg_codes * 2 + at_risk.to_numpy().astype(np.int64)
-    by_risk = metrics["clv"].totals_by(risk_groups)
-    var = np.zeros((len(labels),) + by_risk.shape[1:])
-    for g, tot in zip(by_risk["group"].to_numpy(), by_risk.to_numpy(), strict=True):
-        if g % 2 == 1:
-            var[g // 2] = tot
-    draws = xr.Dataset({
-        "alive": metrics["p_alive"].totals,
-        "dropouts": metrics["dropout"].totals,
-        "churn_damage": metrics["lost_value"].totals,
-        "value_at_risk": (("segment", "chain", "draw"), var),
-    })
+    labels = ref.totals["segment"].to_numpy()
+    seg_codes = ref.customers.segments
+    draws = xr.Dataset({"alive": metrics["p_alive"].totals, "dropouts": metrics["dropout"].totals})
+    if money:
+        # value at risk per segment: CLV totals over (segment, at risk) groups
+        risk_groups = seg_codes * 2 + at_risk.to_numpy().astype(np.int64)
+        by_risk = metrics["clv"].totals_by(risk_groups)
+        var = np.zeros((len(labels),) + by_risk.shape[1:])
+        for g, tot in zip(by_risk["group"].to_numpy(), by_risk.to_numpy(), strict=True):
+            if g % 2 == 1:
+                var[g // 2] = tot
+        draws["churn_damage"] = metrics["lost_value"].totals
+        draws["value_at_risk"] = (("segment", "chain", "draw"), var)
     flags = pd.DataFrame({"lost": lost.to_numpy(), "at_risk": at_risk.to_numpy()})
     counts = flags.groupby(seg_codes).sum().reindex(range(len(labels)), fill_value=0)
     counts.insert(0, "customers", np.bincount(seg_codes, minlength=len(labels)))
     counts.index = [str(label) for label in labels]
-    summary = churn_summary_table(draws, counts, hdi_prob, metrics["clv"].settings.get("segment") or "segment")
+    summary = churn_summary_table(draws, counts, hdi_prob, ref.settings.get("segment") or "segment")
     draws["churn_rate"] = draws["dropouts"] / draws["alive"]
-    draws = draws[list(CHURN_TOTALS)]
-    settings = {**metrics["clv"].settings, "period": period, "contact_cost": contact_cost,
+    draws = draws[[v for v in CHURN_TOTALS if v in draws]]
+    settings = {**ref.settings, "period": period, "contact_cost": contact_cost,
                 "risk_p_alive": float(risk_p_alive), "risk_threshold": float(risk_threshold),
                 "value_share": float(value_share)}
+    if not money:
+        settings["lost_p_alive"] = rules["lost_p_alive"]
     return ChurnReport(customers, summary, draws, metrics, settings)

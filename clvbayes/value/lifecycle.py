@@ -13,6 +13,8 @@ Rules, applied in this order to the posterior means of a :class:`~clvbayes.value
 4. **active**: everyone else.
 
 Equity per stage is the posterior of the summed CLV of the stage's customers (per draw).
+A purchases-only report (no spend model, :func:`clvbayes.churn_analysis` with
+``gamma_gamma=None``) has the same stages (written off by its P(alive) rule) and no equity.
 """
 
 from __future__ import annotations
@@ -44,7 +46,7 @@ def lifecycle_stages(report: ChurnReport, *, new_window: float) -> pd.Series:
     if isinstance(new_window, bool) or not isinstance(new_window, numbers.Real) or not new_window >= 0:
         raise ValueError(f"new_window must be a number >= 0 (data's time unit), got {new_window!r}.")
     c = report.customers
-    T = pd.Series(report.metrics["clv"].customers.T, index=c.index)
+    T = pd.Series(report.metrics["p_alive"].customers.T, index=c.index)
     stage = np.full(len(c), "active", dtype=object)
     stage[c["slipping"].to_numpy()] = "at risk"
     stage[(T <= new_window).to_numpy()] = "new"
@@ -58,35 +60,41 @@ def stage_summary(report: ChurnReport, stages: pd.Series) -> pd.DataFrame:
     Parameters
     ----------
     report
-        From :func:`clvbayes.churn_analysis`.
+        From :func:`clvbayes.churn_analysis`; purchases only (no spend model): no equity
+        columns.
     stages
         From :func:`lifecycle_stages`.
     """
-    clv = report.metrics["clv"]
-    hdi_prob = clv.settings["hdi_prob"]
-    codes = pd.Categorical(stages.reindex(clv.customers.index), categories=list(STAGES)).codes
+    ref = report.metrics["p_alive"]
+    hdi_prob = ref.settings["hdi_prob"]
+    codes = pd.Categorical(stages.reindex(ref.customers.index), categories=list(STAGES)).codes
     if (codes < 0).any():
         raise ValueError("stages must give every customer of the report one of " + ", ".join(STAGES) + ".")
-    totals = clv.totals_by(codes)
-    by_code = {int(g): tot.to_numpy().reshape(-1) for g, tot in zip(totals["group"].to_numpy(), totals, strict=True)}
+    equity = None
+    if report.has_value:
+        clv = report.metrics["clv"]
+        totals = clv.totals_by(codes)
+        by_code = {int(g): tot.to_numpy().reshape(-1) for g, tot in zip(totals["group"].to_numpy(), totals, strict=True)}
+        equity = {name: by_code.get(k, np.zeros(clv.parameter_draws.n)) for k, name in enumerate(STAGES)}
     pa = report.customers["p_alive"].to_numpy()
-    equity = {name: by_code.get(k, np.zeros(clv.parameter_draws.n)) for k, name in enumerate(STAGES)}
     counts = {name: int((codes == k).sum()) for k, name in enumerate(STAGES)}
     alive = {name: float(pa[codes == k].sum()) for k, name in enumerate(STAGES)}
     return stage_table(counts, alive, equity, hdi_prob)
 
 
-def stage_table(counts: dict, alive: dict, equity: dict, hdi_prob: float) -> pd.DataFrame:
+def stage_table(counts: dict, alive: dict, equity: dict | None, hdi_prob: float) -> pd.DataFrame:
     """The rows of :func:`stage_summary` from per-stage counts, expected alive (sum of the
     customers' posterior mean P(alive)) and per-draw equity (summed CLV) arrays, keyed by
-    stage name. Shared with the Dask scoring (:meth:`clvbayes.distributed.DaskScores.stage_summary`)."""
+    stage name (None: purchases only, no equity columns). Shared with the Dask scoring
+    (:meth:`clvbayes.distributed.DaskScores.stage_summary`)."""
     rows = {}
     for name in STAGES:
         n = int(counts.get(name, 0))
-        s = summarise_draws(np.asarray(equity[name], dtype=np.float64).reshape(-1), hdi_prob)
-        rows[name] = {"customers": n, "expected_alive": float(alive.get(name, 0.0)),
-                      **{f"equity_{key}": val for key, val in s.items()},
-                      "equity_per_customer": s["mean"] / n if n else math.nan}
+        rows[name] = {"customers": n, "expected_alive": float(alive.get(name, 0.0))}
+        if equity is not None:
+            s = summarise_draws(np.asarray(equity[name], dtype=np.float64).reshape(-1), hdi_prob)
+            rows[name].update({f"equity_{key}": val for key, val in s.items()},
+                              equity_per_customer=s["mean"] / n if n else math.nan)
     out = pd.DataFrame.from_dict(rows, orient="index")
     out.index.name = "stage"
     return out

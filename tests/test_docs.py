@@ -140,9 +140,9 @@ def test_the_slow_marker_and_the_suite_time_are_stated_one_way():
         assert "`python -m pytest -m slow` runs only" in text or "`python -m pytest -m slow` runs *only*" in text
         assert '`python -m pytest -m "slow or not slow"` runs everything' in text
         assert "default test suite (about 5-9 minutes on 2 cores" in text
-    for page in [ROOT / "README.md", *DOCS.rglob("*.md")]:
+    for page in [ROOT / "README.md", ROOT / "notebooks" / "README.md", *DOCS.rglob("*.md")]:
         text = _flat(_read(page))
-        assert not re.search(r"-m slow` adds|ten minutes|test suite \(a few minutes", text), page.name
+        assert not re.search(r"-m slow` adds|ten minutes|test suite \(a few minutes|The test suite runs them", text), page.name
 
 
 def test_benchmarks_readme_lists_every_script():

@@ -248,11 +248,10 @@ def build_parser() -> argparse.ArgumentParser:
         f"1997-01-01..{_DEMO_CALIBRATION_END}, holdout to {_DEMO_OBSERVATION_END}, weeks): maximum likelihood "
         "next to the published estimates, then NUTS fits, diagnostics, the holdout check, CLV, equity and churn, "
         "written as a report folder.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     demo.add_argument("--out", default="clvbayes-demo", metavar="DIR",
-                      help="report folder (an earlier clvbayes report there is replaced; any other non-empty "
-                           "folder is refused)")
+                      help="report folder (default clvbayes-demo); an earlier clvbayes report there is replaced, "
+                           "any other non-empty folder is refused")
     _add_model_options(demo, draws=1000, tune=1000, chains=4)
     demo.set_defaults(func=_demo)
 

@@ -38,3 +38,21 @@ def test_readme_has_a_citing_section_pointing_to_the_file():
     readme = (ROOT / "README.md").read_text()
     section = readme.split("## Citing", 1)[1]
     assert "CITATION.cff" in section and "10.1287/mksc.1040.0098" in section
+
+
+def test_repository_url_is_the_same_in_citation_and_pyproject():
+    url = _field("repository-code")
+    assert re.fullmatch(r"https://github\.com/[\w.-]+/[\w.-]+", url), url
+    pyproject = (ROOT / "pyproject.toml").read_text()
+    urls = pyproject.split("[project.urls]", 1)[1].split("\n[", 1)[0]
+    assert f'Repository = "{url}"' in urls
+
+
+def test_license_file_is_the_apache_2_0_text_the_metadata_declares():
+    text = (ROOT / "LICENSE").read_text()
+    assert _field("license") == "Apache-2.0"
+    assert "Apache License\n                           Version 2.0, January 2004" in text
+    # the full text: the 9 sections of the terms and the appendix
+    assert "9. Accepting Warranty or Additional Liability." in text
+    assert "APPENDIX: How to apply the Apache License to your work." in text
+    assert 'license-files = ["LICENSE"]' in (ROOT / "pyproject.toml").read_text()

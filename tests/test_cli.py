@@ -379,3 +379,19 @@ def test_fit_without_amounts_end_to_end(tmp_path, small_log, capsys):
     plots = {p.stem for p in (out / "plots").glob("*.png")}
     assert plots == PLOTS - {"trace_gamma_gamma", "equity_posterior", "equity_by_segment", "equity_by_stage", "pareto"}
     assert NO_AMOUNT_TEXT in (out / "report.html").read_text()
+
+
+def test_help_states_each_default_once(capsys):
+    # The help strings name their defaults; a formatter that appends "(default: ...)" again
+    # (ArgumentDefaultsHelpFormatter, once on the demo parser) printed every one twice.
+    for name in ("demo", "fit"):
+        assert main([name, "--help"]) == 0
+        text = capsys.readouterr().out
+        # One entry per option: its first line starts with "  -" (or a positional at two
+        # spaces), continuation lines are indented further.
+        entries = re.split(r"\n(?=  \S)", text.split("options:", 1)[1])
+        twice = [" ".join(e.split()) for e in entries if e.lower().count("default") > 1]
+        assert not twice, (name, twice)
+        assert "--out DIR" in text
+    assert main(["demo", "--help"]) == 0
+    assert "(default clvbayes-demo)" in " ".join(capsys.readouterr().out.split())

@@ -24,7 +24,7 @@ from clvbayes.data.compress import compress_rows
 from clvbayes.data.read import read_transactions
 from clvbayes.data.rfm import rfm_summary
 from clvbayes.data.split import calibration_holdout_split
-from clvbayes.data.validate import DataValidationError
+from clvbayes.data.validate import AmbiguousDateWarning, DataValidationError
 from clvbayes.models.base import NotFittedError
 from clvbayes.models.bayesian import ConvergenceDiagnosticWarning
 from clvbayes.models.bgnbd import BetaGeoModel
@@ -56,6 +56,7 @@ __all__ = [
     "rfm_summary",
     "calibration_holdout_split",
     "compress_rows",
+    "AmbiguousDateWarning",
     "DataValidationError",
     "NotFittedError",
     "ConvergenceWarning",

@@ -65,7 +65,7 @@ def _settings(args: argparse.Namespace, **fixed):
         horizon=args.horizon, discount_rate=args.discount_rate, margin=args.margin, period=args.period,
         contact_cost=args.contact_cost, acquisition_cost=args.acquisition_cost, new_window=args.new_window,
         chains=args.chains, draws=args.draws, tune=args.tune, value_draws=args.value_draws or None,
-        seed=args.seed, hdi_prob=args.hdi_prob,
+        seed=args.seed, hdi_prob=args.hdi_prob, refunds=getattr(args, "refunds", "raise"),
     )
     values.update(fixed)
     settings = AnalysisSettings(**values)
@@ -162,8 +162,10 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _fit(args: argparse.Namespace) -> int:
+    import warnings
+
     from clvbayes.data.read import read_transactions
-    from clvbayes.data.validate import DataValidationError
+    from clvbayes.data.validate import AmbiguousDateWarning, DataValidationError
 
     out = Path(args.out)
     settings = _settings(args)
@@ -173,12 +175,17 @@ def _fit(args: argparse.Namespace) -> int:
                                    "amounts (--amount-col none) does not have; leave them out.")
     _check_out(out, args.overwrite)
     try:
-        transactions = read_transactions(
-            args.transactions, customer_col=args.customer_col, date_col=args.date_col,
-            amount_col=amount_col, date_format=args.date_format,
-        )
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", AmbiguousDateWarning)
+            transactions = read_transactions(
+                args.transactions, customer_col=args.customer_col, date_col=args.date_col,
+                amount_col=amount_col, date_format=args.date_format, date_unit=args.date_unit,
+                refunds=args.refunds,
+            )
     except DataValidationError as err:
         raise _Failure(EXIT_DATA, str(err)) from err
+    for w in caught:  # a plain line on stderr, not a Python warning with a source location
+        print(f"clvbayes fit: warning: {w.message}", file=sys.stderr)
     command = "clvbayes fit " + " ".join(shlex.quote(a) for a in args.argv)
     return _run(transactions, settings, args, str(args.transactions), command)
 
@@ -191,6 +198,17 @@ def _positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
     return value
+
+
+def _date(text: str) -> str:
+    """A --calibration-end/--observation-end value: checked here (a usage error), passed on as written."""
+    from clvbayes.data.validate import parse_end_date
+
+    try:
+        parse_end_date(text, "date")
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a date such as 2024-03-31, got {text!r}") from None
+    return text
 
 
 def _add_model_options(p: argparse.ArgumentParser, *, draws: int, tune: int, chains: int) -> None:
@@ -230,6 +248,7 @@ def _add_model_options(p: argparse.ArgumentParser, *, draws: int, tune: int, cha
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``clvbayes`` command."""
     from clvbayes._version import __version__
+    from clvbayes.data.validate import DATE_UNITS
 
     parser = argparse.ArgumentParser(
         prog="clvbayes",
@@ -271,16 +290,24 @@ def build_parser() -> argparse.ArgumentParser:
                       help="column with the customer id (default customer_id)")
     cols.add_argument("--date-col", default="date", metavar="NAME", help="column with the purchase date (default date)")
     cols.add_argument("--amount-col", default="amount", metavar="NAME",
-                      help="column with the amount spent, >= 0 (default amount); 'none' for a log without "
-                           "amounts: purchases, P(alive), churn and stages only, no spend, CLV or equity")
+                      help="column with the amount spent, >= 0 unless --refunds (default amount); 'none' for a log "
+                           "without amounts: purchases, P(alive), churn and stages only, no spend, CLV or equity")
     cols.add_argument("--date-format", default=None, metavar="FMT",
-                      help="date format such as %%Y%%m%%d (default: inferred; ISO dates always work)")
+                      help="date format such as %%Y%%m%%d or %%d/%%m/%%Y (default: ISO dates and date-times, "
+                           "else inferred from the first value; a warning says when day and month could be swapped)")
+    cols.add_argument("--date-unit", default=None, choices=DATE_UNITS, metavar="UNIT",
+                      help="the dates are numbers counting time since 1970-01-01 in this unit: s (epoch seconds), "
+                           "ms, us, ns, m, h or D (days); numeric dates are refused without it")
+    cols.add_argument("--refunds", default="raise", choices=("raise", "drop", "net"),
+                      help="negative amounts: raise (an error, default), drop (ignore them) or net (subtract "
+                           "each from the same day's or the latest earlier purchase, never below 0)")
     per = fit.add_argument_group("periods")
-    per.add_argument("--calibration-end", default=None, metavar="DATE",
+    per.add_argument("--calibration-end", default=None, type=_date, metavar="DATE",
                      help="last day of the calibration period: the models are also fitted up to this day and "
                           "their forecast of the rest is checked against what happened (default: no check)")
-    per.add_argument("--observation-end", default=None, metavar="DATE",
-                     help="last day of observation; values are as of this day (default: the last purchase)")
+    per.add_argument("--observation-end", default=None, type=_date, metavar="DATE",
+                     help="last day of observation; values are as of this day and later purchases are left out "
+                          "(the report says how many) (default: the last purchase)")
     per.add_argument("--time-unit", default="W", metavar="UNIT",
                      help="time unit of the models: W (weeks), D (days) or e.g. 14D (default W)")
     fit.add_argument("--out", required=True, metavar="DIR", help="report folder to create")

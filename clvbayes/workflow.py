@@ -43,7 +43,8 @@ import numpy as np
 import pandas as pd
 
 from clvbayes._version import __version__
-from clvbayes.data.rfm import time_unit_length
+from clvbayes.data.rfm import rows_until, time_unit_length
+from clvbayes.data.validate import parse_end_date
 from clvbayes.value.quantities import hdi_names
 
 __all__ = ["AnalysisSettings", "Analysis", "run_analysis", "analysis_steps", "StepPrinter", "NO_AMOUNTS"]
@@ -66,7 +67,9 @@ class AnalysisSettings:
     calibration_end : str or None
         Last day of the calibration period; None: no holdout check.
     observation_end : str or None
-        Last day of observation; None: the day of the last purchase.
+        Last day of observation; None: the day of the last purchase. Purchases after it are
+        left out ("as of that date"); their number is recorded as
+        ``rows_after_observation_end``.
     time_unit : str
         Time unit of the models (a pandas offset of whole days: ``"W"``, ``"D"``, ``"14D"``).
     horizon : float or None
@@ -91,6 +94,8 @@ class AnalysisSettings:
         Random seed of every fit and simulation.
     hdi_prob : float
         Mass of the credible intervals.
+    refunds : str
+        Negative amounts: ``"raise"``, ``"drop"`` or ``"net"`` (as in :func:`clvbayes.rfm_summary`).
     """
 
     calibration_end: str | None = None
@@ -109,6 +114,7 @@ class AnalysisSettings:
     value_draws: int | None = 1000
     seed: int = 1
     hdi_prob: float = 0.94
+    refunds: str = "raise"
 
     def unit_days(self) -> float:
         """Length of one time unit in days."""
@@ -144,8 +150,12 @@ class AnalysisSettings:
             raise ValueError(f"value_draws must be at least 1, got {self.value_draws!r}.")
         if not 0 < self.hdi_prob < 1:
             raise ValueError(f"hdi_prob must be in (0, 1), got {self.hdi_prob!r}.")
-        if self.calibration_end is not None and self.observation_end is not None:
-            if pd.Timestamp(self.calibration_end) >= pd.Timestamp(self.observation_end):
+        if self.refunds not in ("raise", "drop", "net"):
+            raise ValueError(f"refunds must be 'raise', 'drop' or 'net', got {self.refunds!r}.")
+        ends = {name: parse_end_date(getattr(self, name), name)
+                for name in ("calibration_end", "observation_end") if getattr(self, name) is not None}
+        if len(ends) == 2:
+            if ends["calibration_end"] >= ends["observation_end"]:
                 raise ValueError(
                     f"calibration_end ({self.calibration_end}) must come before observation_end ({self.observation_end})."
                 )
@@ -322,12 +332,16 @@ def run_analysis(
         timings[name] = time.perf_counter() - start
 
     with step("summarise", "summarising the purchase log"):
-        data = rfm_summary(transactions, observation_end=s.observation_end, time_unit=s.time_unit, amount=amount)
+        r["rows_after_observation_end"] = 0
+        if s.observation_end is not None:  # "as of that date": later purchases are left out, and counted
+            transactions, r["rows_after_observation_end"] = rows_until(transactions, s.observation_end)
+        data = rfm_summary(transactions, observation_end=s.observation_end, time_unit=s.time_unit,
+                           refunds=s.refunds, amount=amount)
         calibration = None
         if holdout:
             calibration = calibration_holdout_split(
                 transactions, calibration_end=s.calibration_end, observation_end=s.observation_end,
-                time_unit=s.time_unit, amount=amount,
+                time_unit=s.time_unit, amount=amount, refunds=s.refunds,
             )
     bg_cal = gg_cal = validation = tracking = None
     if holdout:
@@ -340,8 +354,10 @@ def run_analysis(
                 random_seed=s.seed,
             )
         with step("tracking", "tracking repeat purchases period by period"):
+            # refunds never create a purchase occasion (tracking counts occasions only)
+            purchases = transactions.loc[transactions["amount"] >= 0] if "amount" in transactions else transactions
             tracking = purchase_tracking(
-                bg_cal, transactions, calibration_end=s.calibration_end, observation_end=s.observation_end,
+                bg_cal, purchases, calibration_end=s.calibration_end, observation_end=s.observation_end,
                 time_unit=s.time_unit, n_draws=s.value_draws, hdi_prob=s.hdi_prob,
             )
     with step("fit", f"fitting {models} (NUTS) to the whole observation period"):
@@ -434,6 +450,7 @@ def _summary_dict(a: Analysis) -> dict:
             "last_date": str(pd.Timestamp(tx["date"].max()).date()),
             "total_spend": float(tx["amount"].sum()) if "amount" in tx else None,
             "amounts": a.has_amounts,
+            "rows_after_observation_end": int(a.settings.get("rows_after_observation_end", 0)),
         },
         "parameters": {},
         "diagnostics": {},

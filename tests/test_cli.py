@@ -203,14 +203,77 @@ def test_fit_bad_input_exits_nonzero_and_writes_nothing(tmp_path, capsys, case):
 
 
 def test_fit_data_problem_found_after_reading_writes_nothing(tmp_path, capsys):
-    """Purchases after --observation-end are a data error raised by the summary, not the reader."""
+    """A problem the summary finds (not the reader) stops before anything is written."""
     path = tmp_path / "log.csv"
     path.write_text(CSV_HEADER + "a,1997-01-03,10\na,1997-03-03,10\nb,1997-02-05,7\n")
     code = main(["fit", str(path), "--customer-col", "Customer", "--date-col", "Day", "--amount-col", "Revenue",
-                 "--observation-end", "1997-02-01", "--out", str(tmp_path / "report"), *FAST_CLI])
+                 "--calibration-end", "1996-12-31", "--out", str(tmp_path / "report"), *FAST_CLI])
     assert code == EXIT_DATA
-    assert "observation_end" in capsys.readouterr().err
+    assert "calibration_end" in capsys.readouterr().err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["log.csv"]
+
+
+def test_fit_observation_end_before_the_last_purchase_leaves_later_rows_out(tmp_path, capsys):
+    """"As of that date": the rows after --observation-end are left out and counted in the
+    report; ids are kept as written ('007' and '7' are two customers) and customers.csv joins
+    back to the source file."""
+    rng = np.random.default_rng(5)
+    rows = []
+    for k in range(60):
+        cid = f"{k:03d}" if k % 2 else str(k)  # '001', '2', '003', ... and '7' next to '007'
+        first = pd.Timestamp("2024-01-01") + pd.Timedelta(days=int(rng.integers(0, 60)))
+        for j in range(1 + int(rng.poisson(2))):
+            rows.append((cid, first + pd.Timedelta(days=int(7 * j + rng.integers(0, 5))), float(rng.gamma(4, 5))))
+    rows += [("7", pd.Timestamp("2024-01-03"), 9.0), ("007", pd.Timestamp("2024-01-04"), 8.0)]
+    log = pd.DataFrame(rows, columns=["Customer", "Day", "Revenue"])
+    path = tmp_path / "log.csv"
+    log.assign(Day=log["Day"].dt.strftime("%Y-%m-%d")).to_csv(path, index=False)
+    end = "2024-03-15"
+    late = int((log["Day"] > end).sum())
+    assert late > 0
+    out = tmp_path / "report"
+    code = main(["fit", str(path), "--customer-col", "Customer", "--date-col", "Day", "--amount-col", "Revenue",
+                 "--observation-end", end, "--time-unit", "D", "--out", str(out), "--draws", "100", "--tune", "100",
+                 "--chains", "2", "--value-draws", "50", "--seed", "3", "--quiet"])
+    assert code == 0, capsys.readouterr().err
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["data"]["rows_after_observation_end"] == late
+    assert summary["data"]["transactions"] == len(log) - late and summary["data"]["last_date"] <= end
+    assert f"{late:,} purchases after the observation end" in (out / "report.html").read_text()
+    table = pd.read_csv(out / "customers.csv", dtype={"customer_id": str})
+    source = pd.read_csv(path, dtype={"Customer": str})
+    assert {"7", "007"} <= set(table["customer_id"])
+    kept = source.loc[source["Day"] <= end, "Customer"]
+    assert set(table["customer_id"]) == set(kept)
+
+
+@pytest.mark.parametrize("option", ["--observation-end", "--calibration-end"])
+def test_fit_unparseable_end_date_is_a_usage_error(tmp_path, capsys, option):
+    path = tmp_path / "log.csv"
+    path.write_text(CSV_HEADER + "a,1997-01-03,10\n")
+    code = main(["fit", str(path), "--out", str(tmp_path / "r"), option, "1997-13-45"])
+    err = capsys.readouterr().err
+    assert code == EXIT_USAGE and option in err and "1997-13-45" in err
+    assert not (tmp_path / "r").exists()
+
+
+def test_fit_passes_date_unit_and_refunds_through(tmp_path, monkeypatch, capsys):
+    import clvbayes.cli as cli
+
+    path = tmp_path / "log.csv"
+    path.write_text("customer_id,date,amount\na,1704067200,10\na,1704672000,-4\nb,1704153600,3\n")
+    seen = {}
+    monkeypatch.setattr(cli, "_run", lambda transactions, settings, *a: seen.update(tx=transactions, s=settings) or 0)
+    assert main(["fit", str(path), "--out", str(tmp_path / "r")]) == EXIT_DATA  # numbers, not dates
+    assert main(["fit", str(path), "--date-unit", "s", "--out", str(tmp_path / "r")]) == EXIT_DATA  # refund
+    assert main(["fit", str(path), "--date-unit", "s", "--refunds", "net", "--out", str(tmp_path / "r")]) == 0
+    assert seen["tx"]["date"].iloc[0] == pd.Timestamp("2024-01-01") and seen["s"].refunds == "net"
+    path.write_text("customer_id,date,amount\na,03/04/2024,10\nb,05/06/2024,3\n")
+    assert main(["fit", str(path), "--out", str(tmp_path / "r")]) == 0
+    err = capsys.readouterr().err
+    assert "clvbayes fit: warning: Every date reads both" in err and "month first" in err
+    data = clvbayes.rfm_summary(seen["tx"], refunds=seen["s"].refunds)
+    assert data.loc["a", "frequency"] == 0  # the refund is netted against the purchase, not a new occasion
 
 
 def test_fit_missing_file(tmp_path, capsys):

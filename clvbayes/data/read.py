@@ -9,12 +9,13 @@ names ``customer_id``, ``date`` and ``amount``.
 
 from __future__ import annotations
 
+import csv
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from clvbayes.data.validate import DataValidationError
+from clvbayes.data.validate import BadDates, DataValidationError, parse_dates
 
 __all__ = ["read_transactions"]
 
@@ -31,23 +32,50 @@ def _where(labels: np.ndarray, values: np.ndarray, kind: str) -> str:
     return ", ".join(shown) + more
 
 
+_PARQUET_MAGIC = b"PAR1"
+_PARQUET_SUFFIXES = (".parquet", ".pq")
+
+
+def _header_duplicates(path: Path) -> list[str]:
+    """Names that occur more than once in the CSV header line (pandas would rename them ``x.1``)."""
+    with path.open(encoding="utf-8-sig", errors="replace", newline="") as f:
+        header = next(csv.reader(f), [])
+    names = [name for name in header if name != ""]  # empty names: trailing commas, ignored
+    return sorted({name for name in names if names.count(name) > 1})
+
+
 def _read_raw(path: Path) -> tuple[pd.DataFrame, str]:
-    suffix = path.suffix.lower()
-    if suffix in (".parquet", ".pq"):
+    """The file as a frame, and what its rows are called in messages ("line" or "row")."""
+    with path.open("rb") as f:
+        is_parquet = f.read(4) == _PARQUET_MAGIC  # the format by content, whatever the suffix
+    if is_parquet:
         try:
             return pd.read_parquet(path), "row"
         except (OSError, ValueError) as err:  # pyarrow's ArrowInvalid is a ValueError
             raise DataValidationError(f"{path} could not be read as Parquet: {err}") from err
     if path.stat().st_size == 0:
         raise DataValidationError(f"{path} is empty (0 bytes): expected a header line and one line per purchase.")
+    not_parquet = (
+        f" (its name ends in {path.suffix} but it is not a Parquet file: those start with 'PAR1')"
+        if path.suffix.lower() in _PARQUET_SUFFIXES else ""
+    )
     try:
-        # strings throughout, so that a bad value can be quoted exactly as it is in the file;
-        # blank lines kept (as all-missing rows) so that row i is line i + 2
-        raw = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""], skip_blank_lines=False)
+        dup = _header_duplicates(path)
+        # strings throughout, so that a bad value can be quoted exactly as it is in the file
+        # (and ids stay as written: '007' is not 7); blank lines kept (as all-missing rows)
+        # so that row i is line i + 2; index_col=False: a comma at the end of every line is
+        # an empty last field, not a shift of the columns
+        raw = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""], skip_blank_lines=False,
+                          index_col=False)
     except pd.errors.EmptyDataError as err:
         raise DataValidationError(f"{path} is empty: expected a header line and one line per purchase.") from err
-    except (pd.errors.ParserError, UnicodeDecodeError) as err:
-        raise DataValidationError(f"{path} is not a readable CSV file: {err}") from err
+    except (pd.errors.ParserError, UnicodeDecodeError, csv.Error) as err:
+        raise DataValidationError(f"{path} is not a readable CSV file{not_parquet}: {err}") from err
+    if dup:
+        raise DataValidationError(
+            f"{path} has the column name{'s' if len(dup) > 1 else ''} {', '.join(map(repr, dup))} more than once "
+            "in its header line: rename the duplicates so that each column is unambiguous."
+        )
     return raw, "line"
 
 
@@ -58,34 +86,58 @@ def read_transactions(
     date_col: str = "date",
     amount_col: str | None = "amount",
     date_format: str | None = None,
+    date_unit: str | None = None,
+    refunds: str = "raise",
 ) -> pd.DataFrame:
     """Read a purchase log (one row per purchase) from a CSV or Parquet file.
 
     Parameters
     ----------
     path
-        A ``.csv`` file (any other suffix is read as CSV) or a ``.parquet``/``.pq`` file.
+        A CSV file (header line required) or a Parquet file. The format is recognised by
+        content (Parquet files start with ``PAR1``), not by the suffix.
     customer_col, date_col, amount_col
         Column names in the file. ``amount_col=None``: the log has no spend column.
     date_format
-        A :func:`pandas.to_datetime` format such as ``"%Y%m%d"``; default: inferred from the
-        values (ISO dates ``1997-01-01`` always work).
+        A :func:`pandas.to_datetime` format such as ``"%Y%m%d"`` or ``"%d/%m/%Y"``;
+        default: ISO 8601 dates and date-times (mixed freely), otherwise one format
+        inferred from the first value.
+    date_unit
+        Unit of numeric dates as time since 1970-01-01 (``"s"`` epoch seconds, ``"ms"``,
+        ``"D"`` days, ...: :data:`clvbayes.data.validate.DATE_UNITS`). Numeric dates are
+        refused without it (or, for text such as ``20240131``, without ``date_format``).
+    refunds
+        ``"raise"`` (default): negative amounts are an error; ``"drop"`` or ``"net"``: they
+        are kept for :func:`clvbayes.rfm_summary` to drop or net.
 
     Returns
     -------
     pandas.DataFrame
-        Columns ``customer_id`` (as read: integer if every id is an integer, otherwise
-        string), ``date`` (datetime64) and, with ``amount_col``, ``amount`` (float64), in file
-        order. Blank lines are skipped.
+        Columns ``customer_id`` (exactly as written: text for CSV, so ``007`` and ``7``
+        are two customers and 20-digit ids stay intact; the column's own dtype for
+        Parquet), ``date`` (naive datetime64[ns]: time-zone-aware values keep the wall
+        time and calendar day as written, not converted to UTC) and, with
+        ``amount_col``, ``amount`` (float64), in file order. Blank lines are skipped; an
+        empty column from commas at the end of the lines is ignored.
+
+    Warns
+    -----
+    AmbiguousDateWarning
+        When every date reads both as month/day and day/month (``03/04/2024``); month
+        first is used.
 
     Raises
     ------
     DataValidationError
-        If the file is missing, empty or unreadable, a column is missing (the message lists
-        the columns present), or a value is missing, not a date, not a number, infinite or
+        If the file is missing, empty or unreadable, a column name is repeated in the
+        header, a column is missing (the message lists the columns present), or a value
+        is missing, not a date (numbers without ``date_unit``, several UTC offsets in the
+        column, outside 1677-09-22..2262-04-11), not a number (or true/false), infinite or
         negative; the message names the column and the first lines (CSV, header = line 1)
         or rows (Parquet, first row = 1) at fault, with their values.
     """
+    if refunds not in ("raise", "drop", "net"):
+        raise ValueError(f"refunds must be 'raise', 'drop' or 'net', got {refunds!r}.")
     path = Path(path)
     if not path.is_file():
         raise DataValidationError(f"{path} does not exist or is not a file.")
@@ -123,36 +175,31 @@ def read_transactions(
 
     dates_raw = raw[date_col]
     fail(date_col, dates_raw.isna().to_numpy(), "missing dates", "Every purchase needs a date.")
-    if pd.api.types.is_datetime64_any_dtype(dates_raw):
-        dates = dates_raw
-    else:
-        kwargs = {"format": date_format} if date_format else {}
-        dates = pd.to_datetime(dates_raw.astype(str), errors="coerce", **kwargs)
-        hint = (
-            f"Fix those values, or pass --date-format (now {date_format!r})."
-            if date_format
-            else "Fix those values, or pass --date-format (e.g. '%Y-%m-%d' or '%Y%m%d') if the dates are "
-            "valid but in another format than the first rows."
-        )
-        fail(date_col, dates.isna().to_numpy(), "values that are not dates", hint)
+    try:
+        dates = parse_dates(dates_raw, date_format=date_format, date_unit=date_unit)
+    except BadDates as bad:
+        fail(date_col, bad.mask, bad.what, bad.fix)
 
     out = pd.DataFrame(index=pd.RangeIndex(len(raw)))
-    id_values = ids.to_numpy()
-    as_int = pd.to_numeric(ids, errors="coerce")
-    if as_int.notna().all() and (as_int % 1 == 0).all():
-        out["customer_id"] = as_int.to_numpy().astype(np.int64)
-    else:
-        out["customer_id"] = id_values.astype(str)
-    out["date"] = pd.DatetimeIndex(dates.to_numpy()).as_unit("ns")
+    out["customer_id"] = ids.to_numpy()  # as written: never turned into numbers
+    out["date"] = dates
 
     if amount_col is not None:
         amount_raw = raw[amount_col]
         fail(amount_col, amount_raw.isna().to_numpy(), "missing amounts", "Every purchase needs its amount.")
-        amounts = pd.to_numeric(amount_raw, errors="coerce").to_numpy(dtype=np.float64)
+        if pd.api.types.is_bool_dtype(amount_raw.dtype):
+            is_bool = np.ones(len(raw), dtype=bool)
+        else:
+            is_bool = amount_raw.astype(str).str.strip().str.lower().isin(["true", "false"]).to_numpy()
+        fail(amount_col, is_bool, "true/false values, not amounts",
+             "Pass the column with the amount spent per purchase (--amount-col).")
+        amounts = pd.to_numeric(amount_raw, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
         fail(amount_col, np.isnan(amounts), "values that are not numbers",
              "Amounts must be plain numbers (no currency signs or thousands separators).")
         fail(amount_col, np.isinf(amounts), "infinite amounts", "Amounts must be finite.")
-        fail(amount_col, amounts < 0, "negative amounts (refunds?)",
-             "Remove refunds from the log or net them against the purchase they refund before fitting.")
+        if refunds == "raise":
+            fail(amount_col, amounts < 0, "negative amounts (refunds?)",
+                 "Remove refunds from the log, net them against the purchase they refund, or pass "
+                 "--refunds drop (ignore them) or --refunds net (subtract them from the customer's purchases).")
         out["amount"] = amounts
     return out

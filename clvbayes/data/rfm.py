@@ -8,12 +8,12 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from clvbayes.data.validate import DataValidationError, validate_transactions
+from clvbayes.data.validate import DataValidationError, _naive, parse_end_date, validate_transactions
 
 if TYPE_CHECKING:  # the optional dask extra
     import dask.dataframe as dd
 
-__all__ = ["rfm_summary", "time_unit_length", "purchase_occasions", "occasions_until"]
+__all__ = ["rfm_summary", "time_unit_length", "purchase_occasions", "occasions_until", "rows_until"]
 
 # Calendar months and years have no fixed length; a model on a time scale that changes
 # length from period to period is not what BG/NBD assumes, so they are refused.
@@ -52,7 +52,10 @@ def purchase_occasions(clean: pd.DataFrame, *, refunds: str = "raise") -> pd.Dat
 
     Amounts of one customer on one day are summed. With ``refunds="net"``, a negative
     amount is subtracted from the purchase occasion of the same day or, when there is none,
-    from the customer's latest earlier occasion; refunds never create an occasion.
+    from the customer's latest earlier occasion; refunds never create an occasion. An
+    occasion whose refunds exceed its purchases is clamped at 0 (the surplus refunds
+    nothing else), so netted spend is never negative; the occasion still counts as a
+    purchase occasion.
 
     Returns a frame with ``customer_id``, ``day`` and, if present, ``amount``, sorted by
     customer and day.
@@ -82,7 +85,8 @@ def purchase_occasions(clean: pd.DataFrame, *, refunds: str = "raise") -> pd.Dat
         netted = target.groupby(["customer_id", "occasion_day"], observed=True)["amount"].sum()
         occ = occ.set_index(["customer_id", "day"])
         netted.index = netted.index.set_names(["customer_id", "day"])
-        occ["amount"] = occ["amount"].add(netted, fill_value=0.0)
+        # a refund larger than the occasion it nets against would give a negative spend
+        occ["amount"] = occ["amount"].add(netted, fill_value=0.0).clip(lower=0.0)
         return occ.reset_index()
     cols = ["amount"] if has_amount else []
     grouped = df.groupby(["customer_id", "day"], sort=True, observed=True)
@@ -98,12 +102,14 @@ def occasions_until(
     amount: str | None,
     observation_end: str | pd.Timestamp | None,
     refunds: str,
+    date_unit: str | None = None,
 ) -> tuple[pd.DataFrame, pd.Timestamp]:
     """Validate a log and merge it into purchase occasions; also return the end date used.
 
-    ``observation_end`` defaults to the day of the last transaction.
+    ``observation_end`` defaults to the day of the last transaction; a tz-aware one keeps
+    its wall time (see :func:`clvbayes.data.validate.validate_transactions`).
     """
-    end = None if observation_end is None else pd.Timestamp(observation_end)
+    end = None if observation_end is None else parse_end_date(observation_end, "observation_end")
     clean = validate_transactions(
         transactions,
         customer_id=customer_id,
@@ -111,6 +117,7 @@ def occasions_until(
         amount=amount,
         observation_end=end,
         refunds=refunds,
+        date_unit=date_unit,
     )
     if end is None:
         end = clean["date"].max().normalize()
@@ -150,6 +157,7 @@ def rfm_summary(
     observation_end: str | pd.Timestamp | None = None,
     time_unit: str = "W",
     refunds: str = "raise",
+    date_unit: str | None = None,
 ) -> pd.DataFrame | dd.DataFrame:
     """Summarise a transaction log into one row per customer.
 
@@ -162,7 +170,11 @@ def rfm_summary(
     observation_end
         End of the observation period (a date; time is measured to its start, i.e.
         midnight). Defaults to the last transaction date. Transactions after it are an
-        error; use :func:`calibration_holdout_split` to keep them as a holdout.
+        error (deliberately: an end date before the last purchase is more often a typo
+        than a wish to ignore data); filter the log first (``clvbayes fit
+        --observation-end`` does, and reports how many rows it left out), or use
+        :func:`calibration_holdout_split` to keep them as a holdout. A tz-aware value
+        keeps its wall time, like the dates of the log (see Notes).
     time_unit
         Unit of ``recency`` and ``T``: ``"W"`` (exactly 7 days, the default), ``"D"``,
         ``"h"`` or a fixed duration such as ``"14D"``. Times are continuous (fractional
@@ -170,7 +182,11 @@ def rfm_summary(
     refunds
         Negative amounts: ``"raise"`` (default), ``"drop"`` (ignore those rows) or
         ``"net"`` (subtract each refund from the same day's purchase or, when there is
-        none, from the customer's latest earlier purchase occasion).
+        none, from the customer's latest earlier purchase occasion; an occasion is never
+        netted below 0, see :func:`purchase_occasions`).
+    date_unit
+        Unit of a numeric date column (time since 1970-01-01): ``"s"`` (epoch seconds),
+        ``"ms"``, ``"D"`` (days), ...; numeric dates without it are an error.
 
     Returns
     -------
@@ -186,6 +202,14 @@ def rfm_summary(
           present when ``amount`` is given.
         - ``first_purchase``: date of the first occasion (for cohorts).
 
+    Notes
+    -----
+    Customer ids are kept as they are (``"007"`` and ``"7"`` are two customers); an
+    object column mixing text and numbers is an error. Dates: a purchase belongs to the
+    calendar day written in the data's own UTC offset, never converted to UTC; several
+    offsets in one column are an error; see
+    :func:`clvbayes.data.validate.validate_transactions`.
+
     Examples
     --------
     >>> from clvbayes.datasets import load_cdnow_sample
@@ -199,6 +223,7 @@ def rfm_summary(
         from clvbayes.distributed.summary import is_distributed_input, rfm_summary_dask
 
         if is_distributed_input(transactions):
+            _no_date_unit_on_dask(date_unit)
             return rfm_summary_dask(
                 transactions, customer_id=customer_id, date=date, amount=amount,
                 observation_end=observation_end, time_unit=time_unit, refunds=refunds,
@@ -206,8 +231,36 @@ def rfm_summary(
     unit = time_unit_length(time_unit)
     occ, end = occasions_until(
         transactions, customer_id=customer_id, date=date, amount=amount,
-        observation_end=observation_end, refunds=refunds,
+        observation_end=observation_end, refunds=refunds, date_unit=date_unit,
     )
     out = _summarise_occasions(occ, end, unit, amount is not None)
     out.attrs["time_unit"] = time_unit
     return out
+
+
+def _no_date_unit_on_dask(date_unit: str | None) -> None:
+    if date_unit is not None:
+        raise NotImplementedError(
+            "date_unit is not supported for Dask or Parquet-path inputs: convert the column first, e.g. "
+            "ddf['date'] = dd.to_datetime(ddf['date'], unit='s')."
+        )
+
+
+def rows_until(
+    transactions: pd.DataFrame, observation_end: str | pd.Timestamp, *, date: str = "date"
+) -> tuple[pd.DataFrame, int]:
+    """The rows of a log dated on or before the day ``observation_end``, and how many were left out.
+
+    "As of that date": what :func:`clvbayes.rfm_summary` needs when ``observation_end``
+    comes before the last purchase (``clvbayes fit --observation-end`` uses it and reports
+    the count). The dates must already be datetimes (as from
+    :func:`clvbayes.data.read.read_transactions`).
+    """
+    end = parse_end_date(observation_end, "observation_end")
+    late = np.asarray(_naive(pd.DatetimeIndex(transactions[date])).normalize() > end)
+    if late.all() and len(late):
+        raise DataValidationError(
+            f"All {len(late):,} purchases are dated after observation_end={end.date()}: nothing is left to "
+            "summarise. Move observation_end later."
+        )
+    return transactions.loc[~late].reset_index(drop=True), int(late.sum())

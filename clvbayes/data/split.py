@@ -8,8 +8,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from clvbayes.data.rfm import _summarise_occasions, occasions_until, time_unit_length
-from clvbayes.data.validate import DataValidationError
+from clvbayes.data.rfm import _no_date_unit_on_dask, _summarise_occasions, occasions_until, time_unit_length
+from clvbayes.data.validate import DataValidationError, parse_end_date
 
 if TYPE_CHECKING:  # the optional dask extra
     import dask.dataframe as dd
@@ -27,6 +27,7 @@ def calibration_holdout_split(
     amount: str | None = "amount",
     time_unit: str = "W",
     refunds: str = "raise",
+    date_unit: str | None = None,
 ) -> pd.DataFrame | dd.DataFrame:
     """Summarise a calibration period and count what each customer did in the holdout.
 
@@ -41,8 +42,9 @@ def calibration_holdout_split(
         Purchase log; not modified.
     calibration_end, observation_end
         Dates ending the two periods. ``observation_end`` defaults to the last
-        transaction date.
-    customer_id, date, amount, time_unit, refunds
+        transaction date. Time-zone-aware values keep their wall time, like the dates of
+        the log (the calendar day as written, not UTC).
+    customer_id, date, amount, time_unit, refunds, date_unit
         As in :func:`clvbayes.rfm_summary`.
 
     Returns
@@ -68,20 +70,19 @@ def calibration_holdout_split(
         from clvbayes.distributed.summary import calibration_holdout_split_dask, is_distributed_input
 
         if is_distributed_input(transactions):
+            _no_date_unit_on_dask(date_unit)
             return calibration_holdout_split_dask(
                 transactions, calibration_end=calibration_end, observation_end=observation_end,
                 customer_id=customer_id, date=date, amount=amount, time_unit=time_unit, refunds=refunds,
             )
     unit = time_unit_length(time_unit)
-    cal_end = pd.Timestamp(calibration_end)
-    if observation_end is not None and pd.Timestamp(observation_end) <= cal_end:
-        raise ValueError(
-            f"observation_end ({pd.Timestamp(observation_end).date()}) must come after "
-            f"calibration_end ({cal_end.date()})."
-        )
+    cal_end = parse_end_date(calibration_end, "calibration_end")
+    obs = None if observation_end is None else parse_end_date(observation_end, "observation_end")
+    if obs is not None and obs <= cal_end:
+        raise ValueError(f"observation_end ({obs.date()}) must come after calibration_end ({cal_end.date()}).")
     occ, obs_end = occasions_until(
         transactions, customer_id=customer_id, date=date, amount=amount,
-        observation_end=observation_end, refunds=refunds,
+        observation_end=observation_end, refunds=refunds, date_unit=date_unit,
     )
     if obs_end <= cal_end:
         raise DataValidationError(

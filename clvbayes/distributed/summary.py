@@ -37,9 +37,9 @@ import pandas as pd
 
 from clvbayes.data.rfm import occasions_until, rfm_summary
 from clvbayes.data.split import calibration_holdout_split
-from clvbayes.data.validate import DataValidationError, validate_transactions
+from clvbayes.data.validate import DataValidationError, parse_end_date, validate_transactions
 from clvbayes.distributed._dask import is_dask_collection, require_dask
-from clvbayes.models.base import WEIGHT_COLUMN  # the count column the models read
+from clvbayes.models.base import WEIGHT_COLUMN, WEIGHTS_ATTR  # the count column the models read
 
 __all__ = [
     "BGNBD_COLUMNS",
@@ -222,7 +222,7 @@ def rfm_summary_dask(
         _, last = _global_date_range(ddf, customer_id, date, amount, refunds)
         end = last.normalize()
     else:
-        end = pd.Timestamp(observation_end)
+        end = parse_end_date(observation_end, "observation_end")
     kwargs = {
         "customer_id": customer_id, "date": date, "amount": amount,
         "observation_end": end, "time_unit": time_unit, "refunds": refunds,
@@ -253,12 +253,10 @@ def calibration_holdout_split_dask(
     from clvbayes.data.rfm import time_unit_length
 
     time_unit_length(time_unit)
-    cal_end = pd.Timestamp(calibration_end)
-    if observation_end is not None and pd.Timestamp(observation_end) <= cal_end:
-        raise ValueError(
-            f"observation_end ({pd.Timestamp(observation_end).date()}) must come after "
-            f"calibration_end ({cal_end.date()})."
-        )
+    cal_end = parse_end_date(calibration_end, "calibration_end")
+    obs = None if observation_end is None else parse_end_date(observation_end, "observation_end")
+    if obs is not None and obs <= cal_end:
+        raise ValueError(f"observation_end ({obs.date()}) must come after calibration_end ({cal_end.date()}).")
     ddf = _as_dask_frame(transactions, "calibration_holdout_split on a Dask DataFrame or Parquet path")
     if observation_end is None:
         first, last = _global_date_range(ddf, customer_id, date, amount, refunds)
@@ -273,7 +271,7 @@ def calibration_holdout_split_dask(
                 f"No transaction falls on or before calibration_end={cal_end.date()}: move calibration_end later."
             )
     else:
-        obs_end = pd.Timestamp(observation_end)
+        obs_end = parse_end_date(observation_end, "observation_end")
     kwargs = {
         "calibration_end": cal_end, "observation_end": obs_end, "customer_id": customer_id,
         "date": date, "amount": amount, "time_unit": time_unit, "refunds": refunds,
@@ -302,8 +300,9 @@ def compress_summary(
     ----------
     summary
         A pandas or Dask customer summary (from :func:`clvbayes.rfm_summary` or
-        :func:`clvbayes.calibration_holdout_split`). If it already has a ``customers``
-        column (a compressed table), the counts are added up.
+        :func:`clvbayes.calibration_holdout_split`). If it is already a compressed table
+        (it carries ``attrs["clvbayes_weights"]``; for Dask: it has a ``customers``
+        column), the counts are added up.
     columns
         The columns whose distinct combinations are kept.
 
@@ -311,8 +310,10 @@ def compress_summary(
     -------
     pandas.DataFrame
         ``columns`` plus ``customers`` (int64, number of customers per row), sorted by
-        ``columns``, with a fresh RangeIndex. ``customers`` sums to the number of
-        customers; :class:`~clvbayes.BetaGeoModel` and :class:`~clvbayes.GammaGammaModel`
+        ``columns``, with a fresh RangeIndex and ``attrs["clvbayes_weights"] =
+        "customers"``, the mark that makes the models weight each row by the column (a
+        table read back from a file has lost it: set it again). ``customers`` sums to the
+        number of customers; :class:`~clvbayes.BetaGeoModel` and :class:`~clvbayes.GammaGammaModel`
         accept it directly. Dask summaries are reduced with a tree reduction
         (``groupby(...).size(split_out=1)``); only the small result comes back.
     """
@@ -324,7 +325,9 @@ def compress_summary(
         raise ValueError(
             f"The summary has no column(s) {missing}; columns present: {list(summary.columns)}."
         )
-    weighted = WEIGHT_COLUMN in summary.columns and WEIGHT_COLUMN not in columns
+    weighted = WEIGHT_COLUMN in summary.columns and WEIGHT_COLUMN not in columns and (
+        is_dask_collection(summary) or getattr(summary, "attrs", {}).get(WEIGHTS_ATTR) == WEIGHT_COLUMN
+    )
     # dropna=False: a NaN row stays a row, so the fit's validation names it
     if is_dask_collection(summary):
         grouped = summary[[*columns, WEIGHT_COLUMN] if weighted else columns].groupby(columns, dropna=False)
@@ -340,4 +343,5 @@ def compress_summary(
     table = table.sort_values(columns, kind="stable").reset_index(drop=True)
     table[WEIGHT_COLUMN] = table[WEIGHT_COLUMN].astype(np.int64)
     table.attrs.update(attrs)
+    table.attrs[WEIGHTS_ATTR] = WEIGHT_COLUMN
     return table

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import ClassVar
 
+import warnings
+
 import numpy as np
 import pandas as pd
 
@@ -14,10 +16,14 @@ from clvbayes.models.bayesian import BayesianMixin
 from clvbayes.models.mle import MLEResult, maximize_loglik
 from clvbayes.models.priors import Prior
 
-__all__ = ["BTYDModel", "NotFittedError", "WEIGHT_COLUMN"]
+__all__ = ["BTYDModel", "NotFittedError", "WEIGHT_COLUMN", "WEIGHTS_ATTR"]
 
-#: Optional column of a customer table: number of identical customers the row stands for.
+#: Column of a compressed customer table: number of identical customers the row stands for.
 WEIGHT_COLUMN = "customers"
+#: Key in ``DataFrame.attrs`` naming the weight column; set by
+#: :func:`clvbayes.distributed.compress_summary`. Only a table carrying it is weighted, so
+#: a column that happens to be called ``customers`` is never taken for counts.
+WEIGHTS_ATTR = "clvbayes_weights"
 
 
 def compress_weighted(*columns: np.ndarray, weights: np.ndarray | None = None) -> tuple[tuple[np.ndarray, ...], np.ndarray]:
@@ -106,25 +112,43 @@ class BTYDModel(BayesianMixin):
         return self.data
 
     def _weights(self, data: pd.DataFrame | None = None) -> np.ndarray | None:
-        """Customers per row from a ``customers`` column (a compressed table), else None.
+        """Customers per row of a compressed table, else None.
 
         A table from :func:`clvbayes.distributed.compress_summary` has one row per distinct
-        customer history and a ``customers`` count; fits weight each row by it, which gives
-        the same likelihood as the full summary.
+        customer history, a ``customers`` count and ``attrs["clvbayes_weights"] =
+        "customers"``; fits weight each row by that column, which gives the same likelihood
+        as the full summary. Without the mark no column is read as weights: a
+        ``customers`` column is then ignored, with a warning that says how to mark it.
         """
         frame = self._data_or_default(data)
-        if not isinstance(frame, pd.DataFrame) or WEIGHT_COLUMN not in frame.columns:
+        if not isinstance(frame, pd.DataFrame):
             return None
-        raw = frame[WEIGHT_COLUMN]
+        col = frame.attrs.get(WEIGHTS_ATTR)
+        if col is None:
+            if WEIGHT_COLUMN in frame.columns:
+                warnings.warn(
+                    f"Column {WEIGHT_COLUMN!r} is not used as row weights: the table does not carry the mark of "
+                    "clvbayes.distributed.compress_summary, so each row is one customer. If each row stands for "
+                    f"that many identical customers (e.g. a compressed table read back from a file), mark it: "
+                    f"table.attrs[{WEIGHTS_ATTR!r}] = {WEIGHT_COLUMN!r}.",
+                    UserWarning, stacklevel=3,
+                )
+            return None
+        if col not in frame.columns:
+            raise DataValidationError(
+                f"The table is marked as weighted by column {col!r} (attrs[{WEIGHTS_ATTR!r}]) but has no such "
+                f"column. Columns present: {list(frame.columns)}."
+            )
+        raw = frame[col]
         if not pd.api.types.is_numeric_dtype(raw.dtype) or pd.api.types.is_bool_dtype(raw.dtype):
             raise DataValidationError(
-                f"Column {WEIGHT_COLUMN!r} (customers per row) must be numeric, got dtype {raw.dtype}."
+                f"Column {col!r} (customers per row) must be numeric, got dtype {raw.dtype}."
             )
         w = raw.to_numpy(dtype=float, na_value=np.nan)
         bad = ~(np.isfinite(w) & (w >= 1) & (w == np.round(w)))
         if bad.any():
             raise DataValidationError(
-                f"Column {WEIGHT_COLUMN!r} (customers per row) has {bad.sum()} values that are not positive "
+                f"Column {col!r} (customers per row) has {bad.sum()} values that are not positive "
                 f"integers (e.g. {raw.to_numpy()[bad][:5].tolist()}). It counts identical customers per row, "
                 "as made by clvbayes.distributed.compress_summary."
             )

@@ -364,6 +364,10 @@ class BayesianMixin:
             raise ValueError(f"{path} holds a {stored or 'non-clvbayes'} fit, not a {cls.__name__}.")
         priors = {k: Prior.from_dict(v) for k, v in json.loads(attrs["clvbayes_priors"]).items()}
         data = idata.constant_data.to_dataframe()
+        from clvbayes.models.base import WEIGHT_COLUMN, WEIGHTS_ATTR
+
+        if WEIGHT_COLUMN in data.columns:  # written only by a weighted (compressed-table) fit
+            data.attrs[WEIGHTS_ATTR] = WEIGHT_COLUMN
         model = cls(data, priors=priors)
         model.idata_ = idata
         model.params_ = model._posterior_means(idata)

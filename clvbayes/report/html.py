@@ -176,6 +176,8 @@ def render_html(analysis, figures, *, command: str | None = None) -> str:
         d["source"], f"{d['transactions']:,}", f"{d['customers']:,}", f"{d['repeat_buyers']:,}",
         f"{d['first_date']} to {d['last_date']}", fmt(d["total_spend"]) if money else "no amount column",
     ]}, index=["source", "purchases", "customers", "repeat buyers", "dates", "total spend"])
+    if d.get("rows_after_observation_end"):
+        data_rows.loc["left out"] = f"{d['rows_after_observation_end']:,} purchases after the observation end"
     parts += ['<section id="data"><h2>Data</h2>', data_rows.to_html(border=0), "</section>"]
 
     # models

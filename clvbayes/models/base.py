@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Mapping
 from typing import ClassVar
 
@@ -12,7 +13,7 @@ from clvbayes.data.compress import compress_rows
 from clvbayes.data.validate import DataValidationError
 from clvbayes.models.bayesian import BayesianMixin
 from clvbayes.models.mle import MLEResult, maximize_loglik
-from clvbayes.models.priors import Prior
+from clvbayes.models.priors import Prior, check_priors
 
 __all__ = ["BTYDModel", "NotFittedError", "WEIGHT_COLUMN"]
 
@@ -41,7 +42,8 @@ class BTYDModel(BayesianMixin):
     """Base of :class:`~clvbayes.BetaGeoModel` and :class:`~clvbayes.GammaGammaModel`.
 
     Follows scikit-learn's conventions: the constructor stores its arguments unchanged and
-    does no work; fitting sets attributes with a trailing underscore (``params_``,
+    does no work beyond checking the prior names and types (a misspelt name is refused
+    here, not at the first fit); fitting sets attributes with a trailing underscore (``params_``,
     ``log_likelihood_``, ``standard_errors_``); predictions need a fitted model or one made
     with :meth:`from_params`.
     """
@@ -50,6 +52,7 @@ class BTYDModel(BayesianMixin):
     _model_name: ClassVar[str] = ""
 
     def __init__(self, data: pd.DataFrame | None = None, *, priors: Mapping[str, Prior] | None = None) -> None:
+        check_priors(priors, self.param_names, type(self).__name__)
         self.data = data
         self.priors = priors
 
@@ -81,11 +84,20 @@ class BTYDModel(BayesianMixin):
                 f"{cls.__name__} needs parameters {list(cls.param_names)}; got {sorted(keys)} "
                 f"(missing {sorted(expected - keys)}, unexpected {sorted(keys - expected)})."
             )
+        not_numbers = {
+            k: params[k] for k in cls.param_names
+            if isinstance(params[k], bool) or not isinstance(params[k], numbers.Real)
+        }
+        if not_numbers:
+            raise TypeError(
+                f"{cls.__name__} parameters must be numbers; got "
+                + ", ".join(f"{k}={v!r}" for k, v in not_numbers.items()) + "."
+            )
         values = np.array([float(params[k]) for k in cls.param_names])
         bad = ~(np.isfinite(values) & (values > 0))
         if bad.any():
-            names = [k for k, b in zip(cls.param_names, bad, strict=True) if b]
-            raise ValueError(f"{cls.__name__} parameters must be positive and finite; check {names}.")
+            shown = ", ".join(f"{k}={v!r}" for k, v, b in zip(cls.param_names, values, bad, strict=True) if b)
+            raise ValueError(f"{cls.__name__} parameters must be positive and finite; got {shown}.")
         return pd.Series(values, index=list(cls.param_names), name="value", dtype=float)
 
     def _params_array(self) -> np.ndarray:

@@ -45,9 +45,10 @@ _RULES = {
 }
 
 
-def fraction_rule(name: str) -> str:
+def fraction_rule(name: str, allow_zero: bool = True) -> str:
     """The rule of ``margin`` or ``discount_rate`` in words, for error messages."""
-    return _RULES[name]
+    rule = _RULES[name]
+    return rule if allow_zero else rule.replace("[0, 1]", "(0, 1]")
 
 
 def _is_number(value: object) -> bool:
@@ -86,18 +87,18 @@ def check_horizon(horizon: object, *, finite: bool = False, what: str | None = N
     return value
 
 
-def _check_fraction(value: object, name: str, upper: float) -> float:
-    if not _is_number(value) or math.isnan(value) or not 0 <= value <= upper:
+def _check_fraction(value: object, name: str, upper: float, allow_zero: bool = True) -> float:
+    if not _is_number(value) or math.isnan(value) or not 0 <= value <= upper or (value == 0 and not allow_zero):
         hint = ""
         if _is_number(value) and 1 < value <= 100:
             hint = f" (for {value:g}% write {value / 100:g})"
-        raise ValueError(f"{name} must be {fraction_rule(name)}; got {value!r}{hint}.")
+        raise ValueError(f"{name} must be {fraction_rule(name, allow_zero)}; got {value!r}{hint}.")
     return float(value)
 
 
-def check_margin(margin: object) -> float:
-    """A scalar profit margin in [0, 1]."""
-    return _check_fraction(margin, "margin", 1.0)
+def check_margin(margin: object, *, allow_zero: bool = True) -> float:
+    """A scalar profit margin in [0, 1] ((0, 1] unless ``allow_zero``)."""
+    return _check_fraction(margin, "margin", 1.0, allow_zero)
 
 
 def check_discount_rate(discount_rate: object) -> float:

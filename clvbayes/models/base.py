@@ -15,10 +15,14 @@ from clvbayes.models.bayesian import BayesianMixin
 from clvbayes.models.mle import MLEResult, maximize_loglik
 from clvbayes.models.priors import Prior, check_priors
 
-__all__ = ["BTYDModel", "NotFittedError", "WEIGHT_COLUMN"]
+__all__ = ["BTYDModel", "NotFittedError", "PARAM_RANGE", "WEIGHT_COLUMN"]
 
 #: Optional column of a customer table: number of identical customers the row stands for.
 WEIGHT_COLUMN = "customers"
+#: Parameter values accepted by ``from_params``: every prediction (P(alive), expected
+#: purchases, pmf, DERT, spend, CLV) is finite for any parameters in this range (checked by a
+#: property test over it, tests/test_arguments.py); far outside, some kernels overflow.
+PARAM_RANGE = (1e-12, 1e12)
 
 
 def compress_weighted(*columns: np.ndarray, weights: np.ndarray | None = None) -> tuple[tuple[np.ndarray, ...], np.ndarray]:
@@ -64,8 +68,8 @@ class BTYDModel(BayesianMixin):
         Parameters
         ----------
         params
-            Mapping (dict or Series) with exactly the keys of :attr:`param_names`, positive
-            finite values.
+            Mapping (dict or Series) with exactly the keys of :attr:`param_names`; numbers
+            in [1e-12, 1e12] (:data:`PARAM_RANGE`, where every prediction is tested finite).
         data
             Optional default customer summary for predictions.
         """
@@ -96,8 +100,17 @@ class BTYDModel(BayesianMixin):
         values = np.array([float(params[k]) for k in cls.param_names])
         bad = ~(np.isfinite(values) & (values > 0))
         if bad.any():
-            shown = ", ".join(f"{k}={v!r}" for k, v, b in zip(cls.param_names, values, bad, strict=True) if b)
+            shown = ", ".join(f"{k}={v:g}" for k, v, b in zip(cls.param_names, values, bad, strict=True) if b)
             raise ValueError(f"{cls.__name__} parameters must be positive and finite; got {shown}.")
+        lo, hi = PARAM_RANGE
+        outside = (values < lo) | (values > hi)
+        if outside.any():
+            shown = ", ".join(f"{k}={v:g}" for k, v, b in zip(cls.param_names, values, outside, strict=True) if b)
+            raise ValueError(
+                f"{cls.__name__} parameters must lie in [{lo:g}, {hi:g}], the range where every prediction "
+                f"is tested to be finite; got {shown}. A scale parameter (alpha, gamma) far outside it "
+                "usually means another time unit or currency unit would suit the data better."
+            )
         return pd.Series(values, index=list(cls.param_names), name="value", dtype=float)
 
     def _params_array(self) -> np.ndarray:

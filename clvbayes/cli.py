@@ -12,6 +12,7 @@ import argparse
 import shlex
 import sys
 from collections.abc import Sequence
+from functools import partial
 from pathlib import Path
 
 __all__ = ["main", "build_parser"]
@@ -211,32 +212,60 @@ def _date(text: str) -> str:
     return text
 
 
+def _checked(check, kind: type = float):
+    """An argparse ``type=``: parse ``kind``, then ``check`` it (clvbayes.value.arguments);
+    a bad value is a usage error (exit 2) naming the option, never a traceback."""
+
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"expected {'a whole number' if kind is int else 'a number'}, got {text!r}"
+            ) from None
+        try:
+            return check(value)
+        except ValueError as err:
+            raise argparse.ArgumentTypeError(str(err)) from None
+
+    return parse
+
+
 def _add_model_options(p: argparse.ArgumentParser, *, draws: int, tune: int, chains: int) -> None:
+    from clvbayes.value import arguments as A
+
+    units = partial(A.check_number, allow_zero=False, unit=True)
     g = p.add_argument_group("value settings")
-    g.add_argument("--horizon", type=float, default=None, metavar="UNITS",
+    g.add_argument("--horizon", type=_checked(partial(units, name="horizon")), default=None, metavar="UNITS",
                    help="CLV horizon in time units (default: one year, e.g. 52.18 weeks).")
-    g.add_argument("--discount-rate", type=float, default=0.1, metavar="RATE",
-                   help="effective annual discount rate (default 0.1 = 10%% a year).")
-    g.add_argument("--margin", type=float, default=1.0,
-                   help="profit margin applied to spend (default 1: values are revenue; e.g. 0.3).")
-    g.add_argument("--period", type=float, default=None, metavar="UNITS",
+    g.add_argument("--discount-rate", type=_checked(A.check_discount_rate), default=0.1, metavar="RATE",
+                   help="effective annual discount rate, 0 to 1 (default 0.1 = 10%% a year).")
+    g.add_argument("--margin", type=_checked(partial(A.check_margin, allow_zero=False)), default=1.0,
+                   help="profit margin applied to spend, a fraction in (0, 1] (default 1: values are revenue; "
+                        "e.g. 0.3).")
+    g.add_argument("--period", type=_checked(partial(units, name="period")), default=None, metavar="UNITS",
                    help="churn period for expected dropouts and churn rate, in time units (default: a quarter).")
-    g.add_argument("--contact-cost", type=float, default=1.0, metavar="COST",
+    g.add_argument("--contact-cost", type=_checked(partial(A.check_number, name="contact_cost")), default=1.0,
+                   metavar="COST",
                    help="cost of keeping one customer in a retention programme; customers whose expected "
                         "value does not cover it are written off (default 1).")
-    g.add_argument("--acquisition-cost", type=float, default=None, metavar="CAC",
+    g.add_argument("--acquisition-cost", type=_checked(partial(A.check_number, name="acquisition_cost",
+                                                               allow_zero=False)),
+                   default=None, metavar="CAC",
                    help="cost of acquiring a customer: adds the value of a new customer vs CAC (default: none).")
-    g.add_argument("--new-window", type=float, default=None, metavar="UNITS",
+    g.add_argument("--new-window", type=_checked(partial(units, name="new_window")), default=None, metavar="UNITS",
                    help="customers whose first purchase is this recent are 'new' (default: the churn period).")
-    g.add_argument("--hdi-prob", type=float, default=0.94, metavar="P",
-                   help="mass of the credible intervals (default 0.94).")
+    g.add_argument("--hdi-prob", type=_checked(partial(A.check_probability, name="hdi_prob")), default=0.94,
+                   metavar="P", help="mass of the credible intervals, in (0, 1) (default 0.94).")
     s = p.add_argument_group("sampling")
     s.add_argument("--draws", type=_positive_int, default=draws, help=f"NUTS draws per chain (default {draws}).")
     s.add_argument("--tune", type=_positive_int, default=tune, help=f"NUTS tuning steps per chain (default {tune}).")
     s.add_argument("--chains", type=_positive_int, default=chains, help=f"NUTS chains (default {chains}).")
-    s.add_argument("--value-draws", type=int, default=1000, metavar="N",
+    s.add_argument("--value-draws", type=_checked(lambda n: int(A.check_number(n, "value_draws")), int), default=1000,
+                   metavar="N",
                    help="posterior draws used for per-customer values, evenly spaced (default 1000; 0 = all).")
-    s.add_argument("--seed", type=int, default=1, help="random seed of every fit and simulation (default 1).")
+    s.add_argument("--seed", type=_checked(partial(A.check_seed, name="seed"), int), default=1,
+                   help="random seed of every fit and simulation, 0 to 2**32 - 1 (default 1).")
     o = p.add_argument_group("output")
     o.add_argument("--overwrite", action="store_true",
                    help="replace an earlier clvbayes report in --out (only once the new report is complete); "

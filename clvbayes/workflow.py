@@ -45,6 +45,13 @@ import pandas as pd
 from clvbayes._version import __version__
 from clvbayes.data.rfm import rows_until, time_unit_length
 from clvbayes.data.validate import parse_end_date
+from clvbayes.value.arguments import (
+    check_discount_rate,
+    check_margin,
+    check_number,
+    check_probability,
+    check_seed,
+)
 from clvbayes.value.quantities import hdi_names
 
 __all__ = ["AnalysisSettings", "Analysis", "run_analysis", "analysis_steps", "StepPrinter", "NO_AMOUNTS"]
@@ -75,9 +82,9 @@ class AnalysisSettings:
     horizon : float or None
         CLV horizon in time units; None: one year.
     discount_rate : float
-        Effective annual discount rate.
+        Effective annual discount rate, in [0, 1] (0 to 100% a year).
     margin : float
-        Profit margin applied to spend (1: values are revenue).
+        Profit margin applied to spend, in (0, 1] (1: values are revenue).
     period : float or None
         Churn period in time units; None: a quarter (91.31 days).
     contact_cost : float
@@ -91,7 +98,7 @@ class AnalysisSettings:
     value_draws : int or None
         Posterior draws used for per-customer values (evenly spaced; None: all).
     seed : int
-        Random seed of every fit and simulation.
+        Random seed of every fit and simulation, in [0, 2**32).
     hdi_prob : float
         Mass of the credible intervals.
     refunds : str
@@ -133,23 +140,21 @@ class AnalysisSettings:
     def check(self) -> None:
         """Raise ``ValueError`` naming the first setting out of range."""
         time_unit_length(self.time_unit)  # raises for an unknown unit
-        for name in ("horizon", "period", "new_window", "acquisition_cost"):
-            v = getattr(self, name)
-            if v is not None and not (math.isfinite(v) and v > 0):
-                raise ValueError(f"{name} must be a positive number, got {v!r}.")
-        if not (math.isfinite(self.discount_rate) and self.discount_rate >= 0):
-            raise ValueError(f"discount_rate must be >= 0 (an annual rate such as 0.1), got {self.discount_rate!r}.")
-        if not (math.isfinite(self.margin) and self.margin > 0):
-            raise ValueError(f"margin must be > 0 (e.g. 0.3 for 30%), got {self.margin!r}.")
-        if not (math.isfinite(self.contact_cost) and self.contact_cost >= 0):
-            raise ValueError(f"contact_cost must be >= 0, got {self.contact_cost!r}.")
+        for name in ("horizon", "period", "new_window"):
+            if getattr(self, name) is not None:
+                check_number(getattr(self, name), name, allow_zero=False, unit=True)
+        if self.acquisition_cost is not None:
+            check_number(self.acquisition_cost, "acquisition_cost", allow_zero=False)
+        check_discount_rate(self.discount_rate)
+        check_margin(self.margin, allow_zero=False)  # a report with margin 0 would hold only zeros
+        check_number(self.contact_cost, "contact_cost")
         for name in ("chains", "draws", "tune"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)!r}.")
         if self.value_draws is not None and self.value_draws < 1:
             raise ValueError(f"value_draws must be at least 1, got {self.value_draws!r}.")
-        if not 0 < self.hdi_prob < 1:
-            raise ValueError(f"hdi_prob must be in (0, 1), got {self.hdi_prob!r}.")
+        check_seed(self.seed, "seed")
+        check_probability(self.hdi_prob, "hdi_prob")
         if self.refunds not in ("raise", "drop", "net"):
             raise ValueError(f"refunds must be 'raise', 'drop' or 'net', got {self.refunds!r}.")
         ends = {name: parse_end_date(getattr(self, name), name)

@@ -285,6 +285,18 @@ def test_fit_missing_file(tmp_path, capsys):
 @pytest.mark.parametrize(("option", "value", "message"), [
     ("--margin", "-0.3", "margin"), ("--discount-rate", "-1", "discount_rate"), ("--horizon", "0", "horizon"),
     ("--time-unit", "fortnight", ""), ("--hdi-prob", "1.5", "hdi_prob"),
+    # checked at parse time, the message naming the option (before: margin 1.5, a rate of 10 and
+    # --seed -1 went on to fitting; --value-draws -5 was named value_draws, not the option)
+    ("--margin", "1.5", "argument --margin: margin must be a fraction of revenue in (0, 1]"),
+    ("--margin", "0", "argument --margin"), ("--margin", "abc", "argument --margin: expected a number"),
+    ("--discount-rate", "10", "argument --discount-rate: discount_rate must be an effective annual rate in [0, 1]"),
+    ("--discount-rate", "nan", "argument --discount-rate"), ("--horizon", "-5", "argument --horizon"),
+    ("--horizon", "nan", "argument --horizon"), ("--horizon", "inf", "argument --horizon"),
+    ("--hdi-prob", "0", "argument --hdi-prob"), ("--value-draws", "-5", "argument --value-draws"),
+    ("--seed", "-1", "argument --seed: seed must be a whole number from 0 to 2**32 - 1"),
+    ("--seed", str(2**32), "argument --seed"), ("--seed", "1.5", "argument --seed: expected a whole number"),
+    ("--period", "nan", "argument --period"), ("--contact-cost", "-1", "argument --contact-cost"),
+    ("--acquisition-cost", "0", "argument --acquisition-cost"), ("--new-window", "-1", "argument --new-window"),
 ])
 def test_fit_bad_option_values_exit_2(tmp_path, capsys, option, value, message):
     path = tmp_path / "log.csv"

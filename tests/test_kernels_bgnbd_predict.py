@@ -402,6 +402,21 @@ def test_expected_purchases_at_a_equal_one():
         assert abs(0.5 * (near[0] + near[1]) / got - 1.0) < 1e-9
 
 
+def test_expected_purchases_large_r_times_s():
+    """r t/α beyond ~1e20 (large r or tiny α): the left-tail Taylor coefficients of the
+    quadrature (r s)^(j+1) overflowed against underflowing moments (NaN before); references
+    by mpmath.quad at 30 digits of E_p[(1 - (1 + p s)^-r) / p]."""
+    a, b = 0.79, 2.43
+    for r, alpha, t, ref in [
+        (1e20, 4.4, 10.0, 175015.239655818962783879621303),
+        (0.24, 1e-20, 10.0, 124200.011063933419941778472755),
+    ]:
+        assert rel(expected_purchases_one(r, alpha, a, b, t), ref) < 1e-10
+    for r, alpha in [(1e12, 1e-12), (1e8, 1e-12), (1e12, 1e-12)]:
+        for a_, b_ in [(0.79, 2.43), (1e-12, 1e12), (1e12, 1e-12)]:
+            assert math.isfinite(expected_purchases_one(r, alpha, a_, b_, 52.0))
+
+
 def test_expected_purchases_small_t_and_zero():
     # E[X(t)] = r t/α + O(t²) and E[X(0)] = 0.
     r, alpha, a, b = MLE

@@ -46,6 +46,7 @@ import pandas as pd
 import xarray as xr
 
 from clvbayes.distributed._dask import is_dask_collection, require_dask
+from clvbayes.value.arguments import check_discount_rate, check_margin, check_number
 from clvbayes.value.churn import CHURN_QUANTITIES, CHURN_TOTALS, churn_report, churn_summary_table
 from clvbayes.value.customers import quantile_names, resolve_time_unit
 from clvbayes.value.draws import BGNBD_PARAMS, GG_PARAMS, ParameterDraws, joint_draws
@@ -372,10 +373,7 @@ class DaskScores:
 
 
 def _number(value: object, name: str, *, allow_inf: bool = False) -> float:
-    ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and not math.isnan(value)
-    if not ok or value < 0 or (math.isinf(value) and not allow_inf):
-        raise ValueError(f"{name} must be a {'' if allow_inf else 'finite '}number >= 0, got {value!r}.")
-    return float(value)
+    return check_number(value, name, allow_inf=allow_inf)
 
 
 def _rate_or_column(value: object, name: str, columns: Sequence[str]) -> float | str:
@@ -383,7 +381,8 @@ def _rate_or_column(value: object, name: str, columns: Sequence[str]) -> float |
         if value not in columns:
             raise ValueError(f"{name}={value!r} is not a column of the summary (columns: {list(columns)}).")
         return value
-    return _number(value, name)
+    # the in-memory rule ([0, 1]), on the client before any partition is read
+    return check_margin(value) if name == "margin" else check_discount_rate(value)
 
 
 def _active_client():

@@ -223,11 +223,13 @@ def _log_gammainc_lower(s: float, x: float) -> float:
 
 
 @njit(cache=True, fastmath=False, error_model="numpy")
-def _beta_lower_moments(a: float, b: float, x: float, lb: float, out: np.ndarray) -> None:
+def _beta_lower_moments(a: float, b: float, x: float, lb: float, out: np.ndarray, scaled: bool = False) -> None:
     """``out[j] = E[p^j; p < x]`` for p ~ Beta(a, b), j = 0..len(out)-1; ``lb = ln B(a, b)``.
 
     ``B_x(A, b) = x^A (1-x)^b / A · Σ_k (A+b)_k / (A+1)_k x^k`` (DLMF 8.17.8): positive terms,
-    ratio <= 0.1 when x <= 0.1 (a+1)/(a+b), which the callers ensure.
+    ratio <= 0.1 when x <= 0.1 (a+1)/(a+b), which the callers ensure. With ``scaled``,
+    ``out[j] = E[(p/x)^j; p < x]``: no underflow for a tiny x (the caller scales its
+    coefficients by x^j, which keeps them from overflowing).
     """
     lx = math.log(x)
     l1x = math.log1p(-x)
@@ -245,7 +247,7 @@ def _beta_lower_moments(a: float, b: float, x: float, lb: float, out: np.ndarray
             if term < tot * tol:
                 break
         out[j] = pre * tot
-        pre *= x * A / (A + 1.0)
+        pre *= (1.0 if scaled else x) * A / (A + 1.0)
         tol = min(tol * 10.0, 1.0e-3)
 
 
@@ -598,13 +600,14 @@ def _ex_quad(r: float, a: float, b: float, s: float) -> float:
     qR = min(0.1, 0.1 * (b + 1.0) / sig)
 
     mom = np.empty(_TAIL_J)
-    # p < pL: g(p) = Σ_j g_j p^j, g_j = (-1)^j (r)_{j+1} s^{j+1} / (j+1)!
-    _beta_lower_moments(a, b, pL, lb, mom)
+    # p < pL: g(p) = Σ_j g_j p^j, g_j = (-1)^j (r)_{j+1} s^{j+1} / (j+1)!, summed as
+    # (g_j pL^j) E[(p/pL)^j; p < pL]: g_j alone overflows for r s > ~1e20 (large r, tiny α).
+    _beta_lower_moments(a, b, pL, lb, mom, True)
     gj = r * s
     left = 0.0
     for j in range(_TAIL_J):
         left += gj * mom[j]
-        gj *= -(r + j + 1.0) / (j + 2.0) * s
+        gj *= -(r + j + 1.0) / (j + 2.0) * s * pL
     # 1-p < qR: g(1-q) = Σ_j e_j q^j, e_j = 1 - e^{-rL} Σ_{i<=j} (r)_i z^i / i!
     _beta_lower_moments(b, a, qR, lb, mom)
     z = s / (1.0 + s)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Mapping
 from typing import ClassVar
 
@@ -14,9 +15,9 @@ from clvbayes.data.compress import compress_rows
 from clvbayes.data.validate import DataValidationError
 from clvbayes.models.bayesian import BayesianMixin
 from clvbayes.models.mle import MLEResult, maximize_loglik
-from clvbayes.models.priors import Prior
+from clvbayes.models.priors import Prior, check_priors
 
-__all__ = ["BTYDModel", "NotFittedError", "WEIGHT_COLUMN", "WEIGHTS_ATTR"]
+__all__ = ["BTYDModel", "NotFittedError", "PARAM_RANGE", "WEIGHT_COLUMN", "WEIGHTS_ATTR"]
 
 #: Column of a compressed customer table: number of identical customers the row stands for.
 WEIGHT_COLUMN = "customers"
@@ -24,6 +25,10 @@ WEIGHT_COLUMN = "customers"
 #: :func:`clvbayes.distributed.compress_summary`. Only a table carrying it is weighted, so
 #: a column that happens to be called ``customers`` is never taken for counts.
 WEIGHTS_ATTR = "clvbayes_weights"
+#: Parameter values accepted by ``from_params``: every prediction (P(alive), expected
+#: purchases, pmf, DERT, spend, CLV) is finite for any parameters in this range (checked by a
+#: property test over it, tests/test_arguments.py); far outside, some kernels overflow.
+PARAM_RANGE = (1e-12, 1e12)
 
 
 def compress_weighted(*columns: np.ndarray, weights: np.ndarray | None = None) -> tuple[tuple[np.ndarray, ...], np.ndarray]:
@@ -47,7 +52,8 @@ class BTYDModel(BayesianMixin):
     """Base of :class:`~clvbayes.BetaGeoModel` and :class:`~clvbayes.GammaGammaModel`.
 
     Follows scikit-learn's conventions: the constructor stores its arguments unchanged and
-    does no work; fitting sets attributes with a trailing underscore (``params_``,
+    does no work beyond checking the prior names and types (a misspelt name is refused
+    here, not at the first fit); fitting sets attributes with a trailing underscore (``params_``,
     ``log_likelihood_``, ``standard_errors_``); predictions need a fitted model or one made
     with :meth:`from_params`.
     """
@@ -56,6 +62,7 @@ class BTYDModel(BayesianMixin):
     _model_name: ClassVar[str] = ""
 
     def __init__(self, data: pd.DataFrame | None = None, *, priors: Mapping[str, Prior] | None = None) -> None:
+        check_priors(priors, self.param_names, type(self).__name__)
         self.data = data
         self.priors = priors
 
@@ -67,8 +74,8 @@ class BTYDModel(BayesianMixin):
         Parameters
         ----------
         params
-            Mapping (dict or Series) with exactly the keys of :attr:`param_names`, positive
-            finite values.
+            Mapping (dict or Series) with exactly the keys of :attr:`param_names`; numbers
+            in [1e-12, 1e12] (:data:`PARAM_RANGE`, where every prediction is tested finite).
         data
             Optional default customer summary for predictions.
         """
@@ -87,11 +94,29 @@ class BTYDModel(BayesianMixin):
                 f"{cls.__name__} needs parameters {list(cls.param_names)}; got {sorted(keys)} "
                 f"(missing {sorted(expected - keys)}, unexpected {sorted(keys - expected)})."
             )
+        not_numbers = {
+            k: params[k] for k in cls.param_names
+            if isinstance(params[k], bool) or not isinstance(params[k], numbers.Real)
+        }
+        if not_numbers:
+            raise TypeError(
+                f"{cls.__name__} parameters must be numbers; got "
+                + ", ".join(f"{k}={v!r}" for k, v in not_numbers.items()) + "."
+            )
         values = np.array([float(params[k]) for k in cls.param_names])
         bad = ~(np.isfinite(values) & (values > 0))
         if bad.any():
-            names = [k for k, b in zip(cls.param_names, bad, strict=True) if b]
-            raise ValueError(f"{cls.__name__} parameters must be positive and finite; check {names}.")
+            shown = ", ".join(f"{k}={v:g}" for k, v, b in zip(cls.param_names, values, bad, strict=True) if b)
+            raise ValueError(f"{cls.__name__} parameters must be positive and finite; got {shown}.")
+        lo, hi = PARAM_RANGE
+        outside = (values < lo) | (values > hi)
+        if outside.any():
+            shown = ", ".join(f"{k}={v:g}" for k, v, b in zip(cls.param_names, values, outside, strict=True) if b)
+            raise ValueError(
+                f"{cls.__name__} parameters must lie in [{lo:g}, {hi:g}], the range where every prediction "
+                f"is tested to be finite; got {shown}. A scale parameter (alpha, gamma) far outside it "
+                "usually means another time unit or currency unit would suit the data better."
+            )
         return pd.Series(values, index=list(cls.param_names), name="value", dtype=float)
 
     def _params_array(self) -> np.ndarray:

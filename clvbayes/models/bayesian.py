@@ -27,6 +27,7 @@ import pytensor.tensor as pt
 from clvbayes._version import __version__
 from clvbayes.models.mle import maximize_loglik
 from clvbayes.models.priors import Prior
+from clvbayes.value.arguments import check_seed
 
 def _prior_logp_grad_function(priors: dict[str, Prior], names: tuple[str, ...]):
     """Compiled ``(Σ log prior, d/dθ ...)`` at natural-scale parameter values."""
@@ -168,7 +169,7 @@ class BayesianMixin:
         chains, draws, tune
             Number of chains, of kept draws per chain and of tuning steps per chain.
         random_seed
-            Seed. The same seed gives bit-identical draws with the same sampler, data,
+            Seed, an integer in [0, 2**32). The same seed gives bit-identical draws with the same sampler, data,
             priors, machine and package versions, whatever the number of cores (each chain
             has its own random stream). Without a seed one is drawn and recorded in
             ``idata_.posterior.attrs["clvbayes_fit"]``, so every fit can be repeated.
@@ -196,6 +197,8 @@ class BayesianMixin:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}.")
         if int(tune) != tune or tune < 0:
             raise ValueError(f"tune must be a non-negative integer, got {tune!r}.")
+        if random_seed is not None:
+            random_seed = check_seed(random_seed)
         if method == "map":
             if sampler_kwargs:
                 raise TypeError(f"method='map' takes no sampler arguments, got {sorted(sampler_kwargs)}.")

@@ -33,6 +33,8 @@ and simulation-based calibration in the test suite.
 
 from __future__ import annotations
 
+import math
+import numbers
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -41,21 +43,80 @@ import numpy as np
 import pymc as pm
 from pymc.distributions.shape_utils import change_dist_size
 
-__all__ = ["Prior", "default_bgnbd_priors", "default_gamma_gamma_priors", "draw_priors", "resolve_priors"]
+__all__ = ["Prior", "check_priors", "default_bgnbd_priors", "default_gamma_gamma_priors", "draw_priors", "resolve_priors"]
 
-# distributions with support on (0, inf) (or a subset) and the parameters each accepts
-_POSITIVE_DISTRIBUTIONS: dict[str, frozenset[str]] = {
-    "HalfNormal": frozenset({"sigma"}),
-    "HalfStudentT": frozenset({"nu", "sigma"}),
-    "HalfCauchy": frozenset({"beta"}),
-    "Gamma": frozenset({"alpha", "beta", "mu", "sigma"}),
-    "InverseGamma": frozenset({"alpha", "beta"}),
-    "LogNormal": frozenset({"mu", "sigma"}),
-    "Exponential": frozenset({"lam"}),
-    "Weibull": frozenset({"alpha", "beta"}),
-    "Uniform": frozenset({"lower", "upper"}),
-    "TruncatedNormal": frozenset({"mu", "sigma", "lower", "upper"}),
+# Distributions with support on (0, inf) (or a subset) and their parametrisations: each entry
+# is (required, optional) parameter names of one way of writing the distribution, as PyMC
+# names them. A Prior must match one of them exactly: PyMC would silently fill a missing
+# parameter with a default (HalfNormal(sigma=1)) or refuse only when the model is built.
+_PARAMETRISATIONS: dict[str, tuple[tuple[frozenset[str], frozenset[str]], ...]] = {
+    "HalfNormal": ((frozenset({"sigma"}), frozenset()),),
+    "HalfStudentT": ((frozenset({"nu", "sigma"}), frozenset()),),
+    "HalfCauchy": ((frozenset({"beta"}), frozenset()),),
+    "Gamma": ((frozenset({"alpha", "beta"}), frozenset()), (frozenset({"mu", "sigma"}), frozenset())),
+    "InverseGamma": ((frozenset({"alpha", "beta"}), frozenset()),),
+    "LogNormal": ((frozenset({"mu", "sigma"}), frozenset()),),
+    "Exponential": ((frozenset({"lam"}), frozenset()),),
+    "Weibull": ((frozenset({"alpha", "beta"}), frozenset()),),
+    "Uniform": ((frozenset({"lower", "upper"}), frozenset()),),
+    "TruncatedNormal": ((frozenset({"mu", "sigma", "lower"}), frozenset({"upper"})),),
 }
+# One valid example of each, for the error messages.
+_EXAMPLES = {
+    "HalfNormal": "Prior('HalfNormal', sigma=5)",
+    "HalfStudentT": "Prior('HalfStudentT', nu=3, sigma=5)",
+    "HalfCauchy": "Prior('HalfCauchy', beta=2)",
+    "Gamma": "Prior('Gamma', alpha=2, beta=1)",
+    "InverseGamma": "Prior('InverseGamma', alpha=3, beta=2)",
+    "LogNormal": "Prior('LogNormal', mu=0, sigma=1)",
+    "Exponential": "Prior('Exponential', lam=1)",
+    "Weibull": "Prior('Weibull', alpha=1.5, beta=2)",
+    "Uniform": "Prior('Uniform', lower=0, upper=100)",
+    "TruncatedNormal": "Prior('TruncatedNormal', mu=1, sigma=2, lower=0)",
+}
+# Parameters that are locations (any real number); every other one is a positive scale,
+# shape or rate, except the bounds (lower >= 0 for a positive parameter, upper > lower).
+_REAL_PARAMETERS = {("LogNormal", "mu"), ("TruncatedNormal", "mu")}
+_BOUNDS = ("lower", "upper")
+
+
+def _describe(distribution: str) -> str:
+    """'alpha and beta, or mu and sigma' for the error messages."""
+    forms = []
+    for required, optional in _PARAMETRISATIONS[distribution]:
+        text = " and ".join(sorted(required))
+        if optional:
+            text += " (optionally " + ", ".join(sorted(optional)) + ")"
+        forms.append(text)
+    return ", or ".join(forms)
+
+
+def _check_parametrisation(distribution: str, names: set[str]) -> None:
+    forms = _PARAMETRISATIONS[distribution]
+    allowed = frozenset().union(*(req | opt for req, opt in forms))
+    unknown = names - allowed
+    if unknown:
+        raise ValueError(
+            f"{distribution} takes parameters {sorted(allowed)}, not {sorted(unknown)}; "
+            f"give {_describe(distribution)}."
+        )
+    if not any(req <= names <= req | opt for req, opt in forms):
+        raise ValueError(
+            f"{distribution} needs {_describe(distribution)}; got {sorted(names) or 'no parameters'}, "
+            f"e.g. {_EXAMPLES[distribution]}."
+        )
+
+
+def _number(distribution: str, key: str, value: object) -> float:
+    """A parameter value as a finite float, or an error naming the parameter."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(
+            f"Prior parameter {key} of {distribution} must be a number, got {value!r} ({type(value).__name__})."
+        )
+    value = float(value)
+    if not math.isfinite(value):
+        raise ValueError(f"Prior parameter {key} of {distribution} must be finite, got {value}.")
+    return value
 
 
 @dataclass(frozen=True)
@@ -65,12 +126,25 @@ class Prior:
     Parameters
     ----------
     distribution
-        Name of a PyMC distribution with positive support: ``HalfNormal``,
-        ``HalfStudentT``, ``HalfCauchy``, ``Gamma``, ``InverseGamma``, ``LogNormal``,
-        ``Exponential``, ``Weibull``, ``Uniform`` (lower >= 0) or ``TruncatedNormal``
-        (lower >= 0).
+        Name of a PyMC distribution with positive support and the parameters it needs:
+        ``HalfNormal`` (sigma), ``HalfStudentT`` (nu, sigma), ``HalfCauchy`` (beta),
+        ``Gamma`` (alpha, beta or mu, sigma), ``InverseGamma`` (alpha, beta),
+        ``LogNormal`` (mu, sigma), ``Exponential`` (lam), ``Weibull`` (alpha, beta),
+        ``Uniform`` (0 <= lower < upper) or ``TruncatedNormal`` (mu, sigma, lower >= 0,
+        optionally upper > lower).
     **params
-        The distribution's parameters, as PyMC names them (e.g. ``sigma=5``).
+        The distribution's parameters, as PyMC names them (e.g. ``sigma=5``): finite
+        numbers, positive except the locations ``mu`` of LogNormal and TruncatedNormal.
+        Every parameter of one parametrisation must be given (PyMC would otherwise fill
+        in its own defaults, e.g. sigma=1), and no other.
+
+    Raises
+    ------
+    ValueError
+        For an unknown distribution, a missing, extra or mixed-up parameter set, or a
+        value out of range (the message names the parameter).
+    TypeError
+        For a parameter value that is not a number.
 
     Examples
     --------
@@ -82,28 +156,24 @@ class Prior:
     params: Mapping[str, float] = field(default_factory=dict)
 
     def __init__(self, distribution: str, **params: float) -> None:
-        if distribution not in _POSITIVE_DISTRIBUTIONS:
+        if distribution not in _PARAMETRISATIONS:
             raise ValueError(
                 f"Unsupported prior distribution {distribution!r}; model parameters are positive, "
-                f"so use one of {sorted(_POSITIVE_DISTRIBUTIONS)}."
+                f"so use one of {sorted(_PARAMETRISATIONS)}."
             )
-        allowed = _POSITIVE_DISTRIBUTIONS[distribution]
-        unknown = set(params) - allowed
-        if unknown:
+        _check_parametrisation(distribution, set(params))
+        clean = {key: _number(distribution, key, value) for key, value in params.items()}
+        for key, value in clean.items():
+            if key not in _BOUNDS and (distribution, key) not in _REAL_PARAMETERS and value <= 0:
+                raise ValueError(f"Prior parameter {key} of {distribution} must be > 0, got {value:g}.")
+        if "lower" in clean and clean["lower"] < 0:
             raise ValueError(
-                f"{distribution} takes parameters {sorted(allowed)}, not {sorted(unknown)}."
+                f"{distribution} priors need lower >= 0 for a positive parameter, got lower={clean['lower']:g}."
             )
-        clean: dict[str, float] = {}
-        for key, value in params.items():
-            value = float(value)
-            if not np.isfinite(value):
-                raise ValueError(f"Prior parameter {key}={value} must be finite.")
-            clean[key] = value
-        if distribution in ("Uniform", "TruncatedNormal") and clean.get("lower", -1.0) < 0:
-            raise ValueError(f"{distribution} priors need lower >= 0 for a positive parameter.")
-        for key in ("sigma", "beta", "lam", "nu", "alpha"):
-            if key in clean and clean[key] <= 0:
-                raise ValueError(f"Prior parameter {key} must be > 0, got {clean[key]}.")
+        if "upper" in clean and not clean["upper"] > clean["lower"]:
+            raise ValueError(
+                f"{distribution} priors need lower < upper, got lower={clean['lower']:g}, upper={clean['upper']:g}."
+            )
         object.__setattr__(self, "distribution", distribution)
         object.__setattr__(self, "params", MappingProxyType(clean))
 
@@ -152,20 +222,22 @@ def default_gamma_gamma_priors(mean_spend: float) -> dict[str, Prior]:
     }
 
 
-def resolve_priors(
-    user: Mapping[str, Prior] | None, defaults: Mapping[str, Prior], model_name: str
-) -> dict[str, Prior]:
-    """Defaults overridden by the user's priors, after checking names and types."""
-    merged = dict(defaults)
+def check_priors(user: Mapping[str, Prior] | None, names: tuple[str, ...], model_name: str) -> dict[str, Prior]:
+    """The user's priors as ``{name: Prior}`` after checking the names and types.
+
+    Called by the model constructors, so that a misspelt name (``priors={"rr": ...}``) is
+    refused where it is written, not at the first fit.
+    """
     if user is None:
-        return merged
+        return {}
     if not isinstance(user, Mapping):
         raise TypeError(f"priors must be a dict of parameter name -> Prior, got {type(user).__name__}.")
-    unknown = set(user) - set(defaults)
+    unknown = [k for k in user if k not in names]
     if unknown:
         raise ValueError(
-            f"{model_name} has no parameter(s) {sorted(unknown)}; its parameters are {list(defaults)}."
+            f"{model_name} has no parameter(s) {sorted(map(str, unknown))}; its parameters are {list(names)}."
         )
+    checked = {}
     for name, prior in user.items():
         if isinstance(prior, Mapping):
             prior = Prior.from_dict(prior)
@@ -174,8 +246,15 @@ def resolve_priors(
                 f"The prior for {name!r} must be a clvbayes Prior, e.g. Prior('HalfNormal', sigma=5), "
                 f"got {type(prior).__name__}."
             )
-        merged[name] = prior
-    return merged
+        checked[name] = prior
+    return checked
+
+
+def resolve_priors(
+    user: Mapping[str, Prior] | None, defaults: Mapping[str, Prior], model_name: str
+) -> dict[str, Prior]:
+    """Defaults overridden by the user's priors, after checking names and types."""
+    return {**defaults, **check_priors(user, tuple(defaults), model_name)}
 
 
 def draw_priors(priors: Mapping[str, Prior], names: tuple[str, ...], n: int, seed: int) -> np.ndarray:

@@ -54,6 +54,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from clvbayes.value.arguments import check_number, check_probability
 from clvbayes.value.quantities import CustomerValue, customer_metrics, hdi_names, summarise_draws
 
 __all__ = ["CHURN_QUANTITIES", "CHURN_COUNT_QUANTITIES", "CHURN_TOTALS", "ChurnReport", "churn_analysis", "churn_report", "churn_summary_table", "lost_threshold"]
@@ -155,13 +156,6 @@ class ChurnReport:
         return "clv" in self.metrics
 
 
-def _positive(value: object, name: str, *, allow_zero: bool = False) -> float:
-    ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
-    if not ok or value < 0 or (value == 0 and not allow_zero):
-        raise ValueError(f"{name} must be a finite number {'>=' if allow_zero else '>'} 0, got {value!r}.")
-    return float(value)
-
-
 def churn_analysis(
     bgnbd,
     gamma_gamma,
@@ -227,16 +221,14 @@ def churn_analysis(
 
 def _churn_rules(period, contact_cost, risk_p_alive, risk_threshold, value_share, lost_p_alive=0.5) -> dict:
     """The checked settings of :func:`churn_report`."""
-    for name, val in (("risk_p_alive", risk_p_alive), ("risk_threshold", risk_threshold),
-                      ("lost_p_alive", lost_p_alive)):
-        if isinstance(val, bool) or not (isinstance(val, numbers.Real) and 0 <= val <= 1):
-            raise ValueError(f"{name} must be in [0, 1], got {val!r}.")
     if not (isinstance(value_share, numbers.Real) and 0 < value_share <= 1):
         raise ValueError(f"value_share must be in (0, 1], got {value_share!r}.")
-    return {"period": _positive(period, "period"),
-            "contact_cost": _positive(contact_cost, "contact_cost", allow_zero=True),
-            "risk_p_alive": float(risk_p_alive), "risk_threshold": float(risk_threshold),
-            "value_share": float(value_share), "lost_p_alive": float(lost_p_alive)}
+    return {"period": check_number(period, "period", allow_zero=False, unit=True),
+            "contact_cost": check_number(contact_cost, "contact_cost"),
+            "risk_p_alive": check_probability(risk_p_alive, "risk_p_alive", closed=True),
+            "risk_threshold": check_probability(risk_threshold, "risk_threshold", closed=True),
+            "lost_p_alive": check_probability(lost_p_alive, "lost_p_alive", closed=True),
+            "value_share": float(value_share)}
 
 
 def churn_report(

@@ -23,6 +23,7 @@ import pandas as pd
 
 from clvbayes.data.rfm import time_unit_length
 from clvbayes.data.validate import DataValidationError, _examples, validate_monetary, validate_rfm
+from clvbayes.value.arguments import MAX_DISCOUNT_RATE, check_discount_rate, check_margin, fraction_rule
 
 __all__ = ["CustomerArrays", "customer_arrays", "continuous_rate", "resolve_time_unit"]
 
@@ -49,8 +50,9 @@ def continuous_rate(discount_rate: np.ndarray, time_unit: str) -> np.ndarray:
     return np.log1p(discount_rate) * (days / DAYS_PER_YEAR)
 
 
-def _per_customer(value: object, index: pd.Index, name: str, *, lower: float, strict: bool) -> np.ndarray:
-    """A scalar, an array in the summary's row order, or a Series aligned on customer id."""
+def _per_customer(value: object, index: pd.Index, name: str) -> np.ndarray:
+    """``margin`` or ``discount_rate`` (both in [0, 1], :mod:`clvbayes.value.arguments`) as a
+    scalar, an array in the summary's row order, or a Series aligned on customer id."""
     if isinstance(value, pd.Series):
         missing = ~index.isin(value.index)
         if missing.any():
@@ -62,6 +64,13 @@ def _per_customer(value: object, index: pd.Index, name: str, *, lower: float, st
             raise DataValidationError(f"{name} has duplicate customer ids ({_examples(value.index[value.index.duplicated()])}).")
         arr = value.reindex(index).to_numpy(dtype=np.float64)
     else:
+        if np.ndim(value) == 0:  # one number for every customer: the scalar rule and message
+            check = check_margin if name == "margin" else check_discount_rate
+            try:
+                scalar = check(value.item() if isinstance(value, np.ndarray) else value)
+            except ValueError as err:
+                raise DataValidationError(str(err)) from None
+            return np.full(len(index), scalar)
         arr = np.asarray(value, dtype=np.float64)
         if arr.ndim == 0:
             arr = np.full(len(index), float(arr))
@@ -70,12 +79,12 @@ def _per_customer(value: object, index: pd.Index, name: str, *, lower: float, st
                 f"{name} must be a number, a Series indexed by customer id or an array of length "
                 f"{len(index)} (one per customer, in the summary's order); got shape {arr.shape}."
             )
-    bad = ~np.isfinite(arr) | ((arr <= lower) if strict else (arr < lower))
+    upper = MAX_DISCOUNT_RATE if name == "discount_rate" else 1.0
+    bad = ~(np.isfinite(arr) & (arr >= 0.0) & (arr <= upper))
     if bad.any():
-        rule = f"> {lower:g}" if strict else f">= {lower:g}"
         raise DataValidationError(
-            f"{name} must be finite and {rule}; {int(bad.sum())} customers are not "
-            f"({_examples(index[bad])})."
+            f"{name} must be {fraction_rule(name)}; {int(bad.sum())} customers are not "
+            f"({_examples(index[bad])}; values {arr[bad][:5].tolist()})."
         )
     return np.ascontiguousarray(arr)
 
@@ -150,10 +159,11 @@ def customer_arrays(
     spend
         Whether monetary values are needed (CLV, lost value, spend).
     margin
-        Profit margin applied to the spend (a share of revenue, or 1 for revenue): scalar,
-        per-customer array or Series by customer id; >= 0.
+        Profit margin applied to the spend (a share of revenue in [0, 1], or 1 for
+        revenue): scalar, per-customer array or Series by customer id.
     discount_rate
-        Effective annual discount rate d >= 0 (module docstring), scalar or per customer.
+        Effective annual discount rate d in [0, 1] (0 to 100% a year; module docstring),
+        scalar or per customer.
     time_unit
         The summary's time unit (default: ``data.attrs["time_unit"]`` or weeks).
     segment
@@ -170,8 +180,8 @@ def customer_arrays(
     else:
         m = np.zeros_like(x)
     unit = resolve_time_unit(data, time_unit)
-    margin_arr = _per_customer(margin, data.index, "margin", lower=0.0, strict=False)
-    d = _per_customer(discount_rate, data.index, "discount_rate", lower=0.0, strict=False)
+    margin_arr = _per_customer(margin, data.index, "margin")
+    d = _per_customer(discount_rate, data.index, "discount_rate")
     labels, seg_name = _segment_labels(data, segment)
     if labels is None:
         codes = np.zeros(len(data), dtype=np.int64)

@@ -26,7 +26,8 @@ __all__ = ["QuantitySpec", "StreamOutput", "stream", "default_block_size"]
 # Bytes of the per-block matrix the default block size aims at: large enough to amortise
 # the parallel loops, small enough to stay in the last-level caches' neighbourhood.
 _BLOCK_BYTES = 32 * 2**20
-_DISCOUNTED_CODES = (K.DISCOUNTED, K.CLV, K.LOST)
+#: Quantities with discounting (their factor tables depend on each customer's δ).
+DISCOUNTED_CODES = (K.DISCOUNTED, K.CLV, K.LOST)
 # Quantities of the form P_alive x (...): their block fill can also return P_alive.
 _TIMES_ALIVE = (K.CLV, K.PURCHASES, K.DISCOUNTED, K.DROPOUT)
 
@@ -114,7 +115,7 @@ def stream(
     tables = {}
     cache = {} if table_cache is None else table_cache
     for s in specs:
-        with_delta = s.code in _DISCOUNTED_CODES
+        with_delta = s.code in DISCOUNTED_CODES
         if with_delta not in keys:
             keys[with_delta] = K.unique_keys(cust.x, cust.T, cust.delta if with_delta else 0.0)
         _, ux, uT, ud = keys[with_delta]
@@ -147,7 +148,7 @@ def stream(
             s.name: out[s.name].full[:, sl] if keep_draws else mats.get(s.name, mat)[:, : s1 - s0] for s in specs
         }
         for s in specs:
-            codes, ux, uT, _ = keys[s.code in _DISCOUNTED_CODES]
+            codes, ux, uT, _ = keys[s.code in DISCOUNTED_CODES]
             args = (r, alpha, a, b, p, q, g, tables[s.name], ux, uT, codes[sl], cust.t_x[sl], cust.m[sl], cust.margin[sl])
             if s is partner:
                 K.clv_block_with_alive(s.code, *args, subs[s.name], subs[alive.name])

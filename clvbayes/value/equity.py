@@ -27,7 +27,6 @@ when its per-customer equity exceeds c; the largest such c with probability π i
 from __future__ import annotations
 
 import math
-import numbers
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -35,6 +34,7 @@ import pandas as pd
 import xarray as xr
 
 from clvbayes.kernels import clv as K
+from clvbayes.value.arguments import check_number, check_probability
 from clvbayes.value.customers import CustomerArrays
 from clvbayes.value.engine import stream
 from clvbayes.value.quantities import CustomerValue, customer_lifetime_value, hdi_names, summarise_draws
@@ -83,20 +83,6 @@ class CustomerEquity:
             f"[{row[lo]:.6g}, {row[hi]:.6g}], {int(row['customers'])} customers, "
             f"{len(self.summary) - 1} segments)"
         )
-
-
-def _check_cost(value: object, name: str) -> float | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value) or value < 0:
-        raise ValueError(f"{name} must be a finite number >= 0, got {value!r}.")
-    return float(value)
-
-
-def _check_prob(value: object, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0 < value < 1:
-        raise ValueError(f"{name} must be in (0, 1), got {value!r}.")
-    return float(value)
 
 
 def new_customer_value(clv: CustomerValue) -> np.ndarray:
@@ -150,9 +136,9 @@ def customer_equity(
     -------
     CustomerEquity
     """
-    acquisition_cost = _check_cost(acquisition_cost, "acquisition_cost")
-    retention_cost = _check_cost(retention_cost, "retention_cost")
-    pi = _check_prob(payback_probability, "payback_probability")
+    acquisition_cost = None if acquisition_cost is None else check_number(acquisition_cost, "acquisition_cost")
+    retention_cost = None if retention_cost is None else check_number(retention_cost, "retention_cost")
+    pi = check_probability(payback_probability, "payback_probability")
     if isinstance(clv_or_bgnbd, CustomerValue):
         if gamma_gamma is not None or data is not None or clv_kwargs:
             raise TypeError("With a CustomerValue, pass no models, data or CLV settings: they are fixed by it.")

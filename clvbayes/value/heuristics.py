@@ -19,13 +19,13 @@ unit of the data (weeks for :func:`clvbayes.rfm_summary`'s default).
 
 from __future__ import annotations
 
-import numbers
 
 import numpy as np
 import pandas as pd
 from scipy.optimize import brentq
 
 from clvbayes.data.validate import DataValidationError, validate_monetary, validate_rfm
+from clvbayes.value.arguments import check_number
 
 __all__ = [
     "silence_window_lost",
@@ -46,9 +46,7 @@ _CONVENTIONS = ("start", "residual", "end")
 
 # -- argument checks ----------------------------------------------------------------------
 def _positive(value: object, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not np.isfinite(value) or value <= 0:
-        raise ValueError(f"{name} must be a finite number > 0 (in the data's time unit), got {value!r}.")
-    return float(value)
+    return check_number(value, name, allow_zero=False, unit=True)
 
 
 def _array(value: object, name: str) -> np.ndarray:

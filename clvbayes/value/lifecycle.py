@@ -20,11 +20,11 @@ A purchases-only report (no spend model, :func:`clvbayes.churn_analysis` with
 from __future__ import annotations
 
 import math
-import numbers
 
 import numpy as np
 import pandas as pd
 
+from clvbayes.value.arguments import check_number
 from clvbayes.value.churn import ChurnReport
 from clvbayes.value.quantities import summarise_draws
 
@@ -43,8 +43,7 @@ def lifecycle_stages(report: ChurnReport, *, new_window: float) -> pd.Series:
     new_window
         Customers with tenure T <= new_window (data's time unit) are "new".
     """
-    if isinstance(new_window, bool) or not isinstance(new_window, numbers.Real) or not new_window >= 0:
-        raise ValueError(f"new_window must be a number >= 0 (data's time unit), got {new_window!r}.")
+    new_window = check_number(new_window, "new_window", allow_inf=True, unit=True)
     c = report.customers
     T = pd.Series(report.metrics["p_alive"].customers.T, index=c.index)
     stage = np.full(len(c), "active", dtype=object)

@@ -42,10 +42,11 @@ import pandas as pd
 from clvbayes.data.rfm import occasions_until, time_unit_length
 from clvbayes.data.validate import DataValidationError, validate_rfm
 from clvbayes.kernels.predictive import bgnbd_calibration_replicates
+from clvbayes.value.arguments import check_number, check_probability
 from clvbayes.value.draws import _check_n_draws, parameter_draws
 from clvbayes.value.equity import value_concentration
 from clvbayes.value.quantities import CustomerValue, customer_metrics, hdi_names, summarise_draws
-from clvbayes.value.validation import POINT_REPLICATES, _check_hdi_prob
+from clvbayes.value.validation import POINT_REPLICATES
 
 __all__ = [
     "GRID_QUANTITIES",
@@ -77,14 +78,6 @@ def _model_data(bgnbd) -> pd.DataFrame:
 def _time_unit(bgnbd) -> str | None:
     data = getattr(bgnbd, "data", None)
     return data.attrs.get("time_unit") if isinstance(data, pd.DataFrame) else None
-
-
-def _positive(value: object, name: str, *, allow_zero: bool = False) -> float:
-    ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
-    if not ok or value < 0 or (value == 0 and not allow_zero):
-        rule = ">= 0" if allow_zero else "> 0"
-        raise ValueError(f"{name} must be a finite number {rule} (in the data's time unit), got {value!r}.")
-    return float(value)
 
 
 def _count(value: object, name: str, minimum: int) -> int:
@@ -188,17 +181,17 @@ def frequency_recency_grid(
     """
     if quantity not in GRID_QUANTITIES:
         raise ValueError(f"quantity must be one of {list(GRID_QUANTITIES)}, got {quantity!r}.")
-    hdi_prob = _check_hdi_prob(hdi_prob)
+    hdi_prob = check_probability(hdi_prob, "hdi_prob")
     n_draws = _check_n_draws(n_draws)
     n_recency = _count(n_recency, "n_recency", 2)
     data = _model_data(bgnbd)
     x_data, _, T_data = validate_rfm(data)
-    T = float(T_data.max()) if T is None else _positive(T, "T")
-    horizon = _positive(horizon, "horizon", allow_zero=True)
+    T = float(T_data.max()) if T is None else check_number(T, "T", allow_zero=False, unit=True)
+    horizon = check_number(horizon, "horizon", unit=True)
     if max_frequency is None:
         max_frequency = max(1, int(math.ceil(np.percentile(x_data, 99))))
     max_frequency = _count(max_frequency, "max_frequency", 1)
-    max_recency = T if max_recency is None else _positive(max_recency, "max_recency", allow_zero=True)
+    max_recency = T if max_recency is None else check_number(max_recency, "max_recency", unit=True)
     if max_recency > T:
         raise ValueError(f"max_recency ({max_recency:g}) cannot exceed the customers' age T ({T:g}).")
 
@@ -268,7 +261,7 @@ def period_transactions(
     >>> period_transactions(model, max_frequency=7)  # doctest: +SKIP
     """
     max_frequency = _count(max_frequency, "max_frequency", 1)
-    hdi_prob = _check_hdi_prob(hdi_prob)
+    hdi_prob = check_probability(hdi_prob, "hdi_prob")
     n_draws = _check_n_draws(n_draws)
     x, _, T = validate_rfm(_model_data(bgnbd))
     draws = parameter_draws(bgnbd, n_draws)
@@ -371,9 +364,9 @@ def probability_alive_history(
     >>> times, T = customer_purchase_times(transactions, 1234, observation_end="1997-09-30")  # doctest: +SKIP
     >>> probability_alive_history(model, times, T).tail()  # doctest: +SKIP
     """
-    T = _positive(T, "T")
+    T = check_number(T, "T", allow_zero=False, unit=True)
     n_points = _count(n_points, "n_points", 2)
-    hdi_prob = _check_hdi_prob(hdi_prob)
+    hdi_prob = check_probability(hdi_prob, "hdi_prob")
     n_draws = _check_n_draws(n_draws)
     repeats = _check_purchase_times(purchase_times, T)
 

@@ -27,9 +27,10 @@ import pandas as pd
 import xarray as xr
 
 from clvbayes.kernels import clv as K
+from clvbayes.value.arguments import check_convergent, check_horizon, check_probability
 from clvbayes.value.customers import CustomerArrays, customer_arrays, quantile_names
 from clvbayes.value.draws import ParameterDraws, joint_draws
-from clvbayes.value.engine import QuantitySpec, StreamOutput, stream
+from clvbayes.value.engine import DISCOUNTED_CODES, QuantitySpec, StreamOutput, stream
 
 __all__ = [
     "CustomerValue",
@@ -159,20 +160,11 @@ def hdi_names(hdi_prob: float) -> tuple[str, str]:
     return f"hdi_{100 * (1 - hdi_prob) / 2:g}%", f"hdi_{100 * (1 + hdi_prob) / 2:g}%"
 
 
-def _check_horizon(horizon: object, finite: bool, name: str) -> float:
-    if isinstance(horizon, bool) or not isinstance(horizon, numbers.Real) or math.isnan(horizon) or horizon < 0:
-        raise ValueError(f"horizon must be a number >= 0 (in the data's time unit), got {horizon!r}.")
-    if finite and math.isinf(horizon):
-        raise ValueError(f"{name} needs a finite horizon (in the data's time unit).")
-    return float(horizon)
-
-
 def _check_probs(quantiles: Sequence[float], hdi_prob: float) -> np.ndarray:
     probs = np.asarray(quantiles, dtype=np.float64).reshape(-1)
     if not (np.isfinite(probs).all() and ((probs >= 0) & (probs <= 1)).all()):
         raise ValueError(f"quantiles must be in [0, 1], got {list(quantiles)}.")
-    if not (isinstance(hdi_prob, numbers.Real) and 0 < hdi_prob < 1):
-        raise ValueError(f"hdi_prob must be in (0, 1), got {hdi_prob!r}.")
+    check_probability(hdi_prob, "hdi_prob")
     return probs
 
 
@@ -287,7 +279,7 @@ def customer_metrics(
     specs = []
     for q in quantities:
         code, _, finite, _ = QUANTITIES[q]
-        specs.append(QuantitySpec(q, code, _check_horizon(horizons.get(q, horizon), finite, q)))
+        specs.append(QuantitySpec(q, code, check_horizon(horizons.get(q, horizon), finite=finite, what=q)))
     return _evaluate(
         bgnbd, gamma_gamma if needs_spend else None, data, specs, {q: QUANTITIES[q][3] for q in quantities},
         discount_rate=discount_rate, margin=margin, time_unit=time_unit, segment=segment, probs=probs,
@@ -311,6 +303,9 @@ def _evaluate(
     draws = joint_draws(bgnbd, gamma_gamma, n_draws)
     if needs_spend:
         _check_finite_mean_spend(draws)
+    for s in specs:
+        if s.code in DISCOUNTED_CODES:
+            check_convergent(draws["a"], math.isinf(s.horizon) and bool((cust.delta == 0).any()), s.name)
     keep = _keep(keep_draws, draws.n, cust.n, len(specs))
     tables: dict = {}
     raw = stream(draws, cust, specs, probs=probs, hdi_prob=hdi_prob, block_size=block_size, keep_draws=keep,
@@ -461,7 +456,7 @@ def probability_of_purchases(
     eq. 8 at the updated parameters). Other arguments as in :func:`customer_metrics`."""
     if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 0:
         raise ValueError(f"n must be an integer >= 0, got {n!r}.")
-    horizon = _check_horizon(horizon, True, "probability_of_purchases")
+    horizon = check_horizon(horizon, finite=True, what="probability_of_purchases")
     probs = _check_probs(quantiles, hdi_prob)
     name = f"p_{int(n)}_purchases"
     spec = QuantitySpec(name, K.PMF + int(n), horizon)

@@ -27,7 +27,6 @@ default linear quantiles.
 
 from __future__ import annotations
 
-import numbers
 from dataclasses import dataclass
 
 import numpy as np
@@ -37,6 +36,7 @@ from clvbayes.data.rfm import occasions_until, time_unit_length
 from clvbayes.data.validate import DataValidationError, _require_columns, validate_monetary, validate_rfm
 from clvbayes.kernels.predictive import bgnbd_holdout_replicates
 from clvbayes.kernels.tracking import cohort_cumulative_purchases, expected_purchases_grid
+from clvbayes.value.arguments import check_probability
 from clvbayes.value.draws import _check_n_draws, joint_draws, parameter_draws
 from clvbayes.value.heuristics import holdout_forecasts
 
@@ -54,12 +54,6 @@ SeedLike = int | np.random.Generator | None
 
 
 # -- argument checks ----------------------------------------------------------------------
-def _check_hdi_prob(hdi_prob: object) -> float:
-    if isinstance(hdi_prob, bool) or not isinstance(hdi_prob, numbers.Real) or not 0 < hdi_prob < 1:
-        raise ValueError(f"hdi_prob must be a number strictly between 0 and 1, got {hdi_prob!r}.")
-    return float(hdi_prob)
-
-
 def _tail_probs(hdi_prob: float) -> tuple[float, float]:
     """``((1 - h) / 2, (1 + h) / 2)`` rounded to 12 decimals: 0.94 gives exactly 0.03 and 0.97,
     so an ``"inverted_cdf"`` bound does not jump one replicate on a rounding error."""
@@ -265,7 +259,7 @@ def holdout_validation(
     clvbayes.DataValidationError
         When a column is missing or invalid, or the holdout length differs between customers.
     """
-    hdi_prob = _check_hdi_prob(hdi_prob)
+    hdi_prob = check_probability(hdi_prob, "hdi_prob")
     n_draws = _check_n_draws(n_draws)
     spend = gamma_gamma is not None
     x, t_x, T = validate_rfm(data)
@@ -434,7 +428,7 @@ def purchase_tracking(
         ``start``, ``calibration_end``, ``observation_end``, ``time_unit``, ``n_draws``,
         ``hdi_prob``.
     """
-    hdi_prob = _check_hdi_prob(hdi_prob)
+    hdi_prob = check_probability(hdi_prob, "hdi_prob")
     n_draws = _check_n_draws(n_draws)
     unit = time_unit_length(time_unit)
     day = pd.Timedelta(days=1)

@@ -38,6 +38,7 @@ import pandas as pd
 
 from clvbayes._version import __version__
 from clvbayes.data.rfm import time_unit_length
+from clvbayes.value.customers import DEFAULT_ANNUAL_DISCOUNT_RATE
 from clvbayes.value.quantities import hdi_names
 
 __all__ = ["AnalysisSettings", "Analysis", "run_analysis", "analysis_steps", "StepPrinter"]
@@ -60,7 +61,8 @@ class AnalysisSettings:
     horizon : float or None
         CLV horizon in time units; None: one year.
     discount_rate : float
-        Effective annual discount rate.
+        Effective annual discount rate (default 0.1,
+        :data:`clvbayes.value.DEFAULT_ANNUAL_DISCOUNT_RATE`).
     margin : float
         Profit margin applied to spend (1: values are revenue).
     period : float or None
@@ -85,7 +87,7 @@ class AnalysisSettings:
     observation_end: str | None = None
     time_unit: str = "W"
     horizon: float | None = None
-    discount_rate: float = 0.1
+    discount_rate: float = DEFAULT_ANNUAL_DISCOUNT_RATE
     margin: float = 1.0
     period: float | None = None
     contact_cost: float = 1.0

@@ -9,10 +9,12 @@ import shutil
 import tempfile
 from pathlib import Path
 
-__all__ = ["write_report", "REPORT_FILES"]
+__all__ = ["write_report", "REPORT_FILES", "HOLDOUT_FILE"]
 
 #: Files every report folder holds (plus one PNG per figure under ``plots/``).
 REPORT_FILES = ("summary.json", "customers.csv", "idata.nc", "idata_gamma_gamma.nc", "report.html")
+#: Written as well when the analysis has a holdout check (``--calibration-end``).
+HOLDOUT_FILE = "holdout.csv"
 
 
 def _check_destination(out: Path, overwrite: bool) -> None:
@@ -29,8 +31,9 @@ def write_report(analysis, out: str | Path, *, overwrite: bool = False, command:
     Files: ``summary.json`` (parameters with HDIs, diagnostics, holdout check, equity, churn,
     concentration, lifecycle stages, settings), ``customers.csv`` (one row per customer),
     ``idata.nc`` (the BG/NBD fit; :meth:`clvbayes.BetaGeoModel.load` reads it),
-    ``idata_gamma_gamma.nc`` (:meth:`clvbayes.GammaGammaModel.load`), ``plots/*.png`` and
-    ``report.html`` (self-contained).
+    ``idata_gamma_gamma.nc`` (:meth:`clvbayes.GammaGammaModel.load`), ``plots/*.png``,
+    ``report.html`` (self-contained) and, with a holdout check, ``holdout.csv`` (per
+    customer: actual holdout purchases, forecast, interval, and the same for spend).
 
     Parameters
     ----------
@@ -69,6 +72,8 @@ def write_report(analysis, out: str | Path, *, overwrite: bool = False, command:
                 (tmp / "plots" / f"{fig.name}.png").write_bytes(fig.png)
             (tmp / "summary.json").write_text(json.dumps(analysis.summary(), indent=2, allow_nan=False) + "\n")
             analysis.customers.to_csv(tmp / "customers.csv", index_label="customer_id")
+            if analysis.validation is not None:
+                analysis.validation.customer_table().to_csv(tmp / HOLDOUT_FILE, index_label="customer_id")
             analysis.bgnbd.save(tmp / "idata.nc")
             analysis.gamma_gamma.save(tmp / "idata_gamma_gamma.nc")
             (tmp / "report.html").write_text(render_html(analysis, figures, command=command), encoding="utf-8")

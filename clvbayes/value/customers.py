@@ -30,7 +30,7 @@ from clvbayes.data.rfm import time_unit_length
 from clvbayes.data.validate import DataValidationError, _examples, validate_monetary, validate_rfm
 
 __all__ = [
-    "CustomerArrays", "customer_arrays", "continuous_rate", "annual_rate", "resolve_time_unit",
+    "CustomerArrays", "customer_arrays", "new_customer", "continuous_rate", "annual_rate", "resolve_time_unit",
     "DEFAULT_ANNUAL_DISCOUNT_RATE",
 ]
 
@@ -215,6 +215,16 @@ def customer_arrays(
         index=data.index, x=f64(x), t_x=f64(t_x), T=f64(T), m=f64(m), margin=margin_arr,
         delta=f64(continuous_rate(d, unit)), segments=np.ascontiguousarray(codes),
         segment_labels=uniques, segment_name=seg_name, time_unit=unit,
+    )
+
+
+def new_customer(time_unit: str, margin: float = 1.0, delta: float = 0.0) -> CustomerArrays:
+    """Customer arrays of one customer acquired at the end of the observation period."""
+    return CustomerArrays(
+        index=pd.Index(["new"]), x=np.zeros(1), t_x=np.zeros(1), T=np.zeros(1), m=np.zeros(1),
+        margin=np.array([float(margin)]), delta=np.array([float(delta)]),
+        segments=np.zeros(1, dtype=np.int64), segment_labels=pd.Index(["all"]), segment_name=None,
+        time_unit=time_unit,
     )
 
 

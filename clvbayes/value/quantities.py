@@ -31,6 +31,7 @@ from clvbayes.value.customers import (
     DEFAULT_ANNUAL_DISCOUNT_RATE,
     CustomerArrays,
     customer_arrays,
+    new_customer,
     quantile_names,
 )
 from clvbayes.value.draws import ParameterDraws, joint_draws
@@ -366,16 +367,6 @@ def new_customer_expectations(
     one = new_customer(time_unit)
     out = stream(draws, one, specs, probs=np.empty(0), hdi_prob=0.5)
     return {s.name: float(out[s.name].mean[0]) for s in specs}
-
-
-def new_customer(time_unit: str, margin: float = 1.0, delta: float = 0.0) -> CustomerArrays:
-    """Customer arrays of one customer acquired at the end of the observation period."""
-    return CustomerArrays(
-        index=pd.Index(["new"]), x=np.zeros(1), t_x=np.zeros(1), T=np.zeros(1), m=np.zeros(1),
-        margin=np.array([float(margin)]), delta=np.array([float(delta)]),
-        segments=np.zeros(1, dtype=np.int64), segment_labels=pd.Index(["all"]), segment_name=None,
-        time_unit=time_unit,
-    )
 
 
 def _check_finite_mean_spend(draws: ParameterDraws) -> None:

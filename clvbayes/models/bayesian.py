@@ -599,7 +599,7 @@ class BayesianMixin:
         data = self._data_or_default(None)
         for column in SAVED_COLUMNS:
             if column not in frame.columns and column in data.columns:
-                frame[column] = data[column].to_numpy()
+                frame[column] = data[column].array  # positional; keeps a time zone for _summary_dataset
         frame.attrs["time_unit"] = data.attrs.get("time_unit")
         return frame
 

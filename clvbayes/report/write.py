@@ -72,7 +72,7 @@ def write_report(analysis, out: str | Path, *, overwrite: bool = False, command:
                 (tmp / "plots" / f"{fig.name}.png").write_bytes(fig.png)
             (tmp / "summary.json").write_text(json.dumps(analysis.summary(), indent=2, allow_nan=False) + "\n")
             analysis.customers.to_csv(tmp / "customers.csv", index_label="customer_id")
-            if analysis.validation is not None:
+            if getattr(analysis, "validation", None) is not None:  # a holdout check was run
                 analysis.validation.customer_table().to_csv(tmp / HOLDOUT_FILE, index_label="customer_id")
             analysis.bgnbd.save(tmp / "idata.nc")
             analysis.gamma_gamma.save(tmp / "idata_gamma_gamma.nc")

@@ -66,7 +66,7 @@ def _settings(args: argparse.Namespace, **fixed):
         chains=args.chains, draws=args.draws, tune=args.tune, value_draws=args.value_draws or None,
         seed=args.seed, hdi_prob=args.hdi_prob,
     )
-    if args.discount_rate is not None:  # else AnalysisSettings' default, the package's one
+    if hasattr(args, "discount_rate"):  # else AnalysisSettings' default, the package's one
         values["discount_rate"] = args.discount_rate
     values.update(fixed)
     settings = AnalysisSettings(**values)
@@ -184,7 +184,7 @@ def _add_model_options(p: argparse.ArgumentParser, *, draws: int, tune: int, cha
     g = p.add_argument_group("value settings")
     g.add_argument("--horizon", type=float, default=None, metavar="UNITS",
                    help="CLV horizon in time units (default: one year, e.g. 52.18 weeks).")
-    g.add_argument("--discount-rate", type=float, default=None, metavar="RATE",
+    g.add_argument("--discount-rate", type=float, default=argparse.SUPPRESS, metavar="RATE",
                    help="effective annual discount rate (default 0.1 = 10%% a year).")
     g.add_argument("--margin", type=float, default=1.0,
                    help="profit margin applied to spend (default 1: values are revenue; e.g. 0.3).")

@@ -136,10 +136,15 @@ def fake_nuts_fit(model, settings, progressbar):
     return model
 
 
+def small_log(transactions: pd.DataFrame, n: int = 300) -> pd.DataFrame:
+    """The purchases of the first ``n`` CDNOW customers."""
+    ids = np.sort(transactions["customer_id"].unique())[:n]
+    return transactions.loc[transactions["customer_id"].isin(ids)]
+
+
 @pytest.fixture
 def log_csv(tmp_path, cdnow_transactions):
-    ids = np.sort(cdnow_transactions["customer_id"].unique())[:300]
-    log = cdnow_transactions.loc[cdnow_transactions["customer_id"].isin(ids)]
+    log = small_log(cdnow_transactions)
     path = tmp_path / "log.csv"
     pd.DataFrame({"customer_id": log["customer_id"], "date": log["date"].dt.strftime("%Y-%m-%d"),
                   "amount": log["amount"]}).to_csv(path, index=False)

@@ -22,7 +22,7 @@ from clvbayes.kernels.gamma_gamma import gg_expected_spend
 from clvbayes.value import DEFAULT_ANNUAL_DISCOUNT_RATE
 from clvbayes.value.customers import continuous_rate
 from clvbayes.value.draws import parameter_draws
-from tests.test_interrupt import fake_nuts_fit
+from tests.test_interrupt import fake_nuts_fit, log_csv  # noqa: F401 (a fixture)
 
 
 @pytest.fixture(scope="module")
@@ -147,23 +147,19 @@ def test_holdout_forecast_of_a_point_fit_is_the_model_prediction(rfm):
     np.testing.assert_allclose(v.customers["mean"].to_numpy(), bg.expected_purchases(39.0).to_numpy(), rtol=1e-9)
 
 
-def test_report_holds_a_per_customer_holdout_csv(tmp_path, cdnow_transactions, monkeypatch):
-    from tests.test_interrupt import run_fit_cli
+def test_report_holds_a_per_customer_holdout_csv(tmp_path, log_csv, cdnow_transactions, monkeypatch):
+    from tests.test_interrupt import run_fit_cli, small_log
 
-    ids = np.sort(cdnow_transactions["customer_id"].unique())[:300]
-    log = cdnow_transactions.loc[cdnow_transactions["customer_id"].isin(ids)]
-    path = tmp_path / "log.csv"
-    pd.DataFrame({"customer_id": log["customer_id"], "date": log["date"].dt.strftime("%Y-%m-%d"),
-                  "amount": log["amount"]}).to_csv(path, index=False)
     monkeypatch.setattr("clvbayes.workflow._fit", fake_nuts_fit)
     out = tmp_path / "report"
-    assert run_fit_cli(path, out) == 0
+    assert run_fit_cli(log_csv, out) == 0
     table = pd.read_csv(out / "holdout.csv", index_col="customer_id")
     assert len(table) == 300
     assert {"actual_purchases", "forecast_purchases", "lower_purchases", "upper_purchases",
             "actual_spend", "forecast_spend"} <= set(table.columns)
     assert (table["lower_purchases"] <= table["upper_purchases"]).all()
-    split = clvbayes.calibration_holdout_split(log, calibration_end="1997-09-30", observation_end="1998-06-30")
+    split = clvbayes.calibration_holdout_split(small_log(cdnow_transactions), calibration_end="1997-09-30",
+                                               observation_end="1998-06-30")
     np.testing.assert_array_equal(table["actual_purchases"].to_numpy(), split["frequency_holdout"].to_numpy())
 
 

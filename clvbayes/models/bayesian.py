@@ -5,7 +5,9 @@ kernel's log-likelihood as a ``pm.Potential`` (see :mod:`clvbayes.models.ops`); 
 enter as ``pm.Data`` shared variables of compressed rows. Results are an
 ``arviz.InferenceData`` (``idata_``) holding the posterior, the sample stats, the customer
 summary (``constant_data``) and, as attributes, the model class, its priors and the sampler
-settings, so :meth:`load` can rebuild the model from the file alone.
+settings, so :meth:`load` can rebuild the model from the file alone. Point fits (MLE, MAP,
+``from_params``) are saved the same way, with a ``point_estimate`` group instead of the
+posterior.
 """
 
 from __future__ import annotations

@@ -292,6 +292,9 @@ def holdout_validation(
     ------
     clvbayes.DataValidationError
         When a column is missing or invalid, or the holdout length differs between customers.
+    ValueError
+        With ``gamma_gamma``, when some of its draws have q <= 1 (no finite mean spend, so no
+        spend forecast).
     """
     hdi_prob = _check_hdi_prob(hdi_prob)
     n_draws = _check_n_draws(n_draws)

@@ -63,11 +63,13 @@ def _settings(args: argparse.Namespace, **fixed):
         calibration_end=getattr(args, "calibration_end", None),
         observation_end=getattr(args, "observation_end", None),
         time_unit=getattr(args, "time_unit", "W"),
-        horizon=args.horizon, discount_rate=args.discount_rate, margin=args.margin, period=args.period,
+        horizon=args.horizon, margin=args.margin, period=args.period,
         contact_cost=args.contact_cost, acquisition_cost=args.acquisition_cost, new_window=args.new_window,
         chains=args.chains, draws=args.draws, tune=args.tune, value_draws=args.value_draws or None,
         seed=args.seed, hdi_prob=args.hdi_prob, refunds=getattr(args, "refunds", "raise"),
     )
+    if hasattr(args, "discount_rate"):  # else AnalysisSettings' default, the package's one
+        values["discount_rate"] = args.discount_rate
     values.update(fixed)
     settings = AnalysisSettings(**values)
     try:
@@ -238,7 +240,7 @@ def _add_model_options(p: argparse.ArgumentParser, *, draws: int, tune: int, cha
     g = p.add_argument_group("value settings")
     g.add_argument("--horizon", type=_checked(partial(units, name="horizon")), default=None, metavar="UNITS",
                    help="CLV horizon in time units (default: one year, e.g. 52.18 weeks).")
-    g.add_argument("--discount-rate", type=_checked(A.check_discount_rate), default=0.1, metavar="RATE",
+    g.add_argument("--discount-rate", type=_checked(A.check_discount_rate), default=argparse.SUPPRESS, metavar="RATE",
                    help="effective annual discount rate, 0 to 1 (default 0.1 = 10%% a year).")
     g.add_argument("--margin", type=_checked(partial(A.check_margin, allow_zero=False)), default=1.0,
                    help="profit margin applied to spend, a fraction in (0, 1] (default 1: values are revenue; "

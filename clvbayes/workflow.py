@@ -52,6 +52,7 @@ from clvbayes.value.arguments import (
     check_probability,
     check_seed,
 )
+from clvbayes.value.customers import DEFAULT_ANNUAL_DISCOUNT_RATE
 from clvbayes.value.quantities import hdi_names
 
 __all__ = ["AnalysisSettings", "Analysis", "run_analysis", "analysis_steps", "StepPrinter", "NO_AMOUNTS"]
@@ -82,7 +83,8 @@ class AnalysisSettings:
     horizon : float or None
         CLV horizon in time units; None: one year.
     discount_rate : float
-        Effective annual discount rate, in [0, 1] (0 to 100% a year).
+        Effective annual discount rate, in [0, 1] (0 to 100% a year; default 0.1,
+        :data:`clvbayes.value.DEFAULT_ANNUAL_DISCOUNT_RATE`).
     margin : float
         Profit margin applied to spend, in (0, 1] (1: values are revenue).
     period : float or None
@@ -109,7 +111,7 @@ class AnalysisSettings:
     observation_end: str | None = None
     time_unit: str = "W"
     horizon: float | None = None
-    discount_rate: float = 0.1
+    discount_rate: float = DEFAULT_ANNUAL_DISCOUNT_RATE
     margin: float = 1.0
     period: float | None = None
     contact_cost: float = 1.0

@@ -48,7 +48,7 @@ import xarray as xr
 from clvbayes.distributed._dask import is_dask_collection, require_dask
 from clvbayes.value.arguments import check_discount_rate, check_margin, check_number
 from clvbayes.value.churn import CHURN_QUANTITIES, CHURN_TOTALS, churn_report, churn_summary_table
-from clvbayes.value.customers import quantile_names, resolve_time_unit
+from clvbayes.value.customers import DEFAULT_ANNUAL_DISCOUNT_RATE, quantile_names, resolve_time_unit
 from clvbayes.value.draws import BGNBD_PARAMS, GG_PARAMS, ParameterDraws, joint_draws
 from clvbayes.value.lifecycle import STAGES, lifecycle_stages, stage_table
 from clvbayes.value.quantities import (
@@ -403,7 +403,7 @@ def score_customers(
     summary,
     *,
     horizon: float,
-    discount_rate: float | str = 0.1,
+    discount_rate: float | str = DEFAULT_ANNUAL_DISCOUNT_RATE,
     margin: float | str = 1.0,
     quantities: Sequence[str] = ("clv", "p_alive", "expected_purchases"),
     period: float | None = None,

@@ -200,6 +200,7 @@ class BTYDModel(BayesianMixin):
             With ``params_`` (Series), ``standard_errors_`` (Series), ``covariance_``
             (DataFrame), ``log_likelihood_`` and ``mle_result_``.
         """
+        self._forget_fit()  # an earlier posterior must not answer for these estimates
         loglik_grad, start = self._loglik_and_grad()
         if initial is not None:
             start = self._check_params(initial).to_numpy()

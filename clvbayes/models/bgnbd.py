@@ -133,71 +133,163 @@ class BetaGeoModel(BTYDModel):
         return loglik_grad, start
 
     # -- predictions --------------------------------------------------------------------
-    def probability_alive(self, data: pd.DataFrame | None = None) -> pd.Series:
-        """P(alive at T | x, t_x, T) per customer (FHL 2005, note after eq. (10))."""
+    # After fit() (NUTS) each method returns the posterior expectation of its quantity: the
+    # mean over the draws of the value at each draw, by the engine of clvbayes.value (the
+    # same numbers as clvbayes.probability_alive & co.). After fit_mle(), fit(method="map")
+    # or from_params, or with plugin=True, the value at params_ (for a posterior, the
+    # posterior means of the parameters: a different and usually biased number).
+    def _posterior_mean(self, function, data: pd.DataFrame | None, name: str, **kwargs) -> pd.Series:
+        """Per-customer posterior mean of a :mod:`clvbayes.value` quantity, as a Series
+        indexed like the customer summary."""
+        frame = self._data_or_default(data)
+        value = function(self, frame, segment=None, quantiles=(), keep_draws=False, **kwargs)
+        return pd.Series(value.summary["mean"].to_numpy(), index=frame.index, name=name)
+
+    def probability_alive(self, data: pd.DataFrame | None = None, *, plugin: bool = False) -> pd.Series:
+        """P(alive at T | x, t_x, T) per customer (FHL 2005, note after eq. (10)).
+
+        After :meth:`fit` (NUTS) the posterior expectation over the draws, as
+        :func:`clvbayes.probability_alive`; the value at ``params_`` after a point fit or
+        with ``plugin=True``.
+        """
+        if self._use_posterior(plugin):
+            from clvbayes.value.quantities import probability_alive
+
+            return self._posterior_mean(probability_alive, data, "probability_alive")
         r, alpha, a, b = self._params_array()
         index, x, t_x, T = self._arrays(data)
         values = bgnbd_p_alive(r, alpha, a, b, x, t_x, T)
         return pd.Series(values, index=index, name="probability_alive")
 
-    def expected_purchases(self, t: float, data: pd.DataFrame | None = None) -> pd.Series:
-        """Expected number of purchases in ``(T, T + t]`` per customer (FHL 2005 eq. (10))."""
+    def expected_purchases(self, t: float, data: pd.DataFrame | None = None, *, plugin: bool = False) -> pd.Series:
+        """Expected number of purchases in ``(T, T + t]`` per customer (FHL 2005 eq. (10)).
+
+        After :meth:`fit` (NUTS) the posterior expectation over the draws, as
+        :func:`clvbayes.value.expected_purchases`; the value at ``params_`` after a point fit or
+        with ``plugin=True``.
+        """
         t = _check_horizon(t)
+        if self._use_posterior(plugin):
+            from clvbayes.value.quantities import expected_purchases
+
+            return self._posterior_mean(expected_purchases, data, "expected_purchases", horizon=t)
         r, alpha, a, b = self._params_array()
         index, x, t_x, T = self._arrays(data)
         values = bgnbd_conditional_expected_purchases(r, alpha, a, b, x, t_x, T, t)
         return pd.Series(values, index=index, name="expected_purchases")
 
-    def probability_of_n_purchases(self, t: float, n: int, data: pd.DataFrame | None = None) -> pd.Series:
+    def probability_of_n_purchases(
+        self, t: float, n: int, data: pd.DataFrame | None = None, *, plugin: bool = False
+    ) -> pd.Series:
         """P(exactly ``n`` purchases in ``(T, T + t]`` | history) per customer.
 
         The future of a customer alive at T is a BG/NBD process with the posterior
         parameters (r + x, α + T, a, b + x); see ``docs/theory/bgnbd_predictions.md``.
+        After :meth:`fit` (NUTS) the posterior expectation over the draws, as
+        :func:`clvbayes.value.probability_of_purchases`; the value at ``params_`` after a point
+        fit or with ``plugin=True``.
         """
         t = _check_horizon(t)
         n = _check_count(n)
+        name = f"probability_of_{n}_purchases"
+        if self._use_posterior(plugin):
+            from clvbayes.value.quantities import probability_of_purchases
+
+            return self._posterior_mean(probability_of_purchases, data, name, horizon=t, n=n)
         r, alpha, a, b = self._params_array()
         index, x, t_x, T = self._arrays(data)
         values = bgnbd_conditional_pmf(r, alpha, a, b, x, t_x, T, t, n)
-        return pd.Series(values, index=index, name=f"probability_of_{n}_purchases")
+        return pd.Series(values, index=index, name=name)
 
-    def expected_purchases_unconditional(self, t: float | np.ndarray) -> float | np.ndarray:
-        """E[X(t)] for a new customer over ``(0, t]`` (FHL 2005 eq. (9))."""
-        r, alpha, a, b = self._params_array()
+    def expected_purchases_unconditional(self, t: float | np.ndarray, *, plugin: bool = False) -> float | np.ndarray:
+        """E[X(t)] for a new customer over ``(0, t]`` (FHL 2005 eq. (9)).
+
+        After :meth:`fit` (NUTS) the posterior expectation over the draws; the value at
+        ``params_`` after a point fit or with ``plugin=True``.
+        """
         t_arr = np.atleast_1d(np.asarray(t, dtype=float))
         if not (np.isfinite(t_arr).all() and (t_arr >= 0).all()):
             raise ValueError("t must be finite and >= 0.")
-        values = bgnbd_expected_purchases(r, alpha, a, b, np.ascontiguousarray(t_arr))
+        if self._use_posterior(plugin):
+            from clvbayes.kernels import clv as K
+            from clvbayes.value.engine import QuantitySpec
+
+            specs = [QuantitySpec(f"t{k}", K.PURCHASES, float(tk)) for k, tk in enumerate(t_arr.reshape(-1))]
+            values = np.array(list(self._new_customer(specs).values()))
+        else:
+            r, alpha, a, b = self._params_array()
+            values = bgnbd_expected_purchases(r, alpha, a, b, np.ascontiguousarray(t_arr.reshape(-1)))
         return float(values[0]) if np.ndim(t) == 0 else values.reshape(np.shape(t))
 
-    def probability_of_n_purchases_unconditional(self, t: float, n: int | np.ndarray) -> float | np.ndarray:
-        """P(X(t) = n) for a new customer (FHL 2005 eq. (8)); ``n`` an integer or array."""
+    def probability_of_n_purchases_unconditional(
+        self, t: float, n: int | np.ndarray, *, plugin: bool = False
+    ) -> float | np.ndarray:
+        """P(X(t) = n) for a new customer (FHL 2005 eq. (8)); ``n`` an integer or array.
+
+        After :meth:`fit` (NUTS) the posterior expectation over the draws; the value at
+        ``params_`` after a point fit or with ``plugin=True``.
+        """
         t = _check_horizon(t)
-        r, alpha, a, b = self._params_array()
         n_arr = np.atleast_1d(np.asarray(n))
         if n_arr.dtype.kind not in "iu" or (n_arr < 0).any():
             raise ValueError("n must be non-negative integers.")
-        values = bgnbd_pmf(r, alpha, a, b, t, n_arr.astype(np.int64))
+        if self._use_posterior(plugin):
+            from clvbayes.kernels import clv as K
+            from clvbayes.value.engine import QuantitySpec
+
+            specs = [QuantitySpec(f"n{k}", K.PMF + int(nk), t) for k, nk in enumerate(n_arr.reshape(-1))]
+            values = np.array(list(self._new_customer(specs).values()))
+        else:
+            r, alpha, a, b = self._params_array()
+            values = bgnbd_pmf(r, alpha, a, b, t, n_arr.reshape(-1).astype(np.int64))
         return float(values[0]) if np.ndim(n) == 0 else values.reshape(np.shape(n))
 
-    def dert(self, discount_rate: float | np.ndarray, data: pd.DataFrame | None = None) -> pd.Series:
+    def _new_customer(self, specs) -> dict[str, float]:
+        from clvbayes.value.quantities import new_customer_expectations
+
+        return new_customer_expectations(self, specs)
+
+    def dert(
+        self, discount_rate: float | np.ndarray | None = None, data: pd.DataFrame | None = None, *, plugin: bool = False
+    ) -> pd.Series:
         """Discounted expected residual transactions per customer.
 
         ``DERT = E[∫_T^∞ e^{-δ(s-T)} dY(s) | x, t_x, T]`` with a continuous discount rate δ
         per time unit of the data (for weeks and an annual rate d compounded yearly,
-        δ = ln(1 + d) / 52). Multiplying by the margin per transaction gives the residual
-        lifetime value. Derivation in ``docs/theory/bgnbd_predictions.md``.
+        δ = ln(1 + d) · 7 / 365.25). Multiplying by the margin per transaction gives the
+        residual lifetime value. Derivation in ``docs/theory/bgnbd_predictions.md``.
+
+        After :meth:`fit` (NUTS) the posterior expectation over the draws, as
+        :func:`clvbayes.value.dert` with the same rate as an annual one; the value at ``params_``
+        after a point fit or with ``plugin=True``.
 
         Parameters
         ----------
         discount_rate
-            δ > 0, a scalar or one value per customer.
+            δ > 0, a scalar or one value per customer. Default: the package's default
+            annual rate :data:`clvbayes.value.customers.DEFAULT_ANNUAL_DISCOUNT_RATE`
+            (10% a year) in the data's time unit (``data.attrs["time_unit"]``, else weeks).
         """
-        r, alpha, a, b = self._params_array()
+        from clvbayes.value.customers import (
+            DEFAULT_ANNUAL_DISCOUNT_RATE,
+            annual_rate,
+            continuous_rate,
+            resolve_time_unit,
+        )
+
         index, x, t_x, T = self._arrays(data)
+        frame = self._data_or_default(data)
+        unit = resolve_time_unit(frame, None)
+        if discount_rate is None:
+            discount_rate = continuous_rate(np.float64(DEFAULT_ANNUAL_DISCOUNT_RATE), unit)
         delta = np.broadcast_to(np.asarray(discount_rate, dtype=float), x.shape)
         if not (np.isfinite(delta).all() and (delta > 0).all()):
             raise ValueError("discount_rate must be finite and > 0 (a continuous rate per time unit).")
+        if self._use_posterior(plugin):
+            from clvbayes.value.quantities import dert
+
+            return self._posterior_mean(dert, frame, "dert", discount_rate=annual_rate(delta, unit))
+        r, alpha, a, b = self._params_array()
         values = bgnbd_dert(r, alpha, a, b, x, t_x, T, np.ascontiguousarray(delta))
         return pd.Series(values, index=index, name="dert")
 

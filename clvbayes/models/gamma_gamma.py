@@ -110,19 +110,28 @@ class GammaGammaModel(BTYDModel):
         start = np.array([1.0, 2.0, float(np.average(m, weights=w_rows))])
         return loglik_grad, start
 
-    def expected_spend(self, data: pd.DataFrame | None = None) -> pd.Series:
+    def expected_spend(self, data: pd.DataFrame | None = None, *, plugin: bool = False) -> pd.Series:
         """Expected value of a customer's future transactions, E[Z | x, m̄] (FHL 2005 eq. (5)).
 
         A weighted mean of the population mean p γ / (q - 1) and the customer's own mean
         spend, with weight p x / (p x + q - 1) on the latter. Customers with frequency 0
         get the population mean. Needs q > 1 (otherwise the mean spend does not exist).
+
+        After :meth:`fit` (NUTS) the posterior expectation over the draws, as
+        :func:`clvbayes.value.expected_spend`; the value at ``params_`` (for a posterior, its
+        means) after a point fit or with ``plugin=True``.
         """
+        frame = self._data_or_default(data)
+        if self._use_posterior(plugin):
+            from clvbayes.value.quantities import expected_spend
+
+            value = expected_spend(self, frame, segment=None, quantiles=(), keep_draws=False)
+            return pd.Series(value.summary["mean"].to_numpy(), index=frame.index, name="expected_spend")
         p, q, gamma = self._params_array()
         if q <= 1:
             raise ValueError(
                 f"q = {q:.4g} <= 1: the Gamma-Gamma mean spend p*gamma/(q-1) does not exist for these parameters."
             )
-        frame = self._data_or_default(data)
         x, m, _ = validate_monetary(frame, require_repeat_buyers=False)
         values = gg_expected_spend(p, q, gamma, x, m)
         return pd.Series(values, index=frame.index, name="expected_spend")

@@ -27,11 +27,14 @@ import tempfile
 import warnings
 from pathlib import Path
 
-__all__ = ["write_report", "REPORT_FILES", "MARKER", "report_files", "check_destination", "check_writable"]
+__all__ = ["write_report", "REPORT_FILES", "HOLDOUT_FILE", "MARKER", "report_files", "check_destination",
+           "check_writable"]
 
 #: Files every report folder holds (plus one PNG per figure under ``plots/``; a report of
 #: a log without amounts has no ``idata_gamma_gamma.nc``).
 REPORT_FILES = ("summary.json", "customers.csv", "idata.nc", "idata_gamma_gamma.nc", "report.html")
+#: Written as well when the analysis has a holdout check (``--calibration-end``).
+HOLDOUT_FILE = "holdout.csv"
 #: The marker file written with every report (JSON: version, created, files).
 MARKER = ".clvbayes-report"
 #: Files that identify a report written before the marker (the old layout).
@@ -192,8 +195,9 @@ def write_report(analysis, out: str | Path, *, overwrite: bool = False, command:
     concentration, lifecycle stages, settings), ``customers.csv`` (one row per customer),
     ``idata.nc`` (the BG/NBD fit; :meth:`clvbayes.BetaGeoModel.load` reads it),
     ``idata_gamma_gamma.nc`` (:meth:`clvbayes.GammaGammaModel.load`; not for a log without
-    amounts), ``plots/*.png``, ``report.html`` (self-contained) and the marker
-    :data:`MARKER` listing them.
+    amounts), ``plots/*.png``, ``report.html`` (self-contained), with a holdout check
+    ``holdout.csv`` (per customer: actual holdout purchases, forecast, interval, and the same
+    for spend), and the marker :data:`MARKER` listing them.
 
     Parameters
     ----------
@@ -234,6 +238,8 @@ def write_report(analysis, out: str | Path, *, overwrite: bool = False, command:
                 (tmp / _PLOTS / f"{fig.name}.png").write_bytes(fig.png)
             (tmp / "summary.json").write_text(json.dumps(analysis.summary(), indent=2, allow_nan=False) + "\n")
             analysis.customers.to_csv(tmp / "customers.csv", index_label="customer_id")
+            if getattr(analysis, "validation", None) is not None:  # a holdout check was run
+                analysis.validation.customer_table().to_csv(tmp / HOLDOUT_FILE, index_label="customer_id")
             analysis.bgnbd.save(tmp / "idata.nc")
             if analysis.gamma_gamma is not None:
                 analysis.gamma_gamma.save(tmp / "idata_gamma_gamma.nc")

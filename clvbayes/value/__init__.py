@@ -16,6 +16,7 @@ customers so that a million customers and thousands of draws fit in memory.
 """
 
 from clvbayes.value import heuristics
+from clvbayes.value.customers import DEFAULT_ANNUAL_DISCOUNT_RATE
 from clvbayes.value.churn import ChurnReport, churn_analysis, churn_report, lost_threshold
 from clvbayes.value.equity import CustomerEquity, customer_equity, new_customer_value, value_concentration
 from clvbayes.value.lifecycle import STAGES, lifecycle_stages, stage_summary
@@ -40,6 +41,7 @@ from clvbayes.value.quantities import (
 )
 
 __all__ = [
+    "DEFAULT_ANNUAL_DISCOUNT_RATE",
     "frequency_recency_grid",
     "period_transactions",
     "probability_alive_history",

@@ -55,6 +55,7 @@ import pandas as pd
 import xarray as xr
 
 from clvbayes.value.arguments import check_number, check_probability
+from clvbayes.value.customers import DEFAULT_ANNUAL_DISCOUNT_RATE
 from clvbayes.value.quantities import CustomerValue, customer_metrics, hdi_names, summarise_draws
 
 __all__ = ["CHURN_QUANTITIES", "CHURN_COUNT_QUANTITIES", "CHURN_TOTALS", "ChurnReport", "churn_analysis", "churn_report", "churn_summary_table", "lost_threshold"]
@@ -164,7 +165,7 @@ def churn_analysis(
     period: float,
     contact_cost: float,
     horizon: float = math.inf,
-    discount_rate: float | np.ndarray | pd.Series = 0.1,
+    discount_rate: float | np.ndarray | pd.Series = DEFAULT_ANNUAL_DISCOUNT_RATE,
     margin: float | np.ndarray | pd.Series = 1.0,
     risk_p_alive: float = 0.7,
     risk_threshold: float = 0.1,

@@ -11,6 +11,11 @@ today, a year being 365.25 days); the kernels discount continuously at
 so a purchase s time units after the end of the observation period is weighted e^{-δ s}
 = (1 + d)^{-s · unit/365.25}: exactly the annual compounding at every whole year, smooth in
 between. d = 0 gives undiscounted values.
+
+**One default.** Every discount-rate default of the package (the value functions, the
+workflow's ``AnalysisSettings``, ``clvbayes fit --discount-rate``, ``BetaGeoModel.dert``) is
+:data:`DEFAULT_ANNUAL_DISCOUNT_RATE`, 10% a year, converted to the data's time unit by
+:func:`continuous_rate` where a rate per time unit is needed.
 """
 
 from __future__ import annotations
@@ -25,9 +30,14 @@ from clvbayes.data.rfm import time_unit_length
 from clvbayes.data.validate import DataValidationError, _examples, validate_monetary, validate_rfm
 from clvbayes.value.arguments import MAX_DISCOUNT_RATE, check_discount_rate, check_margin, fraction_rule
 
-__all__ = ["CustomerArrays", "customer_arrays", "continuous_rate", "resolve_time_unit"]
+__all__ = [
+    "CustomerArrays", "customer_arrays", "new_customer", "continuous_rate", "annual_rate", "resolve_time_unit",
+    "DEFAULT_ANNUAL_DISCOUNT_RATE",
+]
 
 DAYS_PER_YEAR = 365.25
+#: The default effective annual discount rate of every function that discounts (10% a year).
+DEFAULT_ANNUAL_DISCOUNT_RATE = 0.1
 
 
 def resolve_time_unit(data: pd.DataFrame, time_unit: str | None) -> str:
@@ -48,6 +58,13 @@ def continuous_rate(discount_rate: np.ndarray, time_unit: str) -> np.ndarray:
     """δ per time unit from an effective annual rate (module docstring)."""
     days = time_unit_length(time_unit) / pd.Timedelta(days=1)
     return np.log1p(discount_rate) * (days / DAYS_PER_YEAR)
+
+
+def annual_rate(delta: np.ndarray, time_unit: str) -> np.ndarray:
+    """The effective annual rate of a continuous rate δ per time unit (inverse of
+    :func:`continuous_rate`)."""
+    days = time_unit_length(time_unit) / pd.Timedelta(days=1)
+    return np.expm1(np.asarray(delta, dtype=np.float64) * (DAYS_PER_YEAR / days))
 
 
 def _per_customer(value: object, index: pd.Index, name: str) -> np.ndarray:
@@ -145,9 +162,10 @@ def customer_arrays(
     *,
     spend: bool,
     margin: float | np.ndarray | pd.Series = 1.0,
-    discount_rate: float | np.ndarray | pd.Series = 0.0,
+    discount_rate: float | np.ndarray | pd.Series = DEFAULT_ANNUAL_DISCOUNT_RATE,
     time_unit: str | None = None,
     segment: object = "auto",
+    purchases: bool = True,
 ) -> CustomerArrays:
     """Validate a customer summary and build the kernels' arrays.
 
@@ -169,15 +187,21 @@ def customer_arrays(
     segment
         ``"auto"`` (acquisition month when a ``first_purchase`` column exists, else none),
         ``"cohort"`` (acquisition month), a column name, a Series by customer id, or None.
+    purchases
+        Whether the purchase history (``recency``, ``T``) is needed; False for spend alone
+        (the Gamma-Gamma model uses ``frequency`` and ``monetary_value`` only).
     """
     if not isinstance(data, pd.DataFrame):
         raise TypeError(f"data must be a pandas DataFrame (a customer summary), got {type(data).__name__}.")
     if len(data) == 0:
         raise DataValidationError("The customer summary is empty: there is no customer to value.")
-    x, t_x, T = validate_rfm(data)
     if spend:
         x_m, m, _ = validate_monetary(data, require_repeat_buyers=False)
-    else:
+    if purchases:
+        x, t_x, T = validate_rfm(data)
+    else:  # spend alone: the purchase kernels are not evaluated
+        x, t_x, T = x_m, np.zeros_like(x_m), np.zeros_like(x_m)
+    if not spend:
         m = np.zeros_like(x)
     unit = resolve_time_unit(data, time_unit)
     margin_arr = _per_customer(margin, data.index, "margin")
@@ -201,6 +225,16 @@ def customer_arrays(
         index=data.index, x=f64(x), t_x=f64(t_x), T=f64(T), m=f64(m), margin=margin_arr,
         delta=f64(continuous_rate(d, unit)), segments=np.ascontiguousarray(codes),
         segment_labels=uniques, segment_name=seg_name, time_unit=unit,
+    )
+
+
+def new_customer(time_unit: str, margin: float = 1.0, delta: float = 0.0) -> CustomerArrays:
+    """Customer arrays of one customer acquired at the end of the observation period."""
+    return CustomerArrays(
+        index=pd.Index(["new"]), x=np.zeros(1), t_x=np.zeros(1), T=np.zeros(1), m=np.zeros(1),
+        margin=np.array([float(margin)]), delta=np.array([float(delta)]),
+        segments=np.zeros(1, dtype=np.int64), segment_labels=pd.Index(["all"]), segment_name=None,
+        time_unit=time_unit,
     )
 
 

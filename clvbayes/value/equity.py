@@ -35,7 +35,7 @@ import xarray as xr
 
 from clvbayes.kernels import clv as K
 from clvbayes.value.arguments import check_number, check_probability
-from clvbayes.value.customers import CustomerArrays
+from clvbayes.value.customers import new_customer
 from clvbayes.value.engine import stream
 from clvbayes.value.quantities import CustomerValue, customer_lifetime_value, hdi_names, summarise_draws
 
@@ -89,12 +89,7 @@ def new_customer_value(clv: CustomerValue) -> np.ndarray:
     """Per-draw value of a newly acquired customer (module docstring), same settings as
     ``clv`` (horizon, discount rate and margin: their means when they vary by customer)."""
     draws, cust = clv.parameter_draws, clv.customers
-    one = CustomerArrays(
-        index=pd.Index(["new"]), x=np.zeros(1), t_x=np.zeros(1), T=np.zeros(1), m=np.zeros(1),
-        margin=np.array([float(np.mean(cust.margin))]), delta=np.array([float(np.mean(cust.delta))]),
-        segments=np.zeros(1, dtype=np.int64), segment_labels=pd.Index(["all"]), segment_name=None,
-        time_unit=cust.time_unit,
-    )
+    one = new_customer(cust.time_unit, margin=float(np.mean(cust.margin)), delta=float(np.mean(cust.delta)))
     spend = replace(clv.spec, name="spend", code=K.SPEND)
     out = stream(draws, one, [clv.spec, spend], probs=np.array([0.5]), hdi_prob=0.5, keep_draws=True)
     return out[clv.spec.name].full[:, 0] + out["spend"].full[:, 0]

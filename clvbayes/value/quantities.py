@@ -28,7 +28,13 @@ import xarray as xr
 
 from clvbayes.kernels import clv as K
 from clvbayes.value.arguments import check_convergent, check_horizon, check_probability
-from clvbayes.value.customers import CustomerArrays, customer_arrays, quantile_names
+from clvbayes.value.customers import (
+    DEFAULT_ANNUAL_DISCOUNT_RATE,
+    CustomerArrays,
+    customer_arrays,
+    new_customer,
+    quantile_names,
+)
 from clvbayes.value.draws import ParameterDraws, joint_draws
 from clvbayes.value.engine import DISCOUNTED_CODES, QuantitySpec, StreamOutput, stream
 
@@ -214,7 +220,7 @@ def customer_metrics(
     *,
     quantities: Sequence[str] = ("clv", "p_alive"),
     horizon: float = math.inf,
-    discount_rate: float | np.ndarray | pd.Series = 0.0,
+    discount_rate: float | np.ndarray | pd.Series = DEFAULT_ANNUAL_DISCOUNT_RATE,
     margin: float | np.ndarray | pd.Series = 1.0,
     time_unit: str | None = None,
     segment: object = "auto",
@@ -246,7 +252,8 @@ def customer_metrics(
         per quantity.
     discount_rate
         Effective annual discount rate (>= 0), scalar or per customer; converted to a
-        continuous rate per time unit (:mod:`clvbayes.value.customers`).
+        continuous rate per time unit (:mod:`clvbayes.value.customers`). Default
+        :data:`~clvbayes.value.customers.DEFAULT_ANNUAL_DISCOUNT_RATE` (0.1).
     margin
         Multiplies the spend (profit margin; 1 for revenue), scalar or per customer.
     time_unit
@@ -296,9 +303,10 @@ def _evaluate(
     (``gamma_gamma`` given exactly when a quantity needs spend)."""
     needs_spend = gamma_gamma is not None
     if data is None:
-        data = bgnbd._data_or_default(None)
+        data = _default_data(bgnbd, gamma_gamma)
     cust = customer_arrays(
-        data, spend=needs_spend, margin=margin, discount_rate=discount_rate, time_unit=time_unit, segment=segment
+        data, spend=needs_spend, margin=margin, discount_rate=discount_rate, time_unit=time_unit, segment=segment,
+        purchases=not isinstance(bgnbd, _SpendOnly),
     )
     draws = joint_draws(bgnbd, gamma_gamma, n_draws)
     if needs_spend:
@@ -329,6 +337,33 @@ def _evaluate(
     }
 
 
+def _default_data(bgnbd, gamma_gamma) -> pd.DataFrame:
+    """The BG/NBD model's customer summary, with the Gamma-Gamma model's ``monetary_value``
+    when spend is needed and only that model has it (e.g. two models loaded from files)."""
+    data = bgnbd._data_or_default(None)
+    if gamma_gamma is None or "monetary_value" in data.columns or getattr(gamma_gamma, "data", None) is None:
+        return data
+    spend = gamma_gamma.data
+    if "monetary_value" not in spend.columns or not data.index.isin(spend.index).all():
+        return data  # customer_arrays names the missing column
+    joined = data.join(spend["monetary_value"])
+    joined.attrs = dict(data.attrs)
+    return joined
+
+
+def new_customer_expectations(
+    bgnbd, specs: Sequence[QuantitySpec], time_unit: str = "W"
+) -> dict[str, float]:
+    """Expectation over the draws of each quantity for a customer acquired now (x = t_x =
+    T = 0: P(alive) = 1, so the conditional quantities are the unconditional ones, FHL
+    2005 eqs. 8-9): the posterior expectation after a NUTS fit, the value at the estimate
+    for a point fit."""
+    draws = joint_draws(bgnbd, None)
+    one = new_customer(time_unit)
+    out = stream(draws, one, specs, probs=np.empty(0), hdi_prob=0.5)
+    return {s.name: float(out[s.name].mean[0]) for s in specs}
+
+
 def _check_finite_mean_spend(draws: ParameterDraws) -> None:
     """The Gamma-Gamma mean spend p·γ/(q - 1) exists only for q > 1 (FHL 2005, JMR eq. 5)."""
     bad = draws["q"] <= 1.0
@@ -351,7 +386,7 @@ def customer_lifetime_value(
     data: pd.DataFrame | None = None,
     *,
     horizon: float = math.inf,
-    discount_rate: float | np.ndarray | pd.Series = 0.1,
+    discount_rate: float | np.ndarray | pd.Series = DEFAULT_ANNUAL_DISCOUNT_RATE,
     margin: float | np.ndarray | pd.Series = 1.0,
     **kwargs,
 ) -> CustomerValue:
@@ -377,7 +412,8 @@ def customer_lifetime_value(
     horizon
         Future period in the data's time unit (default: infinite).
     discount_rate
-        Effective annual rate (default 0.1), scalar or per customer.
+        Effective annual rate (default :data:`~clvbayes.value.customers.DEFAULT_ANNUAL_DISCOUNT_RATE`,
+        0.1), scalar or per customer.
     margin
         Profit margin on spend (default 1: revenue), scalar or per customer.
     **kwargs
@@ -412,13 +448,15 @@ def expected_purchases(bgnbd, data: pd.DataFrame | None = None, *, horizon: floa
 
 
 def dert(
-    bgnbd, data: pd.DataFrame | None = None, *, discount_rate: float | np.ndarray | pd.Series, horizon: float = math.inf,
+    bgnbd, data: pd.DataFrame | None = None, *,
+    discount_rate: float | np.ndarray | pd.Series = DEFAULT_ANNUAL_DISCOUNT_RATE, horizon: float = math.inf,
     **kwargs,
 ) -> CustomerValue:
     """Discounted expected residual transactions (horizon inf) or discounted expected purchases
     in (T, T + horizon], over the BG/NBD draws (``docs/theory/clv.md``, sections 1-3).
 
-    ``discount_rate`` is the effective annual rate (:mod:`clvbayes.value.customers`).
+    ``discount_rate`` is the effective annual rate (:mod:`clvbayes.value.customers`; default
+    0.1, :data:`~clvbayes.value.customers.DEFAULT_ANNUAL_DISCOUNT_RATE`).
     """
     return _one("discounted_purchases", bgnbd, None, data, horizon=horizon, discount_rate=discount_rate, **kwargs)
 

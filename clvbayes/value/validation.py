@@ -12,6 +12,13 @@ Lee (2005), "Counting your customers the easy way", Marketing Science 24(2) (FHL
   cohort acquired by the end of calibration, over calibration and holdout, against the
   transaction log (FHL Figure 3).
 
+**Point forecasts.** A customer's forecast is the exact conditional expectation of the
+holdout purchases (FHL eq. (10)) and, with a Gamma-Gamma model, of the holdout spend
+(E[purchases | θ] · E[spend per purchase | θ], FHL 2005 JMR eq. (5)), averaged over the
+parameter draws by :func:`clvbayes.customer_metrics`: the same numbers as
+:func:`clvbayes.value.expected_purchases`, with no Monte Carlo noise. Totals and frequency-group
+forecasts are their sums and means.
+
 **Replicates and intervals.** The holdout distribution is simulated: one replicate per
 (parameter draw, customer) with :func:`clvbayes.kernels.predictive.bgnbd_holdout_replicates`
 (alive with probability P(alive), then the updated rate and dropout), so a posterior gives
@@ -39,6 +46,7 @@ from clvbayes.kernels.tracking import cohort_cumulative_purchases, expected_purc
 from clvbayes.value.arguments import check_probability
 from clvbayes.value.draws import _check_n_draws, joint_draws, parameter_draws
 from clvbayes.value.heuristics import holdout_forecasts
+from clvbayes.value.quantities import customer_metrics
 
 __all__ = ["HoldoutValidation", "holdout_validation", "purchase_tracking"]
 
@@ -122,8 +130,9 @@ class HoldoutValidation:
     Attributes
     ----------
     customers : pandas.DataFrame
-        Per customer: ``actual`` holdout repeat purchases, predicted ``mean`` and the
-        interval ``lower``/``upper``; with a Gamma-Gamma model also ``actual_spend``
+        Per customer: ``actual`` holdout repeat purchases, the forecast ``mean`` (the exact
+        expectation over the draws) and the interval ``lower``/``upper`` (of the
+        replicates); with a Gamma-Gamma model also ``actual_spend``
         (``frequency_holdout x monetary_value_holdout``), ``mean_spend``, ``lower_spend``,
         ``upper_spend``.
     total : pandas.Series
@@ -138,7 +147,8 @@ class HoldoutValidation:
         with quantity ``"purchases"`` (and ``"spend"``) and metric ``MAE``, ``RMSE``,
         ``bias`` (mean predicted minus actual) and ``coverage`` (share of customers whose
         actual value lies in the model's interval; NaN for heuristics). The model's point
-        forecast is its predictive mean.
+        forecast is the exact conditional expectation averaged over the draws (module
+        docstring).
     hdi_prob : float
         Mass of the equal-tailed intervals.
     source : str
@@ -170,6 +180,23 @@ class HoldoutValidation:
     window: float = float("nan")
     time_unit: str | None = None
 
+    def customer_table(self) -> pd.DataFrame:
+        """Per customer, for a file (the report's ``holdout.csv``): ``actual_purchases``,
+        ``forecast_purchases`` and the interval ``lower_purchases``/``upper_purchases``
+        (mass :attr:`hdi_prob`), and the same four columns for ``spend`` with a
+        Gamma-Gamma model."""
+        c = self.customers
+        table = pd.DataFrame(
+            {"actual_purchases": c["actual"], "forecast_purchases": c["mean"],
+             "lower_purchases": c["lower"], "upper_purchases": c["upper"]},
+            index=c.index,
+        )
+        if "actual_spend" in c.columns:
+            for new, old in (("actual", "actual_spend"), ("forecast", "mean_spend"), ("lower", "lower_spend"),
+                             ("upper", "upper_spend")):
+                table[f"{new}_spend"] = c[old]
+        return table
+
     def __repr__(self) -> str:
         pct = f"{100 * self.hdi_prob:g}%"
         what = "posterior draws" if self.source == "posterior" else "point estimate (process uncertainty only)"
@@ -199,9 +226,10 @@ def _errors(pred: np.ndarray, actual: np.ndarray) -> tuple[float, float, float]:
     return float(np.mean(np.abs(e))), float(np.sqrt(np.mean(e * e))), float(np.mean(e))
 
 
-def _summary(values: np.ndarray, probs: tuple[float, float], actual: float) -> pd.Series:
+def _summary(values: np.ndarray, probs: tuple[float, float], actual: float, mean: float) -> pd.Series:
+    """Actual, forecast ``mean`` (exact) and the replicates' interval."""
     lo, hi = np.quantile(values, probs, method="inverted_cdf")
-    return pd.Series({"actual": actual, "mean": float(values.mean()), "lower": float(lo), "upper": float(hi)})
+    return pd.Series({"actual": actual, "mean": float(mean), "lower": float(lo), "upper": float(hi)})
 
 
 def holdout_validation(
@@ -258,6 +286,9 @@ def holdout_validation(
     ------
     clvbayes.DataValidationError
         When a column is missing or invalid, or the holdout length differs between customers.
+    ValueError
+        With ``gamma_gamma``, when some of its draws have q <= 1 (no finite mean spend, so no
+        spend forecast).
     """
     hdi_prob = check_probability(hdi_prob, "hdi_prob")
     n_draws = _check_n_draws(n_draws)
@@ -286,9 +317,18 @@ def holdout_validation(
     onehot = np.zeros((N, len(FREQUENCY_GROUPS)))
     onehot[np.arange(N), group] = 1.0
 
-    cols = {k: np.empty(N) for k in ("mean", "lower", "upper")}
+    cols = {k: np.empty(N) for k in ("lower", "upper")}
     if spend:
-        cols.update({k: np.empty(N) for k in ("mean_spend", "lower_spend", "upper_spend")})
+        cols.update({k: np.empty(N) for k in ("lower_spend", "upper_spend")})
+    # point forecasts: exact expectations over the same draws (module docstring)
+    exact = customer_metrics(
+        bgnbd, gamma_gamma, data, quantities=("expected_purchases", "clv") if spend else ("expected_purchases",),
+        horizon=duration, discount_rate=0.0, margin=1.0, segment=None, quantiles=(), n_draws=n_draws,
+        keep_draws=False,
+    )
+    cols["mean"] = exact["expected_purchases"].summary["mean"].to_numpy()
+    if spend:
+        cols["mean_spend"] = exact["clv"].summary["mean"].to_numpy()
     total_rep = np.zeros(R)
     spend_rep = np.zeros(R)
     group_rep = np.zeros((R, len(FREQUENCY_GROUPS)))
@@ -302,7 +342,6 @@ def holdout_validation(
             np.ascontiguousarray(x[sl]), np.ascontiguousarray(t_x[sl]), np.ascontiguousarray(T[sl]),
             duration, seed,
         )
-        cols["mean"][sl] = reps.mean(axis=0)
         cols["lower"][sl], cols["upper"][sl] = np.quantile(reps, probs, axis=0, method="inverted_cdf")
         counts = reps.astype(np.float64)
         total_rep += counts.sum(axis=1)
@@ -311,7 +350,6 @@ def holdout_validation(
             xs, ms = x[sl], m[sl]
             nu = rng.gamma(p * xs + q, 1.0 / (gamma + ms * xs))
             s = rng.gamma(counts * p, 1.0 / nu)  # shape 0 (no purchase) gives 0
-            cols["mean_spend"][sl] = s.mean(axis=0)
             cols["lower_spend"][sl], cols["upper_spend"][sl] = np.quantile(s, probs, axis=0, method="inverted_cdf")
             spend_rep += s.sum(axis=1)
 
@@ -322,8 +360,11 @@ def holdout_validation(
         for k in ("mean_spend", "lower_spend", "upper_spend"):
             customers[k] = cols[k]
 
-    total = _summary(total_rep, probs, float(y.sum())).rename("holdout_purchases")
-    total_spend = _summary(spend_rep, probs, float(actual_spend.sum())).rename("holdout_spend") if spend else None
+    total = _summary(total_rep, probs, float(y.sum()), cols["mean"].sum()).rename("holdout_purchases")
+    total_spend = (
+        _summary(spend_rep, probs, float(actual_spend.sum()), cols["mean_spend"].sum()).rename("holdout_spend")
+        if spend else None
+    )
 
     sizes = onehot.sum(axis=0)
     rows = []
@@ -334,7 +375,7 @@ def holdout_validation(
         means = group_rep[:, g] / sizes[g]
         lo_g, hi_g = np.quantile(means, probs, method="inverted_cdf")
         rows.append({"customers": int(sizes[g]), "actual": float(y[group == g].mean()),
-                     "mean": float(means.mean()), "lower": float(lo_g), "upper": float(hi_g)})
+                     "mean": float(cols["mean"][group == g].mean()), "lower": float(lo_g), "upper": float(hi_g)})
     by_frequency = pd.DataFrame(rows, index=pd.Index(FREQUENCY_GROUPS, name="frequency"))
 
     names = ["model", "run_rate", "silence_window", "population_mean"]

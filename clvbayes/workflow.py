@@ -323,7 +323,8 @@ def _require_mean_spend(model, what: str) -> None:
             f"spend per purchase does not exist: with only {model.n_customers_:,} repeat "
             f"buyer{'s' if model.n_customers_ != 1 else ''} with spend "
             "the log is too small to value customers in money. Use a log with more repeat buyers, or fit "
-            "in Python with a prior on q that keeps it above 1 (see docs/guide/models.md)."
+            "in Python with a prior on q that keeps it above 1 (docs/guide/data.md, "
+            "\"New customers (T = 0) and degenerate data\")."
         )
 
 

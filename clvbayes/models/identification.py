@@ -105,7 +105,8 @@ def check_mle(
     bad = [n for n, b in zip(names, loose, strict=True) if b]
     shown = ", ".join(f"{n} = {v:.3g}" for n, v, b in zip(names, params, loose, strict=True) if b)
     listed = " and ".join(bad) if len(bad) <= 2 else ", ".join(bad[:-1]) + " and " + bad[-1]
-    why = "no finite, positive definite covariance" if not pos_def else "estimates at extreme values or standard errors many times the estimates"
+    why = ("no finite, positive definite covariance" if not pos_def
+           else "estimates at extreme values or standard errors many times the estimates")
     _warn(
         f"{model}: the data cannot pin down {listed} ({shown}; {why}) with {_customers(n_customers)}. "
         "The likelihood is flat in these directions, so the optimiser ran towards the edge: the values "

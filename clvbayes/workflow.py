@@ -284,12 +284,16 @@ def _recording(into: list[str]) -> Iterator[None]:
             into.append(text)
 
 
-def _fit(model, s: AnalysisSettings, progressbar: bool, caught: list[str]):
-    # convergence problems are reported in the summary (diagnostics), other warnings of the
-    # fit (e.g. WeakIdentificationWarning on small data) are collected into ``caught``
-    with _recording(caught):
-        model.fit(chains=s.chains, draws=s.draws, tune=s.tune, random_seed=s.seed, progressbar=progressbar)
+def _fit(model, s: AnalysisSettings, progressbar: bool):
+    model.fit(chains=s.chains, draws=s.draws, tune=s.tune, random_seed=s.seed, progressbar=progressbar)
     return model
+
+
+def _fit_recorded(model, s: AnalysisSettings, progressbar: bool, caught: list[str]):
+    # convergence problems are reported in the summary (diagnostics); the other warnings of
+    # the fit (e.g. WeakIdentificationWarning on small data) are collected into ``caught``
+    with _recording(caught):
+        return _fit(model, s, progressbar)
 
 
 def _spend_data(data: pd.DataFrame, notes: list[str], what: str) -> pd.DataFrame:
@@ -315,7 +319,8 @@ def _spend_data(data: pd.DataFrame, notes: list[str], what: str) -> pd.DataFrame
 def _require_mean_spend(model, what: str) -> None:
     """Stop with a clear message when the Gamma-Gamma posterior reaches q <= 1 (no mean spend,
     so no money value), which happens on a handful of repeat buyers."""
-    q = model.idata_.posterior["q"].to_numpy()
+    idata = getattr(model, "idata_", None)
+    q = idata.posterior["q"].to_numpy() if idata is not None else np.array([model.params_["q"]])
     bad = int((q <= 1.0).sum())
     if bad:
         raise DataValidationError(
@@ -417,10 +422,11 @@ def run_analysis(
     caught: dict[str, list[str]] = {}
     if holdout:
         with step("fit_calibration", f"fitting {models} (NUTS) to the calibration period"):
-            bg_cal = _fit(BetaGeoModel(calibration), s, progressbar, caught.setdefault("bgnbd_calibration", []))
+            bg_cal = _fit_recorded(BetaGeoModel(calibration), s, progressbar,
+                                   caught.setdefault("bgnbd_calibration", []))
             if amounts:
-                gg_cal = _fit(GammaGammaModel(_spend_data(calibration, notes, "calibration period")), s, progressbar,
-                              caught.setdefault("gamma_gamma_calibration", []))
+                gg_cal = _fit_recorded(GammaGammaModel(_spend_data(calibration, notes, "calibration period")), s,
+                                       progressbar, caught.setdefault("gamma_gamma_calibration", []))
                 _require_mean_spend(gg_cal, "the calibration period")
         with step("holdout", "checking the forecast of the holdout period"), _recording(notes):
             validation = holdout_validation(
@@ -435,11 +441,11 @@ def run_analysis(
                 time_unit=s.time_unit, n_draws=s.value_draws, hdi_prob=s.hdi_prob,
             )
     with step("fit", f"fitting {models} (NUTS) to the whole observation period"):
-        bgnbd = _fit(BetaGeoModel(data), s, progressbar, caught.setdefault("bgnbd", []))
+        bgnbd = _fit_recorded(BetaGeoModel(data), s, progressbar, caught.setdefault("bgnbd", []))
         gamma_gamma = None
         if amounts:
-            gamma_gamma = _fit(GammaGammaModel(_spend_data(data, notes, "whole period")), s, progressbar,
-                               caught.setdefault("gamma_gamma", []))
+            gamma_gamma = _fit_recorded(GammaGammaModel(_spend_data(data, notes, "whole period")), s, progressbar,
+                                        caught.setdefault("gamma_gamma", []))
             _require_mean_spend(gamma_gamma, "the whole observation period")
         fitted = {"bgnbd": bgnbd, "gamma_gamma": gamma_gamma, "bgnbd_calibration": bg_cal,
                   "gamma_gamma_calibration": gg_cal}

@@ -159,7 +159,7 @@ def test_workflow_leaves_zero_spend_buyers_out_of_the_spend_fit_only():
 
 
 def test_workflow_collects_fit_warnings_instead_of_silencing_them():
-    from clvbayes.workflow import AnalysisSettings, _fit
+    from clvbayes.workflow import AnalysisSettings, _fit_recorded
 
     class Noisy:
         def fit(self, **kwargs):
@@ -167,7 +167,7 @@ def test_workflow_collects_fit_warnings_instead_of_silencing_them():
             warnings.warn("the posterior of q stayed close to the prior", WeakIdentificationWarning)
 
     caught: list[str] = []
-    _fit(Noisy(), AnalysisSettings(), False, caught)
+    _fit_recorded(Noisy(), AnalysisSettings(), False, caught)
     assert caught == ["WeakIdentificationWarning: the posterior of q stayed close to the prior"]
 
 
@@ -202,14 +202,12 @@ def test_cli_no_repeat_buyer_stops_with_a_clear_message(tmp_path):
     assert code == 3 and "no one made a repeat purchase" in err and not out.exists()
 
 
-@pytest.mark.slow
 def test_cli_one_customer_stops_with_a_clear_message(tmp_path):
     rows = [("a", "2024-01-01", 10.0), ("a", "2024-02-01", 12.0), ("a", "2024-03-05", 8.0)]
     code, out, err = _cli(tmp_path, rows)
     assert code == 3 and "too small to value customers in money" in err and "only 1 repeat buyer " in err
 
 
-@pytest.mark.slow
 def test_cli_five_customers_finish_with_figures_and_warnings(tmp_path):
     import json
 

@@ -285,7 +285,6 @@ def test_dask_scoring_equals_in_memory(summary, models):
 # -- the command line --------------------------------------------------------------------
 
 
-@pytest.mark.slow
 def test_cli_fit_end_to_end_keeps_new_customers(log, tmp_path):
     import matplotlib
 

@@ -63,15 +63,8 @@ def check_repeat_buyers(model: str, n_customers: int, n_repeat: int, *, stacklev
     return True
 
 
-def check_mle(
-    model: str,
-    names: Sequence[str],
-    params: np.ndarray,
-    covariance: np.ndarray,
-    n_customers: int,
-    *,
-    stacklevel: int = 2,
-) -> list[str]:
+def check_mle(model: str, names: Sequence[str], params: np.ndarray, covariance: np.ndarray, n_customers: int,
+              *, stacklevel: int = 2) -> list[str]:
     """Warn when maximum likelihood ran away; returns the names of the parameters concerned.
 
     Parameters
@@ -117,15 +110,8 @@ def check_mle(
     return bad
 
 
-def check_posterior(
-    model: str,
-    posterior: Mapping[str, np.ndarray],
-    priors: Mapping[str, object],
-    n_customers: int,
-    *,
-    seed: int = 0,
-    stacklevel: int = 2,
-) -> list[str]:
+def check_posterior(model: str, posterior: Mapping[str, np.ndarray], priors: Mapping[str, object], n_customers: int,
+                    *, seed: int = 0, stacklevel: int = 2) -> list[str]:
     """Warn for each parameter whose posterior sd is at least 70% of its prior sd.
 
     Parameters

@@ -7,6 +7,7 @@ The public API:
 - models: :class:`BetaGeoModel` (purchase frequency and dropout) and
   :class:`GammaGammaModel` (spend per transaction);
 - priors and checks: :class:`Prior`, :class:`ConvergenceDiagnosticWarning`,
+  :class:`WeakIdentificationWarning`,
   :func:`simulation_based_calibration`;
 - simulation: :func:`simulate_customers`;
 - customer value over the posterior (:mod:`clvbayes.value`): :func:`customer_lifetime_value`,
@@ -29,6 +30,7 @@ from clvbayes.models.base import NotFittedError
 from clvbayes.models.bayesian import ConvergenceDiagnosticWarning
 from clvbayes.models.bgnbd import BetaGeoModel
 from clvbayes.models.gamma_gamma import GammaGammaModel
+from clvbayes.models.identification import WeakIdentificationWarning
 from clvbayes.models.mle import ConvergenceWarning
 from clvbayes.models.priors import Prior
 from clvbayes.sbc import simulation_based_calibration
@@ -61,6 +63,7 @@ __all__ = [
     "NotFittedError",
     "ConvergenceWarning",
     "ConvergenceDiagnosticWarning",
+    "WeakIdentificationWarning",
     "Prior",
     "simulation_based_calibration",
     "BetaGeoModel",

@@ -139,6 +139,10 @@ def _print_headlines(a, out: Path) -> None:
     for name, d in a.diagnostics.items():
         if not d["converged"]:
             print(f"warning: {name} did not pass the convergence checks: {'; '.join(d['problems'])}", file=sys.stderr)
+        for text in d.get("warnings", ()):
+            print(f"warning: {name}: {text}", file=sys.stderr)
+    for text in a.notes:
+        print(f"note: {text}", file=sys.stderr)
     print(f"report: {out / 'report.html'}")
 
 

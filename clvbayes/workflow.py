@@ -27,6 +27,15 @@ P(alive), expected purchases, churn (expected dropouts, churn rate), lifecycle s
 the holdout check of purchases are computed as usual (purchases-only churn, see
 :mod:`clvbayes.value.churn`); the money figures (spend, CLV, customer equity, value
 concentration, churn damage, value at risk) are left out, and :data:`NO_AMOUNTS` says why.
+
+Small and unusual data: customers first seen on the last day (T = 0) are kept everywhere
+(P(alive) = 1, unconditional forecasts). Repeat buyers whose repeat purchases all have
+amount 0 stay in the BG/NBD fit and every table but are left out of the Gamma-Gamma fit
+(a note says who). Warnings of the fits (e.g. :class:`~clvbayes.WeakIdentificationWarning`
+when a posterior stays at its prior on a handful of customers) and of the other steps are
+collected into ``diagnostics[...]["warnings"]`` and ``notes``, never silenced. A log that
+cannot be valued stops with a :class:`~clvbayes.DataValidationError` that says why (every
+customer at T = 0; no repeat buyer; a spend posterior reaching q <= 1).
 """
 
 from __future__ import annotations
@@ -44,7 +53,7 @@ import pandas as pd
 
 from clvbayes._version import __version__
 from clvbayes.data.rfm import rows_until, time_unit_length
-from clvbayes.data.validate import parse_end_date
+from clvbayes.data.validate import DataValidationError, _examples, parse_end_date, zero_spend_repeat_buyers
 from clvbayes.value.arguments import (
     check_discount_rate,
     check_margin,
@@ -224,9 +233,14 @@ class Analysis:
         purchases over the horizon (mean and HDI), CLV (mean and HDI), stage, segment
         (without amounts: no monetary_value and CLV columns).
     diagnostics : dict
-        Per fitted model: the parameters' summary and the convergence problems found.
+        Per fitted model: the parameters' summary, the convergence problems found and the
+        warnings of its fit (``"warnings"``, e.g. a :class:`~clvbayes.WeakIdentificationWarning`
+        on small data).
     timings : dict
         Wall time of each step in seconds.
+    notes : list of str
+        What the run decided about the data (e.g. customers left out of the spend fit) and
+        the warnings of the other steps, as plain messages.
     """
 
     settings: dict
@@ -247,6 +261,7 @@ class Analysis:
     customers: pd.DataFrame
     diagnostics: dict
     timings: dict = field(default_factory=dict)
+    notes: list = field(default_factory=list)
 
     @property
     def has_amounts(self) -> bool:
@@ -258,12 +273,66 @@ class Analysis:
         return _summary_dict(self)
 
 
+@contextmanager
+def _recording(into: list[str]) -> Iterator[None]:
+    """Collect the warnings of a block as plain messages (deduplicated, in order) instead of
+    printing them: the report and ``summary.json`` show them next to what they concern."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        yield
+    for w in caught:
+        text = f"{w.category.__name__}: {w.message}"
+        if text not in into:
+            into.append(text)
+
+
 def _fit(model, s: AnalysisSettings, progressbar: bool):
-    # convergence problems are reported in the summary, not raised or printed as warnings
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        model.fit(chains=s.chains, draws=s.draws, tune=s.tune, random_seed=s.seed, progressbar=progressbar)
+    model.fit(chains=s.chains, draws=s.draws, tune=s.tune, random_seed=s.seed, progressbar=progressbar)
     return model
+
+
+def _fit_recorded(model, s: AnalysisSettings, progressbar: bool, caught: list[str]):
+    # convergence problems are reported in the summary (diagnostics); the other warnings of
+    # the fit (e.g. WeakIdentificationWarning on small data) are collected into ``caught``
+    with _recording(caught):
+        return _fit(model, s, progressbar)
+
+
+def _spend_data(data: pd.DataFrame, notes: list[str], what: str) -> pd.DataFrame:
+    """The customers the Gamma-Gamma model is fitted to.
+
+    Repeat buyers whose repeat purchases all have amount 0 (a mean spend of 0) are real
+    purchasers and stay in the BG/NBD fit and in every table, but Gamma-Gamma models positive
+    amounts: they are left out of its fit (a note says who). Their expected spend is the
+    model's limit at a mean of 0, ``p γ / (p x + q - 1)`` (:func:`clvbayes.data.validate.validate_monetary`).
+    """
+    zero = zero_spend_repeat_buyers(data)
+    if not zero.any():
+        return data
+    notes.append(
+        f"{what}: {int(zero.sum())} repeat buyers whose repeat purchases all have amount 0 "
+        f"({_examples(data.index[zero])}) are left out of the Gamma-Gamma (spend) fit, which models positive "
+        "amounts; they stay in the BG/NBD fit and in every table, valued at the spend model's limit for a "
+        "mean spend of 0."
+    )
+    return data.loc[~zero]
+
+
+def _require_mean_spend(model, what: str) -> None:
+    """Stop with a clear message when the Gamma-Gamma posterior reaches q <= 1 (no mean spend,
+    so no money value), which happens on a handful of repeat buyers."""
+    idata = getattr(model, "idata_", None)
+    q = idata.posterior["q"].to_numpy() if idata is not None else np.array([model.params_["q"]])
+    bad = int((q <= 1.0).sum())
+    if bad:
+        raise DataValidationError(
+            f"The Gamma-Gamma fit to {what} has {bad} of {q.size} posterior draws with q <= 1, where the mean "
+            f"spend per purchase does not exist: with only {model.n_customers_:,} repeat "
+            f"buyer{'s' if model.n_customers_ != 1 else ''} with spend "
+            "the log is too small to value customers in money. Use a log with more repeat buyers, or fit "
+            "in Python with a prior on q that keeps it above 1 (docs/guide/data.md, "
+            "\"New customers (T = 0) and degenerate data\")."
+        )
 
 
 def _diagnostics(model, hdi_prob: float) -> dict:
@@ -351,16 +420,22 @@ def run_analysis(
                 time_unit=s.time_unit, amount=amount, refunds=s.refunds,
             )
     bg_cal = gg_cal = validation = tracking = None
+    notes: list[str] = []
+    caught: dict[str, list[str]] = {}
     if holdout:
         with step("fit_calibration", f"fitting {models} (NUTS) to the calibration period"):
-            bg_cal = _fit(BetaGeoModel(calibration), s, progressbar)
-            gg_cal = _fit(GammaGammaModel(calibration), s, progressbar) if amounts else None
-        with step("holdout", "checking the forecast of the holdout period"):
+            bg_cal = _fit_recorded(BetaGeoModel(calibration), s, progressbar,
+                                   caught.setdefault("bgnbd_calibration", []))
+            if amounts:
+                gg_cal = _fit_recorded(GammaGammaModel(_spend_data(calibration, notes, "calibration period")), s,
+                                       progressbar, caught.setdefault("gamma_gamma_calibration", []))
+                _require_mean_spend(gg_cal, "the calibration period")
+        with step("holdout", "checking the forecast of the holdout period"), _recording(notes):
             validation = holdout_validation(
                 bg_cal, calibration, gamma_gamma=gg_cal, hdi_prob=s.hdi_prob, n_draws=s.value_draws,
                 random_seed=s.seed,
             )
-        with step("tracking", "tracking repeat purchases period by period"):
+        with step("tracking", "tracking repeat purchases period by period"), _recording(notes):
             # refunds never create a purchase occasion (tracking counts occasions only)
             purchases = transactions.loc[transactions["amount"] >= 0] if "amount" in transactions else transactions
             tracking = purchase_tracking(
@@ -368,13 +443,19 @@ def run_analysis(
                 time_unit=s.time_unit, n_draws=s.value_draws, hdi_prob=s.hdi_prob,
             )
     with step("fit", f"fitting {models} (NUTS) to the whole observation period"):
-        bgnbd = _fit(BetaGeoModel(data), s, progressbar)
-        gamma_gamma = _fit(GammaGammaModel(data), s, progressbar) if amounts else None
+        bgnbd = _fit_recorded(BetaGeoModel(data), s, progressbar, caught.setdefault("bgnbd", []))
+        gamma_gamma = None
+        if amounts:
+            gamma_gamma = _fit_recorded(GammaGammaModel(_spend_data(data, notes, "whole period")), s, progressbar,
+                                        caught.setdefault("gamma_gamma", []))
+            _require_mean_spend(gamma_gamma, "the whole observation period")
         fitted = {"bgnbd": bgnbd, "gamma_gamma": gamma_gamma, "bgnbd_calibration": bg_cal,
                   "gamma_gamma_calibration": gg_cal}
-        diagnostics = {name: _diagnostics(m, s.hdi_prob) for name, m in fitted.items() if m is not None}
-    with step("value", "customer value, churn and equity over the posterior" if amounts
-              else "purchases, P(alive) and churn over the posterior (no amounts: no CLV or equity)"):
+        diagnostics = {name: {**_diagnostics(m, s.hdi_prob), "warnings": caught[name]}
+                       for name, m in fitted.items() if m is not None}
+    what = ("customer value, churn and equity over the posterior" if amounts
+            else "purchases, P(alive) and churn over the posterior (no amounts: no CLV or equity)")
+    with step("value", what), _recording(notes):
         churn = churn_analysis(
             bgnbd, gamma_gamma, period=r["period"], contact_cost=s.contact_cost, horizon=r["horizon"],
             discount_rate=s.discount_rate, margin=s.margin, hdi_prob=s.hdi_prob, n_draws=s.value_draws,
@@ -395,6 +476,7 @@ def run_analysis(
         calibration=calibration, bgnbd_calibration=bg_cal, gamma_gamma_calibration=gg_cal,
         validation=validation, tracking=tracking, churn=churn, equity=equity, concentration=concentration,
         stages=stages, stage_table=stage_table, customers=customers, diagnostics=diagnostics, timings=timings,
+        notes=notes,
     )
 
 
@@ -453,6 +535,8 @@ def _summary_dict(a: Analysis) -> dict:
             "transactions": int(len(tx)),
             "customers": int(len(a.data)),
             "repeat_buyers": int((a.data["frequency"] > 0).sum()),
+            # first seen on the last day (T = 0): in every table, with P(alive) = 1
+            "customers_first_seen_on_last_day": int((a.data["T"] == 0).sum()),
             "first_date": str(pd.Timestamp(tx["date"].min()).date()),
             "last_date": str(pd.Timestamp(tx["date"].max()).date()),
             "total_spend": float(tx["amount"].sum()) if "amount" in tx else None,
@@ -495,5 +579,6 @@ def _summary_dict(a: Analysis) -> dict:
         "by_segment": _frame_records(ch.summary.drop(index="total")),
     }
     out["stages"] = _frame_records(a.stage_table)
+    out["notes"] = list(a.notes)
     out["timings_seconds"] = _plain(a.timings)
     return out

@@ -298,7 +298,9 @@ def test_expected_spend_conventions():
     assert math.isnan(gg_expected_spend_one(2.0, 0.5, 3.0, 0.0, 0.0))
     assert math.isnan(gg_expected_spend_one(0.2, 0.5, 3.0, 1.0, 4.0))  # p x + q < 1
     assert gg_expected_spend_one(0.2, 0.5, 3.0, 5.0, 4.0) == pytest.approx(0.2 * 23.0 / 0.5)
-    assert math.isnan(gg_expected_spend_one(1.0, 2.0, 3.0, 2.0, 0.0))
+    # m = 0 for a repeat buyer (all repeat purchases free): the limit m -> 0+, p γ / (p x + q - 1)
+    assert gg_expected_spend_one(1.0, 2.0, 3.0, 2.0, 0.0) == pytest.approx(3.0 / 3.0, rel=1e-15)
+    assert math.isnan(gg_expected_spend_one(1.0, 2.0, 3.0, 2.0, -1.0))
 
 
 @settings(max_examples=40, deadline=None)

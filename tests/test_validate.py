@@ -90,7 +90,7 @@ def rfm(**overrides):
         ({"frequency": [0, 2.5, 5]}, r"'frequency' has 1 non-integer frequencies \('b'\)"),
         ({"recency": [0.0, 31.0, 30.0]}, r"'recency' has 1 customers with recency > T \('b'\).*time units"),
         ({"recency": [1.0, 10.0, 30.0]}, r"'recency' has 1 customers with frequency 0 but recency > 0 \('a'\)"),
-        ({"T": [0.0, 30.0, 40.0]}, r"'T' has 1 customers with T <= 0 \('a'\)"),
+        ({"T": [-1.0, 30.0, 40.0]}, r"'T' has 1 negative ages T \('a'\)"),
         ({"T": [20.0, np.nan, 40.0]}, r"'T' has 1 missing, infinite or non-numeric values for customers 'b'"),
     ],
 )
@@ -110,9 +110,12 @@ def test_model_rejects_wrong_columns_and_duplicates():
 
 def test_gamma_gamma_rejects_nonpositive_spend_of_repeat_buyers():
     df = rfm().assign(monetary_value=[0.0, 0.0, 12.0])
-    with pytest.raises(DataValidationError, match=r"1 zero or negative mean spends among repeat buyers \('b'\)"):
+    with pytest.raises(DataValidationError, match=r"is 0 for 1 repeat buyers \('b'\): all their repeat purchases "
+                       r"have amount 0.*fit it without them"):
         clvbayes.GammaGammaModel(df).fit_mle()
-    with pytest.raises(DataValidationError, match="No customer has a repeat purchase"):
+    with pytest.raises(DataValidationError, match=r"1 negative mean spends among repeat buyers \('b'\)"):
+        clvbayes.GammaGammaModel(df.assign(monetary_value=[0.0, -3.0, 12.0])).fit_mle()
+    with pytest.raises(DataValidationError, match="'frequency' is 0 for all 3 customers: no one made a repeat purchase"):
         clvbayes.GammaGammaModel(df.assign(frequency=0, recency=0.0)).fit_mle()
 
 

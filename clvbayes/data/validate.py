@@ -23,6 +23,8 @@ __all__ = [
     "validate_transactions",
     "validate_rfm",
     "validate_monetary",
+    "require_history",
+    "zero_spend_repeat_buyers",
 ]
 
 _N_SHOWN = 5  # offending ids listed in an error message
@@ -447,7 +449,10 @@ def validate_rfm(
     """Check a customer summary for BG/NBD and return ``(x, t_x, T)`` as float64 arrays.
 
     Checks: required columns present, no missing values, frequency a non-negative integer,
-    ``0 <= recency <= T``, recency 0 when frequency is 0, ``T > 0``, unique customer ids.
+    ``0 <= recency <= T``, recency 0 when frequency is 0, ``T >= 0``, unique customer ids.
+
+    ``T = 0`` (a customer first seen on the last day of observation, so ``x = t_x = 0``) is
+    valid: ln L = 0, P(alive) = 1 and the predictions are the unconditional ones.
     """
     df = _check_frame(rfm, "The customer summary")
     _require_columns(df, {"frequency": frequency, "recency": recency, "T": T}, "The customer summary")
@@ -470,8 +475,10 @@ def validate_rfm(
             "non-integer frequencies",
             "Frequency is a count of repeat purchase occasions; round or recompute it with rfm_summary.",
         ),
-        (t <= 0, T, "customers with T <= 0", "T is the time from the first purchase to the end of observation; "
-         "customers first seen at the very end carry no information: drop them or extend observation_end."),
+        # T = 0 (first purchase on the last day of observation) is valid: such a customer
+        # adds nothing to the likelihood but belongs to the base (P(alive) = 1)
+        (t < 0, T, "negative ages T", "T is the time from the first purchase to the end of observation: "
+         "a negative T means a purchase after observation_end; recompute the summary with rfm_summary."),
         (t_x < 0, recency, "negative recencies", "Recency is the time of the last repeat purchase after the first."),
         (
             t_x > t * (1 + 1e-12),
@@ -495,6 +502,21 @@ def validate_rfm(
     return x, np.minimum(t_x, t), t
 
 
+def require_history(T: np.ndarray, what: str = "BG/NBD") -> None:
+    """Refuse to fit when every customer has age ``T = 0``.
+
+    Customers first seen on the last day of observation are valid (they add 0 to the
+    log-likelihood), but a summary made only of them holds no time at all: nothing about
+    purchase rates or dropout can be learnt, and the default prior scale (the mean T) is 0.
+    """
+    if T.shape[0] and not (T > 0).any():
+        raise DataValidationError(
+            f"Column 'T' is 0 for all {T.shape[0]:,} customers: everyone was first seen on the last day of "
+            f"observation, so the log holds no purchase history to fit {what} to. Use a log that spans more "
+            "than one day (or a later observation_end / calibration_end)."
+        )
+
+
 def validate_monetary(
     rfm: pd.DataFrame,
     *,
@@ -505,9 +527,13 @@ def validate_monetary(
     """Check a summary for Gamma-Gamma and return ``(x, m, repeat)`` for all customers.
 
     Customers with frequency 0 carry no spend information: ``repeat`` is the boolean mask
-    of repeat buyers (the ones a fit uses) and ``m`` is 0 for the others. Repeat buyers
-    must have a positive mean spend. With ``require_repeat_buyers`` (for fitting) a
-    summary without any repeat buyer is an error.
+    of repeat buyers (the ones a fit uses) and ``m`` is 0 for the others. A negative mean
+    spend is an error. With ``require_repeat_buyers`` (for fitting) a summary without any
+    repeat buyer is an error, and so is a repeat buyer with a mean spend of 0 (all repeat
+    purchases of amount 0: outside the support of the Gamma distribution; the message names
+    them and says how to leave them out). For predictions (``require_repeat_buyers=False``)
+    a mean spend of 0 is allowed: the Gamma-Gamma conditional mean
+    ``(p γ + p x m̄) / (p x + q - 1)`` (FHL 2005 eq. (5)) is continuous at ``m̄ -> 0+``.
     """
     df = _check_frame(rfm, "The customer summary")
     _require_columns(
@@ -531,13 +557,31 @@ def validate_monetary(
     keep = x > 0
     if require_repeat_buyers and not keep.any():
         raise DataValidationError(
-            "No customer has a repeat purchase (frequency > 0): Gamma-Gamma needs repeat buyers' spend."
+            f"Column {frequency!r} is 0 for all {x.shape[0]:,} customers: no one made a repeat purchase, and "
+            "Gamma-Gamma learns spend per purchase from the repeat purchases only. Use a longer history, or "
+            "value customers without money figures (purchases and P(alive) need only BG/NBD)."
         )
-    nonpos = keep & (m <= 0)
-    if nonpos.any():
+    neg = keep & (m < 0)
+    if neg.any():
         raise DataValidationError(
-            f"Column {monetary_value!r} has {nonpos.sum()} zero or negative mean spends among repeat "
-            f"buyers ({_ids_where(ids, nonpos)}). Gamma-Gamma models positive spend: drop those "
-            "customers, or drop/net refunds when building the summary."
+            f"Column {monetary_value!r} has {neg.sum()} negative mean spends among repeat buyers "
+            f"({_ids_where(ids, neg)}). Gamma-Gamma models positive spend: drop or net the refunds when "
+            "building the summary (rfm_summary(..., refunds='drop' or 'net'))."
+        )
+    zero = keep & (m == 0)
+    if zero.any() and require_repeat_buyers:
+        raise DataValidationError(
+            f"Column {monetary_value!r} is 0 for {zero.sum()} repeat buyers ({_ids_where(ids, zero)}): all "
+            "their repeat purchases have amount 0 (free orders, vouchers, samples?). Gamma-Gamma models "
+            "positive spend per purchase, so these customers cannot inform the spend model: fit it without "
+            "them (e.g. GammaGammaModel(summary[~((summary.frequency > 0) & (summary.monetary_value == 0))])) "
+            "and keep them for BG/NBD, as clvbayes fit does, or fix the amounts."
         )
     return x, np.where(keep, m, 0.0), keep
+
+
+def zero_spend_repeat_buyers(rfm: pd.DataFrame, *, frequency: str = "frequency",
+                             monetary_value: str = "monetary_value") -> np.ndarray:
+    """Boolean mask of the repeat buyers whose repeat purchases all have amount 0 (a mean spend
+    of exactly 0): valid purchasers for BG/NBD, but outside the support of Gamma-Gamma."""
+    return ((rfm[frequency].to_numpy() > 0) & (rfm[monetary_value].to_numpy() == 0)).astype(bool)

@@ -33,8 +33,9 @@ processed in a ``prange`` loop from ``special.PARALLEL_MIN_ROWS`` rows on and in
 loop below (same chunks, same bits): for small data the thread launch costs more than the
 work.
 
-Data preconditions (not checked in the hot loop): ``x >= 0``, ``0 <= t_x <= T``, ``T > 0``,
-``t_x == 0`` when ``x == 0`` (``t_x`` is ignored when ``x == 0``). Parameters outside the support
+Data preconditions (not checked in the hot loop): ``x >= 0``, ``0 <= t_x <= T``, ``T >= 0``,
+``t_x == 0`` when ``x == 0`` (``t_x`` is ignored when ``x == 0``). A customer first seen at the
+end of observation (``x = t_x = T = 0``) gives ln L = 0 and a zero gradient exactly. Parameters outside the support
 (any of r, alpha, a, b not > 0, or NaN) give a log-likelihood of ``-inf`` and a NaN gradient.
 """
 
@@ -287,7 +288,7 @@ def bgnbd_loglik_one(
     t_x : float
         Time of the last repeat purchase, 0 <= t_x <= T (ignored when x == 0).
     T : float
-        Length of the observation period of the customer, > 0.
+        Length of the observation period of the customer, >= 0.
 
     Returns
     -------

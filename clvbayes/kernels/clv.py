@@ -58,7 +58,10 @@ customers (summaries); each output element is computed by one thread in a fixed 
 results are bit-identical for any number of threads and any block size.
 
 Preconditions (not checked in the hot loops; :func:`clv_stream` checks shapes and codes):
-parameters > 0, integer-valued x >= 0, 0 <= t_x <= T, δ >= 0, horizon >= 0 (may be inf).
+parameters > 0, integer-valued x >= 0, 0 <= t_x <= T, δ >= 0, horizon >= 0 (may be inf),
+mean spend m >= 0 (m = 0 for a repeat buyer: the limit of :func:`gg_expected_spend_one`).
+T = 0 (a customer first seen at the end of observation, x = t_x = 0) is valid: its keys
+sit at the lower end ln α of a group's Chebyshev range and P_alive = 1.
 """
 
 from __future__ import annotations

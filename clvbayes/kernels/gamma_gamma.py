@@ -214,7 +214,9 @@ def gg_expected_spend_one(p: float, q: float, gamma: float, x: float, m: float) 
         E[Z | p, q, γ, x, m] = p (γ + x m) / (p x + q - 1)
 
     i.e. the posterior mean of ``p/ν`` with ``ν | data ~ Gamma(px + q, rate γ + x m)``.
-    With ``x = 0`` this is the population mean ``p γ / (q - 1)`` (``m`` is ignored).
+    With ``x = 0`` this is the population mean ``p γ / (q - 1)`` (``m`` is ignored); with
+    ``x > 0`` and ``m = 0`` (repeat purchases all of amount 0, outside the likelihood's
+    support) it is the limit ``m -> 0+``, ``p γ / (p x + q - 1)``.
 
     Returns
     -------
@@ -228,7 +230,7 @@ def gg_expected_spend_one(p: float, q: float, gamma: float, x: float, m: float) 
         if q <= 1.0:
             return math.nan
         return p * gamma / (q - 1.0)
-    if not (m > 0.0):
+    if not (m >= 0.0):  # m = 0 (all repeat purchases free): the limit m -> 0+ of eq. (5)
         return math.nan
     den = p * x + q - 1.0
     if den <= 0.0:

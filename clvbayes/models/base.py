@@ -13,6 +13,7 @@ import pandas as pd
 
 from clvbayes.data.compress import compress_rows
 from clvbayes.data.validate import DataValidationError
+from clvbayes.models import identification
 from clvbayes.models.bayesian import BayesianMixin
 from clvbayes.models.mle import MLEResult, maximize_loglik
 from clvbayes.models.priors import Prior, check_priors
@@ -211,7 +212,31 @@ class BTYDModel(BayesianMixin):
         self.covariance_ = pd.DataFrame(result.covariance, index=names, columns=names)
         self.log_likelihood_ = result.log_likelihood
         self.mle_result_ = result
+        if not self._warn_uninformative_data():
+            identification.check_mle(
+                type(self).__name__, names, result.params, result.covariance, self._n_fit_customers(), stacklevel=3
+            )
         return self
+
+    # -- identification (clvbayes.models.identification) ---------------------------------
+    def _n_fit_customers(self) -> int:
+        """Customers the fit uses (rows times their ``customers`` weights)."""
+        w = self._weights()
+        return len(self._data_or_default(None)) if w is None else int(w.sum())
+
+    def _warn_uninformative_data(self, stacklevel: int = 4) -> bool:
+        """Warn when the data cannot inform the model at all (models override); True if warned."""
+        return False
+
+    def _check_identified(self) -> None:
+        """After a NUTS fit: warn when the data are uninformative or a posterior stayed at its prior."""
+        if self._warn_uninformative_data(stacklevel=5):
+            return
+        post = self.idata_.posterior
+        identification.check_posterior(
+            type(self).__name__, {n: post[n].to_numpy() for n in self.param_names}, self.priors_,
+            self._n_fit_customers(), stacklevel=4,
+        )
 
     def summary(self, hdi_prob: float = 0.94) -> pd.DataFrame:
         """Parameter table.

@@ -377,6 +377,7 @@ class BayesianMixin:
         )
         self.idata_ = idata
         self.params_ = self._posterior_means(idata)
+        self._check_identified()
         return self
 
     def _fit_map(self):

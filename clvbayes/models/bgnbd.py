@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pymc as pm
 
-from clvbayes.data.validate import validate_rfm
+from clvbayes.data.validate import require_history, validate_rfm
 from clvbayes.kernels.bgnbd import bgnbd_loglik_sum_grad
 from clvbayes.kernels.bgnbd_predict import (
     bgnbd_conditional_expected_purchases,
@@ -19,6 +19,7 @@ from clvbayes.kernels.bgnbd_predict import (
     bgnbd_p_alive,
     bgnbd_pmf,
 )
+from clvbayes.models import identification
 from clvbayes.models.base import WEIGHT_COLUMN, BTYDModel, compress_weighted
 from clvbayes.models.ops import bgnbd_data, bgnbd_loglik_tensor
 from clvbayes.models.predictive import bgnbd_posterior_predictive, bgnbd_prior_predictive
@@ -88,6 +89,7 @@ class BetaGeoModel(BTYDModel):
     def _resolved_priors(self, T: np.ndarray | None = None) -> dict[str, Prior]:
         if T is None:
             _, _, _, T = self._arrays(None)
+        require_history(T)
         w = self._weights()
         mean_T = float(np.mean(T)) if w is None else float(np.average(T, weights=w))
         return resolve_priors(self.priors, default_bgnbd_priors(mean_T), type(self).__name__)
@@ -121,6 +123,7 @@ class BetaGeoModel(BTYDModel):
 
     def _loglik_and_grad(self):
         _, x, t_x, T = self._arrays(None)
+        require_history(T)
         w_rows = self._weights()
         (xu, txu, Tu), w = compress_weighted(x, t_x, T, weights=w_rows)
 
@@ -131,6 +134,14 @@ class BetaGeoModel(BTYDModel):
         mean_x = max(float(np.average(x, weights=w_rows)), 1e-2)
         start = np.array([1.0, float(np.average(T, weights=w_rows)) / mean_x, 1.0, 1.0])
         return loglik_grad, start
+
+    def _warn_uninformative_data(self, stacklevel: int = 4) -> bool:
+        _, x, _, _ = self._arrays(None)
+        w = self._weights()
+        repeat = int((x > 0).sum()) if w is None else int(w[x > 0].sum())
+        return identification.check_repeat_buyers(
+            type(self).__name__, self._n_fit_customers(), repeat, stacklevel=stacklevel
+        )
 
     # -- predictions --------------------------------------------------------------------
     # After fit() (NUTS) each method returns the posterior expectation of its quantity: the

@@ -98,6 +98,10 @@ class GammaGammaModel(BTYDModel):
             out[WEIGHT_COLUMN] = w.astype(np.int64)
         return out
 
+    def _n_fit_customers(self) -> int:
+        self._fit_rows()  # sets n_customers_: the repeat buyers the fit uses
+        return self.n_customers_
+
     def _loglik_and_grad(self):
         x, m, w_rows = self._fit_rows()
         (xu, mu), w = compress_weighted(x, m, weights=w_rows)

@@ -11,7 +11,7 @@ if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.collections import PolyCollection
 
-__all__ = ["get_axes", "interval_label", "unit_name", "duration", "with_unit", "band", "has_spread"]
+__all__ = ["get_axes", "interval_label", "unit_name", "duration", "with_unit", "band", "has_spread", "error_bars"]
 
 # singular and plural names of the usual time units (others are shown as given)
 _UNITS = {"W": ("week", "weeks"), "D": ("day", "days"), "h": ("hour", "hours")}
@@ -80,3 +80,15 @@ def band(ax: Axes, x, lower, upper, *, label: str, color: str, alpha: float = 0.
     if not has_spread(lower, upper):
         return None
     return ax.fill_between(x, lower, upper, color=color, alpha=alpha, linewidth=0, label=label, **kwargs)
+
+
+def error_bars(mean: np.ndarray, lower: np.ndarray, upper: np.ndarray) -> np.ndarray:
+    """Matplotlib's ``yerr``/``xerr`` (2, n) for an interval around a mean, clipped at 0.
+
+    An HDI need not contain the mean: for a skewed count on few customers (most draws 0, a
+    few large) the HDI is [0, 0] while the mean is above it. The bar then shows no error bar
+    on that side instead of failing ("'yerr' must not contain negative values").
+    """
+    mean = np.asarray(mean, dtype=np.float64)
+    return np.maximum(np.vstack([mean - np.asarray(lower, dtype=np.float64),
+                                 np.asarray(upper, dtype=np.float64) - mean]), 0.0)

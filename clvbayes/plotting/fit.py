@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from clvbayes.plotting._common import get_axes, interval_label
+from clvbayes.plotting._common import error_bars, get_axes, interval_label
 from clvbayes.value.plotdata import period_transactions
 
 if TYPE_CHECKING:
@@ -62,7 +62,7 @@ def plot_period_transactions(
     pos = np.arange(len(table))
     width = 0.4
     mean = table["mean"].to_numpy()
-    yerr = np.vstack([mean - table["lower"].to_numpy(), table["upper"].to_numpy() - mean])
+    yerr = error_bars(mean, table["lower"].to_numpy(), table["upper"].to_numpy())
     ax.bar(pos - width / 2, table["observed"].to_numpy(), width, color="C0", label="Observed")
     what = "Model" if table.attrs["source"] == "posterior" else "Model (point estimate, process noise only)"
     ax.bar(pos + width / 2, mean, width, yerr=yerr, capsize=3, color="C1",

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from clvbayes.plotting._common import band, get_axes, interval_label
+from clvbayes.plotting._common import band, error_bars, get_axes, interval_label
 from clvbayes.value.equity import CustomerEquity
 from clvbayes.value.plotdata import pareto_curve
 from clvbayes.value.quantities import CustomerValue, hdi_names
@@ -215,7 +215,7 @@ def plot_equity_by_segment(result: CustomerEquity | pd.DataFrame, *, ax: Axes | 
         raise TypeError(f"result must be a CustomerEquity or a DataFrame, got {type(result).__name__}.")
     mean, lo, hi, mass = _equity_columns(frame)
     m = frame[mean].to_numpy(dtype=np.float64)
-    xerr = np.vstack([m - frame[lo].to_numpy(dtype=np.float64), frame[hi].to_numpy(dtype=np.float64) - m])
+    xerr = error_bars(m, frame[lo].to_numpy(dtype=np.float64), frame[hi].to_numpy(dtype=np.float64))
     ax = get_axes(ax)
     pos = np.arange(len(frame))
     interval = interval_label(mass) if mass is not None else "interval"

@@ -178,7 +178,8 @@ def render_html(analysis, figures, *, command: str | None = None) -> str:
     ]}, index=["source", "purchases", "customers", "repeat buyers", "dates", "total spend"])
     if d.get("rows_after_observation_end"):
         data_rows.loc["left out"] = f"{d['rows_after_observation_end']:,} purchases after the observation end"
-    parts += ['<section id="data"><h2>Data</h2>', data_rows.to_html(border=0), "</section>"]
+    notes = [f'<p class="warn">{html.escape(n)}</p>' for n in a.notes]
+    parts += ['<section id="data"><h2>Data</h2>', data_rows.to_html(border=0), *notes, "</section>"]
 
     # models
     parts.append('<section id="models"><h2>Models and diagnostics</h2>')
@@ -195,6 +196,7 @@ def render_html(analysis, figures, *, command: str | None = None) -> str:
                   '<span class="warn">check: ' + html.escape(" ".join(diag["problems"])) + "</span>")
         parts.append(f"<h3>{title}</h3><p>{status} Max r_hat {fmt(diag['max_r_hat'], 3)}, "
                      f"min ESS (bulk) {fmt(diag['min_ess_bulk'], 3)}, {diag['divergences']} divergences.</p>")
+        parts += [f'<p><span class="warn">{html.escape(w)}</span></p>' for w in diag.get("warnings", ())]
         parts.append(_table(diag["parameters"]))
     parts += [figs("models"), "</section>"]
 

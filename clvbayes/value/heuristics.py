@@ -420,7 +420,8 @@ def holdout_forecasts(data: pd.DataFrame, horizon: float, *, window: float | Non
     horizon = _positive(horizon, "horizon")
     x, t_x, T = validate_rfm(data)
     window = default_silence_window(data) if window is None else _positive(window, "window")
-    run_rate = x / T * horizon
+    # a customer first seen at the end (T = 0, so x = 0) has no rate yet: 0, not 0/0
+    run_rate = np.divide(x, T, out=np.zeros_like(x), where=T > 0) * horizon
     lost = T - t_x > window
     out = pd.DataFrame(
         {

@@ -6,7 +6,8 @@ Rules, applied in this order to the posterior means of a :class:`~clvbayes.value
 1. **lapsed**: written off by the expected-value rule (P(alive) below c / (c + V), see
    :mod:`clvbayes.value.churn`);
 2. **new**: tenure T (time since the first purchase) at most ``new_window`` (the model has
-   seen too little of them to say more);
+   seen too little of them to say more); a customer first seen on the last day (T = 0) is
+   always new (P(alive) = 1, so never written off);
 3. **at risk**: "slipping" in the report: P(alive) below its ``risk_p_alive`` (default
    0.7) or P(drop out within the period | alive) at least its ``risk_threshold`` (default
    0.1), whatever their value (the report's ``at_risk`` flag is the valuable subset);

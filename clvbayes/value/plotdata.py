@@ -380,9 +380,8 @@ def probability_alive_history(
     t_x = last[x]
     frame = pd.DataFrame({"time": t, "frequency": x, "recency": t_x}).drop_duplicates()
     frame = frame.sort_values(["time", "frequency"], kind="stable").reset_index(drop=True)
-    # Age 0 (the first purchase) is not a valid summary (T > 0); P(alive) there is its limit
-    # t -> 0+, where x = 0: evaluate at the smallest positive age.
-    age = np.maximum(frame["time"].to_numpy(), np.finfo(np.float64).tiny)
+    # Age 0 (the first purchase) is a valid summary (x = t_x = T = 0, P(alive) = 1)
+    age = frame["time"].to_numpy()
     pseudo = _pseudo_customers(frame["frequency"].to_numpy(), frame["recency"].to_numpy(), age, _time_unit(bgnbd))
     stats, settings = _evaluate_points(bgnbd, "p_alive", pseudo, horizon=0.0, hdi_prob=hdi_prob, n_draws=n_draws)
     for col in ("mean", "sd", "lower", "upper"):

@@ -155,8 +155,12 @@ def _check_parquet_log(tmp_path, log: pd.DataFrame, npartitions: int) -> None:
     gg = compress_summary(split, columns=GAMMA_GAMMA_COLUMNS)
     pd.testing.assert_frame_equal(gg, compress_summary(split_expected, columns=GAMMA_GAMMA_COLUMNS))
     # and the model fitted on the compressed table equals the fit on the full summary
-    full = clvbayes.BetaGeoModel(split_expected).fit_mle()
-    small = clvbayes.BetaGeoModel(compress_summary(split)).fit_mle()  # from the Dask split
+    # The simulated customers never drop out, so the MLE of a, b runs to the boundary (p -> 0)
+    # and both fits say so (WeakIdentificationWarning); they must still agree to the digit.
+    with pytest.warns(clvbayes.WeakIdentificationWarning, match="cannot pin down a and b"):
+        full = clvbayes.BetaGeoModel(split_expected).fit_mle()
+    with pytest.warns(clvbayes.WeakIdentificationWarning, match="cannot pin down a and b"):
+        small = clvbayes.BetaGeoModel(compress_summary(split)).fit_mle()  # from the Dask split
     np.testing.assert_allclose(small.params_.to_numpy(), full.params_.to_numpy(), rtol=1e-8)
 
 

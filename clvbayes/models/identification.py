@@ -100,10 +100,17 @@ def check_mle(model: str, names: Sequence[str], params: np.ndarray, covariance: 
     listed = " and ".join(bad) if len(bad) <= 2 else ", ".join(bad[:-1]) + " and " + bad[-1]
     why = ("no finite, positive definite covariance" if not pos_def
            else "estimates at extreme values or standard errors many times the estimates")
+    # Two shape/scale parameters growing together (r and alpha, a and b) is the limit of no
+    # heterogeneity: their ratio (the common rate or dropout probability) is still estimated.
+    together = len(bad) >= 2 and int(np.sum(params[loose] > _HUGE)) >= 2
+    pair = (" When a pair grows together, the data are consistent with customers who all share one "
+            "rate (or one dropout probability): the pair's ratio is still estimated, its spread is not."
+            if together else "")
+    more = "more customers or a longer history" if n_customers < 50 else "a longer history"
     _warn(
         f"{model}: the data cannot pin down {listed} ({shown}; {why}) with {_customers(n_customers)}. "
         "The likelihood is flat in these directions, so the optimiser ran towards the edge: the values "
-        "are not estimates. Use more customers or a longer history, or fit(method='nuts') so that the "
+        f"are not estimates.{pair} Use {more}, or fit(method='nuts') so that the "
         "priors keep the parameters in a plausible range.",
         stacklevel + 1,
     )

@@ -25,14 +25,9 @@ from clvbayes.models.ops import bgnbd_data, bgnbd_loglik_tensor
 from clvbayes.models.predictive import bgnbd_posterior_predictive, bgnbd_prior_predictive
 from clvbayes.models.predictive import extend_idata as extend_idata_groups
 from clvbayes.models.priors import Prior, default_bgnbd_priors, resolve_priors
+from clvbayes.value.arguments import check_number
 
 __all__ = ["BetaGeoModel"]
-
-
-def _check_horizon(t: float, name: str = "t") -> float:
-    if isinstance(t, bool) or not isinstance(t, numbers.Real) or not np.isfinite(t) or t < 0:
-        raise ValueError(f"{name} must be a finite number >= 0 (in the data's time unit), got {t!r}.")
-    return float(t)
 
 
 def _check_count(n: int) -> int:
@@ -179,7 +174,7 @@ class BetaGeoModel(BTYDModel):
         :func:`clvbayes.value.expected_purchases`; the value at ``params_`` after a point fit or
         with ``plugin=True``.
         """
-        t = _check_horizon(t)
+        t = check_number(t, "t", unit=True)
         if self._use_posterior(plugin):
             from clvbayes.value.quantities import expected_purchases
 
@@ -200,7 +195,7 @@ class BetaGeoModel(BTYDModel):
         :func:`clvbayes.value.probability_of_purchases`; the value at ``params_`` after a point
         fit or with ``plugin=True``.
         """
-        t = _check_horizon(t)
+        t = check_number(t, "t", unit=True)
         n = _check_count(n)
         name = f"probability_of_{n}_purchases"
         if self._use_posterior(plugin):
@@ -240,7 +235,7 @@ class BetaGeoModel(BTYDModel):
         After :meth:`fit` (NUTS) the posterior expectation over the draws; the value at
         ``params_`` after a point fit or with ``plugin=True``.
         """
-        t = _check_horizon(t)
+        t = check_number(t, "t", unit=True)
         n_arr = np.atleast_1d(np.asarray(n))
         if n_arr.dtype.kind not in "iu" or (n_arr < 0).any():
             raise ValueError("n must be non-negative integers.")

@@ -1,0 +1,182 @@
+"""The contract every purchase/dropout model ("family") fulfils, and the registry.
+
+A family states its parameters, its default priors and its math *once*, as scalar Numba
+cores with fixed signatures. Everything above (the PyTensor Op, MLE/MAP/NUTS, pointwise
+log-likelihood and LOO, the value engine, predictive checks, SBC, plots, Dask scoring,
+workflow, report, CLI) is written once and takes a :class:`Family`; vectorised drivers are
+compiled per family from one generic source (:mod:`clvbayes.families.drivers`).
+
+Scalar cores
+------------
+Every core is an ``@njit(cache=True)`` function whose first four arguments are the four
+model parameters, in the order of :attr:`Family.param_names` (written ``θ`` below).
+Customer histories are ``x`` (repeat purchases), ``t_x`` (time of the last repeat purchase,
+0 if none) and ``T`` (age: time from the first purchase to the end of observation), all
+float64, with ``0 <= t_x <= T`` and ``T >= 0`` (a customer first seen on the last day has
+``T = 0``). Cores need not check their arguments (the model layer validates) but must stay
+finite and accurate at extreme parameters and data (log-space, stable special functions).
+
+==================================== ==========================================================
+``loglik_one(θ, x, t_x, T)``         ln L of one customer history
+``loglik_grad_one(θ, x, t_x, T)``    ``(ln L, ∂/∂θ0, ∂/∂θ1, ∂/∂θ2, ∂/∂θ3)`` (natural scale)
+``p_alive_one(θ, x, t_x, T)``        P(alive at T | history)
+``expected_purchases_one(θ, t)``     E[X(t)] for a new customer (age 0, first purchase at 0)
+``pmf_one(θ, t, n)``                 P(X(t) = n) for a new customer (``n`` int)
+``conditional_expected_purchases_one(θ, x, t_x, T, t)``
+                                     E[X(T, T+t] | history] (P(alive) included)
+``conditional_pmf_one(θ, x, t_x, T, t, n)``
+                                     P(X(T, T+t] = n | history) (the dead buy nothing)
+``dert_one(θ, x, t_x, T, delta)``    discounted expected residual transactions
+                                     E[∫_T^∞ e^{-δ(s-T)} dX(s) | history], P(alive) included
+``alive_factor_one(quantity, θ, x, T, delta, horizon)``
+                                     the factor F after P(alive) of a value-engine quantity
+                                     (codes of :mod:`clvbayes.kernels.clv`), *given alive at T*:
+                                     ``PURCHASES`` E[X(T, T+h] | alive]; ``DISCOUNTED`` /
+                                     ``CLV`` / ``LOST`` E[∫_T^{T+h} e^{-δ(s-T)} dX(s) | alive]
+                                     (h may be inf: the DERT factor); ``DROPOUT`` P(drop out
+                                     in (T, T+h] | alive at T); ``PMF + n`` P(X(T, T+h] = n |
+                                     alive); ``P_ALIVE`` and ``SPEND``: 1. Depends on the
+                                     history only through (x, T) for every family here (the
+                                     posterior given alive does not depend on t_x).
+``replicate_one(θ, T)``              one new customer simulated over (0, T]: ``(x, t_x)``
+                                     (floats; ``t_x = 0`` when ``x = 0``), from Numba's
+                                     global generator (the caller seeds it)
+``holdout_replicate_one(θ, x, t_x, T, t)``
+                                     purchases in (T, T+t] of a customer with this history,
+                                     simulated (alive w.p. P(alive); then the posterior given
+                                     alive; then the future process)
+==================================== ==========================================================
+
+Registration: a family module ends with ``register(Family(...))``; :func:`get_family` looks
+families up by name (``"bgnbd"``, ``"pnbd"``, ``"mbgnbd"``), which is also the CLI's
+``--model`` value.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+
+import numpy as np
+
+__all__ = ["Family", "CORES", "register", "get_family", "family_names"]
+
+#: The scalar cores a family must provide (module docstring), in a fixed order.
+CORES = (
+    "loglik_one",
+    "loglik_grad_one",
+    "p_alive_one",
+    "expected_purchases_one",
+    "pmf_one",
+    "conditional_expected_purchases_one",
+    "conditional_pmf_one",
+    "dert_one",
+    "alive_factor_one",
+    "replicate_one",
+    "holdout_replicate_one",
+)
+
+
+@dataclass(frozen=True)
+class Family:
+    """A purchase/dropout model: names, priors, sources and its scalar Numba cores.
+
+    Parameters
+    ----------
+    name : str
+        Registry key and ``--model`` value (``"bgnbd"``).
+    label : str
+        Name for people (``"BG/NBD"``).
+    param_names : tuple of str
+        The four parameters, in the order the cores take them.
+    reference : str
+        The paper the model and its formulas come from.
+    default_priors : callable
+        ``default_priors(mean_T) -> {name: Prior}`` (``mean_T``: mean customer age of the
+        data, so scale priors follow the data's time unit).
+    cores : mapping
+        Every name of :data:`CORES` to its ``@njit`` function.
+    fast : mapping, optional
+        Vectorised kernels that replace the generic drivers for this family (same
+        signatures as :mod:`clvbayes.families.drivers` exposes), e.g. BG/NBD's tabulated
+        log-likelihood sum. The generic driver is the reference they are tested against.
+    interpolate_in_log_age : bool, default False
+        The value engine may interpolate ``ln F`` in ``ln(shift(θ) + T)`` by Chebyshev
+        polynomials within groups of equal (x, δ) (accepted only where the expansion has
+        converged to 1e-12, else evaluated key by key).
+    """
+
+    name: str
+    label: str
+    param_names: tuple[str, str, str, str]
+    reference: str
+    default_priors: Callable[[float], dict]
+    cores: Mapping[str, Callable]
+    fast: Mapping[str, Callable] = field(default_factory=dict)
+    interpolate_in_log_age: bool = False
+
+    def __post_init__(self) -> None:
+        missing = [c for c in CORES if c not in self.cores]
+        if missing:
+            raise TypeError(f"Family {self.name!r} lacks the cores {missing}.")
+        if len(self.param_names) != 4:
+            raise TypeError(f"Family {self.name!r}: the cores take four parameters, got {self.param_names}.")
+        object.__setattr__(self, "cores", MappingProxyType(dict(self.cores)))
+        object.__setattr__(self, "fast", MappingProxyType(dict(self.fast)))
+
+    def __getattr__(self, name: str):
+        # family.p_alive_one etc.: the cores as attributes
+        cores = object.__getattribute__(self, "cores")
+        if name in cores:
+            return cores[name]
+        raise AttributeError(name)
+
+    def __repr__(self) -> str:
+        return f"Family({self.name!r}, {self.label}, params={self.param_names})"
+
+
+_REGISTRY: dict[str, Family] = {}
+
+
+def register(family: Family) -> Family:
+    """Add a family to the registry (by its name) and return it."""
+    if family.name in _REGISTRY and _REGISTRY[family.name] is not family:
+        raise ValueError(f"A family named {family.name!r} is already registered.")
+    _REGISTRY[family.name] = family
+    return family
+
+
+def family_names() -> tuple[str, ...]:
+    """Names of the registered families, in registration order."""
+    _load()
+    return tuple(_REGISTRY)
+
+
+def get_family(name: str | Family) -> Family:
+    """The registered family called ``name`` (a :class:`Family` is returned as is).
+
+    Raises
+    ------
+    ValueError
+        For an unknown name, listing the known ones.
+    """
+    if isinstance(name, Family):
+        return name
+    _load()
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise ValueError(f"Unknown model family {name!r}; known: {', '.join(_REGISTRY)}.") from None
+
+
+def _load() -> None:
+    # Importing the package registers the built-in families (one line each there).
+    import clvbayes.families  # noqa: F401
+
+
+def as_params(theta: Mapping[str, float] | np.ndarray, family: Family) -> np.ndarray:
+    """Parameters as a float64 vector in the family's order."""
+    if isinstance(theta, Mapping):
+        return np.array([float(theta[p]) for p in family.param_names])
+    return np.asarray(theta, dtype=np.float64)

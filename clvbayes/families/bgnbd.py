@@ -48,16 +48,14 @@ BGNBD = register(
             "replicate_one": _sim.bgnbd_replicate_one,
             "holdout_replicate_one": _sim.bgnbd_holdout_replicate_one,
         },
+        # The tabulated likelihood (one table of x-terms per call) and the Chebyshev value
+        # tables are faster than the generic drivers; those remain their test reference.
         fast={
             "loglik_sum": _ll.bgnbd_loglik_sum,
             "loglik_sum_grad": _ll.bgnbd_loglik_sum_grad,
             "loglik_rows": _ll.bgnbd_loglik,
-            "p_alive": _pred.bgnbd_p_alive,
-            "expected_purchases": _pred.bgnbd_expected_purchases,
-            "conditional_expected_purchases": _pred.bgnbd_conditional_expected_purchases,
-            "pmf": _pred.bgnbd_pmf,
-            "conditional_pmf": _pred.bgnbd_conditional_pmf,
-            "dert": _pred.bgnbd_dert,
+            "factor_table": _clv.clv_factor_table,
+            "fill": _clv._fill,
         },
         interpolate_in_log_age=True,
     )

@@ -101,6 +101,8 @@ __all__ = [
     "clv_block_with_alive",
     "clv_summarise",
     "clv_stream",
+    "family_factor_table",
+    "family_fill",
 ]
 
 # Quantity codes.
@@ -623,6 +625,89 @@ def clv_block_with_alive(
     if quantity == SPEND:
         raise ValueError("SPEND does not compute P(alive)")
     _fill(quantity, r, alpha, a, b, p, q, gamma, table, ux, uT, codes, t_x, m, margin, out, alive_out, True)
+
+
+# --------------------------------------------------------------------------------------
+# Any family: direct tables and a fill through the family's P(alive) core
+# --------------------------------------------------------------------------------------
+
+# Rebound per family by clvbayes.families.compiled (clvbayes.kernels.build.rebuild).
+_alive_factor_one = alive_factor_one
+_p_alive_one = p_alive_one
+
+
+@njit(cache=True, fastmath=False, error_model="numpy", parallel=True)
+def family_factor_table(
+    quantity: int,
+    p0: np.ndarray,
+    p1: np.ndarray,
+    p2: np.ndarray,
+    p3: np.ndarray,
+    ux: np.ndarray,
+    uT: np.ndarray,
+    udelta: np.ndarray,
+    horizon: float,
+) -> np.ndarray:
+    """F(θ_d; x_k, T_k, δ_k) = ``alive_factor_one(quantity, θ_d, x_k, T_k, δ_k, horizon)`` for
+    every draw d and key k, evaluated key by key (the family-generic form of
+    :func:`clv_factor_table`). Shape (D, keys); (D, 0) for ``P_ALIVE`` and ``SPEND``.
+    Parallel over draws: identical for any thread count."""
+    nd = p0.shape[0]
+    if quantity == P_ALIVE or quantity == SPEND:
+        return np.empty((nd, 0))
+    nk = ux.shape[0]
+    out = np.empty((nd, nk))
+    for d in prange(nd):
+        for k in range(nk):
+            out[d, k] = _alive_factor_one(quantity, p0[d], p1[d], p2[d], p3[d], ux[k], uT[k], udelta[k], horizon)
+    return out
+
+
+@njit(cache=True, fastmath=False, error_model="numpy", parallel=True)
+def family_fill(
+    quantity: int,
+    p0: np.ndarray,
+    p1: np.ndarray,
+    p2: np.ndarray,
+    p3: np.ndarray,
+    p: np.ndarray,
+    q: np.ndarray,
+    gamma: np.ndarray,
+    table: np.ndarray,
+    ux: np.ndarray,
+    uT: np.ndarray,
+    codes: np.ndarray,
+    t_x: np.ndarray,
+    m: np.ndarray,
+    margin: np.ndarray,
+    out: np.ndarray,
+    alive_out: np.ndarray,
+    with_alive: bool,
+) -> None:
+    """:func:`clv_block` (``with_alive`` False) or :func:`clv_block_with_alive` for any
+    family: ``P_alive`` from the family's ``p_alive_one`` core, then the same algebra."""
+    nd = p0.shape[0]
+    nb = codes.shape[0]
+    for d in prange(nd):
+        for i in range(nb):
+            k = codes[i]
+            xk = ux[k]
+            if quantity == SPEND:
+                out[d, i] = margin[i] * gg_expected_spend_one(p[d], q[d], gamma[d], xk, m[i])
+                continue
+            val = _p_alive_one(p0[d], p1[d], p2[d], p3[d], xk, t_x[i], uT[k])
+            pdead = 1.0 - val
+            if with_alive:
+                alive_out[d, i] = val
+            if quantity == LOST:
+                val = pdead
+            if quantity != P_ALIVE:
+                val *= table[d, k]
+                if quantity == CLV or quantity == LOST:
+                    val *= margin[i] * gg_expected_spend_one(p[d], q[d], gamma[d], xk, m[i])
+                elif quantity == PMF:  # n = 0: the dead make no purchase
+                    val += pdead
+            out[d, i] = val
 
 
 # --------------------------------------------------------------------------------------

@@ -36,9 +36,9 @@ the kernels as they are (threaded loops; for one chain on large data with idle c
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import math
-import types
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -47,8 +47,6 @@ import numba
 import numpy as np
 import pytensor
 import pytensor.tensor as pt
-from numba import njit
-from numba.core.registry import CPUDispatcher as Dispatcher
 from pytensor.gradient import DisconnectedType, grad_not_implemented
 from pytensor.graph.basic import Apply, Variable
 from pytensor.graph.op import Op
@@ -59,11 +57,15 @@ from pytensor.tensor.special import betaln
 from pytensor.tensor.variable import TensorVariable
 
 from clvbayes.data.compress import compress_rows
+from clvbayes.families import get_family
+from clvbayes.families.compiled import drivers_for
+from clvbayes.kernels.build import rebuild
 from clvbayes.kernels.bgnbd import bgnbd_loglik_sum, bgnbd_loglik_sum_grad
 from clvbayes.kernels.gamma_gamma import gg_loglik_sum, gg_loglik_sum_grad
 
 __all__ = [
     "LogLikSumOp",
+    "FamilyLogLik",
     "BGNBDLogLik",
     "GammaGammaLogLik",
     "BGNBDData",
@@ -80,59 +82,33 @@ __all__ = [
 TensorLike = TensorVariable | np.ndarray | float
 
 
-# Part of the serial copies' qualname: bump it when _serial_build changes what it compiles,
-# since Numba's cache index does not see the replaced globals.
+# Part of the serial copies' qualname: bump it when the serial rebuild changes what it
+# compiles, since Numba's cache index does not see the replaced globals.
 _SERIAL_BUILD_VERSION = 1
 
 
 def _serial_build(kernel: Callable, _memo: dict | None = None) -> Callable:
-    """A serial (``parallel=False``) Numba build of a ``parallel=True`` kernel.
-
-    The Python source of ``kernel`` is compiled again without ``parallel``, and so is every
-    ``parallel=True`` dispatcher it calls (directly or through other dispatchers), so no
-    OpenMP region is left. ``prange`` then runs as ``range`` over the same fixed chunks, so
-    the sums are bit-identical to the threaded kernel's. Copies get their own
-    ``__qualname__`` so that Numba's on-disk cache (keyed by file, qualname and line, not by
-    compile flags) keeps the two builds apart. Dispatchers without parallel code are
-    returned unchanged.
-    """
-    memo = {} if _memo is None else _memo
-    if kernel in memo:
-        return memo[kernel]
-    py = kernel.py_func
-    replaced = {}
-    for name in py.__code__.co_names:
-        val = py.__globals__.get(name)
-        if isinstance(val, Dispatcher) and val is not kernel:
-            new = _serial_build(val, memo)
-            if new is not val:
-                replaced[name] = new
-    if not kernel.targetoptions.get("parallel") and not replaced:
-        memo[kernel] = kernel
-        return kernel
-    glb = py.__globals__
-    if replaced:
-        glb = dict(glb)
-        glb.update(replaced)
-    fn = types.FunctionType(py.__code__, glb, py.__name__, py.__defaults__, py.__closure__)
-    fn.__qualname__ = f"{py.__qualname__}__serial{_SERIAL_BUILD_VERSION}"
-    fn.__module__ = py.__module__
-    fn.__doc__ = py.__doc__
-    opts = {k: v for k, v in kernel.targetoptions.items() if k not in ("parallel", "nopython")}
-    opts.setdefault("cache", True)
-    out = njit(**opts)(fn)
-    memo[kernel] = out
-    return out
+    """A serial (``parallel=False``) Numba build of a kernel and of everything it calls
+    (:func:`clvbayes.kernels.build.rebuild`): ``prange`` runs as ``range`` over the same fixed
+    chunks, so the sums are bit-identical to the threaded kernel's."""
+    return rebuild(kernel, serial=True, tag=f"serial{_SERIAL_BUILD_VERSION}", _memo=_memo)
 
 
 # (with_grad, parallel) -> kernel. Dispatchers compile lazily, on first call.
 _SERIAL_MEMO: dict = {}
-_BGNBD_KERNELS = {
-    (True, True): bgnbd_loglik_sum_grad,
-    (True, False): _serial_build(bgnbd_loglik_sum_grad, _SERIAL_MEMO),
-    (False, True): bgnbd_loglik_sum,
-    (False, False): _serial_build(bgnbd_loglik_sum, _SERIAL_MEMO),
-}
+@functools.cache
+def family_kernels(family: str) -> dict:
+    """(with_grad, parallel) -> likelihood kernel of a family (threaded or serial builds)."""
+    d = drivers_for(family)
+    return {
+        (True, True): d.loglik_sum_grad,
+        (True, False): d.serial_loglik_sum_grad,
+        (False, True): d.loglik_sum,
+        (False, False): d.serial_loglik_sum,
+    }
+
+
+_BGNBD_KERNELS = family_kernels("bgnbd")
 _GG_KERNELS = {
     (True, True): gg_loglik_sum_grad,
     (True, False): _serial_build(gg_loglik_sum_grad, _SERIAL_MEMO),
@@ -220,6 +196,10 @@ class LogLikSumOp(Op):
             val = self.kernel(*params, *data) if ok else -math.inf
             output_storage[0][0] = np.asarray(val, dtype=np.float64)
 
+    def clone_with(self, with_grad: bool) -> LogLikSumOp:
+        """The same Op with or without the gradient output."""
+        return type(self)(with_grad=with_grad, parallel=self.parallel)
+
     def infer_shape(self, fgraph, node, input_shapes):
         if self.with_grad:
             return [(), (self.n_params,)]
@@ -235,7 +215,7 @@ class LogLikSumOp(Op):
                 )
             grad_vec = outputs[1]
         else:
-            grad_vec = type(self)(with_grad=True, parallel=self.parallel)(*inputs).owner.outputs[1]
+            grad_vec = self.clone_with(True)(*inputs).owner.outputs[1]
         out = [g_val * grad_vec[i] for i in range(self.n_params)]
         out += [
             grad_not_implemented(self, self.n_params + j, inputs[self.n_params + j],
@@ -249,7 +229,44 @@ class LogLikSumOp(Op):
         return [[True] * n_out for _ in node.inputs]
 
 
-class BGNBDLogLik(LogLikSumOp):
+class FamilyLogLik(LogLikSumOp):
+    """Weighted log-likelihood ``Σ w_i ln L(θ | x_i, t_x_i, T_i)`` of a purchase model family.
+
+    Inputs: the family's four parameters (:attr:`Family.param_names`), then ``(x, t_x, T,
+    weights)``. The kernels are the family's compiled drivers
+    (:func:`clvbayes.families.compiled.drivers_for`): one Op class serves every family.
+
+    Parameters
+    ----------
+    family : str, default "bgnbd"
+        Registered family name.
+    with_grad, parallel
+        As in :class:`LogLikSumOp`.
+    """
+
+    __props__ = ("family", "with_grad", "parallel")
+    data_names = ("x", "t_x", "T", "weights")
+
+    def __init__(self, family: str = "bgnbd", with_grad: bool = True, parallel: bool = False) -> None:
+        super().__init__(with_grad=with_grad, parallel=parallel)
+        self.family = get_family(family).name
+
+    @property
+    def param_names(self) -> tuple[str, ...]:  # type: ignore[override]
+        return get_family(self.family).param_names
+
+    @property
+    def _kernels(self) -> dict:  # type: ignore[override]
+        return family_kernels(self.family)
+
+    def clone_with(self, with_grad: bool) -> FamilyLogLik:
+        return type(self)(family=self.family, with_grad=with_grad, parallel=self.parallel)
+
+    def __str__(self) -> str:
+        return f"{type(self).__name__}{{{self.family}, with_grad={self.with_grad}, parallel={self.parallel}}}"
+
+
+class BGNBDLogLik(FamilyLogLik):
     """BG/NBD weighted log-likelihood ``Σ w_i ln L(r, α, a, b | x_i, t_x_i, T_i)``.
 
     Fader, Hardie & Lee (2005), "Counting your customers the easy way", Marketing Science
@@ -257,9 +274,14 @@ class BGNBDLogLik(LogLikSumOp):
     ``(r, alpha, a, b, x, t_x, T, weights)``.
     """
 
-    param_names = ("r", "alpha", "a", "b")
-    data_names = ("x", "t_x", "T", "weights")
+    __props__ = ("with_grad", "parallel")
     _kernels = _BGNBD_KERNELS
+
+    def __init__(self, with_grad: bool = True, parallel: bool = False) -> None:
+        super().__init__("bgnbd", with_grad=with_grad, parallel=parallel)
+
+    def clone_with(self, with_grad: bool) -> BGNBDLogLik:
+        return type(self)(with_grad=with_grad, parallel=self.parallel)
 
 
 class GammaGammaLogLik(LogLikSumOp):
@@ -283,7 +305,7 @@ def local_loglik_value_only(fgraph, node):
     op = node.op
     if not op.with_grad or fgraph.clients.get(node.outputs[1]):
         return None
-    new = type(op)(with_grad=False, parallel=op.parallel)(*node.inputs)
+    new = op.clone_with(False)(*node.inputs)
     return {node.outputs[0]: new}
 
 
@@ -300,7 +322,8 @@ def _source_fingerprint() -> str:
     """
     h = hashlib.sha256()
     kernel_dir = Path(bgnbd_loglik_sum_grad.py_func.__code__.co_filename).parent
-    for path in [*sorted(kernel_dir.glob("*.py")), Path(__file__)]:
+    family_dir = Path(get_family.__code__.co_filename).parent
+    for path in [*sorted(kernel_dir.glob("*.py")), *sorted(family_dir.glob("*.py")), Path(__file__)]:
         h.update(path.name.encode())
         h.update(path.read_bytes())
     return h.hexdigest()
@@ -316,7 +339,7 @@ def _numba_funcify_loglik_sum(op: LogLikSumOp, node=None, **kwargs):
     Returns the njit function and its PyTensor cache key (Op type, props, source hash).
     """
     key = hashlib.sha256(
-        f"{type(op).__module__}.{type(op).__qualname__}|{op.with_grad}|{op.parallel}|"
+        f"{type(op).__module__}.{type(op).__qualname__}|{getattr(op, 'family', '')}|{op.with_grad}|{op.parallel}|"
         f"{_SOURCE_FINGERPRINT}".encode()
     ).hexdigest()
     kernel = op.kernel

@@ -1,0 +1,91 @@
+"""Every array kernel of a family, compiled once per family from one generic source.
+
+:func:`drivers_for` returns a :class:`Drivers` namespace: the generic drivers of
+:mod:`clvbayes.kernels.drivers` and the value-engine kernels of :mod:`clvbayes.kernels.clv`
+rebuilt with the family's scalar cores (:func:`clvbayes.kernels.build.rebuild`), replaced
+by the family's own ``fast`` kernels where it has them (BG/NBD's tabulated likelihood and
+its Chebyshev value tables). Builds are memoised per family and cached on disk by Numba.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from clvbayes.families._protocol import Family, get_family
+from clvbayes.kernels import build
+from clvbayes.kernels import clv as _clv
+from clvbayes.kernels import drivers as _drv
+
+__all__ = ["Drivers", "drivers_for"]
+
+# Part of every tag: bump when the way drivers are rebuilt changes.
+_BUILD_VERSION = 1
+
+
+@dataclass(frozen=True)
+class Drivers:
+    """Array kernels of one family (all take the four parameters first; see
+    :mod:`clvbayes.kernels.drivers` for the signatures).
+
+    ``factor_table(quantity, p0, p1, p2, p3, ux, uT, udelta, horizon)`` and
+    ``fill(quantity, p0, p1, p2, p3, p, q, gamma, table, ux, uT, codes, t_x, m, margin, out,
+    alive_out, with_alive)`` are the value engine's per-draw kernels (parameter arrays of
+    length D). ``serial`` holds thread-free builds of the likelihood sums for samplers that
+    already run one chain per core.
+    """
+
+    family: Family
+    loglik_rows: Callable
+    loglik_sum: Callable
+    loglik_sum_grad: Callable
+    p_alive: Callable
+    expected_purchases: Callable
+    conditional_expected_purchases: Callable
+    pmf: Callable
+    conditional_pmf: Callable
+    dert: Callable
+    calibration_replicates: Callable
+    holdout_replicates: Callable
+    factor_table: Callable
+    fill: Callable
+    serial_loglik_sum: Callable
+    serial_loglik_sum_grad: Callable
+
+
+_GENERIC = {
+    "loglik_rows": _drv.loglik_rows,
+    "loglik_sum": _drv.loglik_sum,
+    "loglik_sum_grad": _drv.loglik_sum_grad,
+    "p_alive": _drv.p_alive,
+    "expected_purchases": _drv.expected_purchases,
+    "conditional_expected_purchases": _drv.conditional_expected_purchases,
+    "pmf": _drv.pmf,
+    "conditional_pmf": _drv.conditional_pmf,
+    "dert": _drv.dert,
+    "calibration_replicates": _drv.calibration_replicates,
+    "holdout_replicates": _drv.holdout_replicates,
+    "factor_table": _clv.family_factor_table,
+    "fill": _clv.family_fill,
+}
+
+
+@functools.cache
+def drivers_for(family: Family | str) -> Drivers:
+    """The array kernels of ``family`` (a :class:`Family` or its registered name)."""
+    family = get_family(family)
+    replace = {_drv.CORE_NAMES[c]: f for c, f in family.cores.items()}
+    replace["_alive_factor_one"] = family.cores["alive_factor_one"]
+    tag = f"{family.name}_{build.source_tag(family.cores.values(), str(_BUILD_VERSION))}"
+    memo: dict = {}
+    kernels = {}
+    for name, generic in _GENERIC.items():
+        if name in family.fast:
+            kernels[name] = family.fast[name]
+        else:
+            kernels[name] = build.rebuild(generic, replace=replace, tag=tag, _memo=memo)
+    serial_memo: dict = {}
+    for name in ("loglik_sum", "loglik_sum_grad"):
+        kernels[f"serial_{name}"] = build.rebuild(kernels[name], serial=True, tag="serial1", _memo=serial_memo)
+    return Drivers(family=family, **kernels)

@@ -33,12 +33,10 @@ from clvbayes.kernels.bgnbd_predict import (
     conditional_expected_purchases_one,
     expected_purchases_one,
 )
-from clvbayes.kernels.predictive import (
-    INT32_MAX,
-    bgnbd_calibration_replicates,
-    bgnbd_holdout_replicates,
-    gg_mean_spend_replicates,
-)
+# The generic drivers' own binding is BG/NBD's cores (every family is a rebuild of them).
+from clvbayes.kernels.drivers import calibration_replicates as bgnbd_calibration_replicates
+from clvbayes.kernels.drivers import holdout_replicates as bgnbd_holdout_replicates
+from clvbayes.kernels.predictive import INT32_MAX, gg_mean_spend_replicates
 from clvbayes.kernels.simulate import SIM_BLOCK, simulate_population
 from clvbayes.models.priors import Prior
 

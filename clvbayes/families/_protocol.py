@@ -78,7 +78,7 @@ CORES = (
 )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # identity: one object per registered family
 class Family:
     """A purchase/dropout model: names, priors, sources and its scalar Numba cores.
 
@@ -101,6 +101,9 @@ class Family:
         Vectorised kernels that replace the generic drivers for this family (same
         signatures as :mod:`clvbayes.families.drivers` exposes), e.g. BG/NBD's tabulated
         log-likelihood sum. The generic driver is the reference they are tested against.
+    mle_start : callable, optional
+        ``mle_start(mean_x, mean_T) -> 4 numbers``: where MLE starts (default ``(1, mean_T /
+        mean_x, 1, 1)``: the purchase rate r/α near the data's mean rate).
     interpolate_in_log_age : bool, default False
         The value engine may interpolate ``ln F`` in ``ln(shift(θ) + T)`` by Chebyshev
         polynomials within groups of equal (x, δ) (accepted only where the expansion has
@@ -114,6 +117,7 @@ class Family:
     default_priors: Callable[[float], dict]
     cores: Mapping[str, Callable]
     fast: Mapping[str, Callable] = field(default_factory=dict)
+    mle_start: Callable[[float, float], tuple] = field(default=None)  # type: ignore[assignment]
     interpolate_in_log_age: bool = False
 
     def __post_init__(self) -> None:
@@ -122,6 +126,8 @@ class Family:
             raise TypeError(f"Family {self.name!r} lacks the cores {missing}.")
         if len(self.param_names) != 4:
             raise TypeError(f"Family {self.name!r}: the cores take four parameters, got {self.param_names}.")
+        if self.mle_start is None:
+            object.__setattr__(self, "mle_start", _default_start)
         object.__setattr__(self, "cores", MappingProxyType(dict(self.cores)))
         object.__setattr__(self, "fast", MappingProxyType(dict(self.fast)))
 
@@ -134,6 +140,10 @@ class Family:
 
     def __repr__(self) -> str:
         return f"Family({self.name!r}, {self.label}, params={self.param_names})"
+
+
+def _default_start(mean_x: float, mean_T: float) -> tuple[float, float, float, float]:
+    return (1.0, mean_T / mean_x, 1.0, 1.0)
 
 
 _REGISTRY: dict[str, Family] = {}

@@ -17,6 +17,7 @@ from clvbayes.families._protocol import Family, get_family
 from clvbayes.kernels import build
 from clvbayes.kernels import clv as _clv
 from clvbayes.kernels import drivers as _drv
+from clvbayes.kernels import tracking as _tracking
 
 __all__ = ["Drivers", "drivers_for"]
 
@@ -50,6 +51,7 @@ class Drivers:
     holdout_replicates: Callable
     factor_table: Callable
     fill: Callable
+    expected_purchases_grid: Callable
     serial_loglik_sum: Callable
     serial_loglik_sum_grad: Callable
 
@@ -68,6 +70,7 @@ _GENERIC = {
     "holdout_replicates": _drv.holdout_replicates,
     "factor_table": _clv.family_factor_table,
     "fill": _clv.family_fill,
+    "expected_purchases_grid": _tracking.expected_purchases_grid,
 }
 
 
@@ -75,8 +78,9 @@ _GENERIC = {
 def drivers_for(family: Family | str) -> Drivers:
     """The array kernels of ``family`` (a :class:`Family` or its registered name)."""
     family = get_family(family)
+    # The generic sources call the cores as ``_name`` (drivers, clv) or ``name`` (tracking).
     replace = {_drv.CORE_NAMES[c]: f for c, f in family.cores.items()}
-    replace["_alive_factor_one"] = family.cores["alive_factor_one"]
+    replace.update({"expected_purchases_one": family.cores["expected_purchases_one"]})
     tag = f"{family.name}_{build.source_tag(family.cores.values(), str(_BUILD_VERSION))}"
     memo: dict = {}
     kernels = {}

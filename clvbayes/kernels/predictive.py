@@ -3,13 +3,13 @@
 Three replicates, each a scalar ``@njit`` core (drawing from Numba's global generator)
 and a parallel array wrapper over a grid of ``D`` parameter draws x ``N`` customers:
 
-- **calibration** (:func:`bgnbd_replicate_one`, :func:`bgnbd_calibration_replicates`): a
+- **calibration** (:func:`bgnbd_replicate_one`, :func:`clvbayes.kernels.drivers.calibration_replicates`): a
   fresh BG/NBD customer observed for ``(0, T_i]`` (Fader, Hardie & Lee 2005, "Counting your
   customers the easy way", Marketing Science 24(2), section 2): ``λ ~ Gamma(r, rate α)``,
   ``p ~ Beta(a, b)``, first purchase at 0, Poisson repeat purchases of rate ``λ``, dropout
   with probability ``p`` right after each repeat purchase. Returns the repeat count and the
   time of the last repeat purchase (the replicate of ``frequency`` and ``recency``).
-- **holdout** (:func:`bgnbd_holdout_replicate_one`, :func:`bgnbd_holdout_replicates`):
+- **holdout** (:func:`bgnbd_holdout_replicate_one`, :func:`clvbayes.kernels.drivers.holdout_replicates`):
   purchases in ``(T, T + t]`` of a customer with history ``(x, t_x, T)``. The customer is
   alive at ``T`` with probability ``P(alive | θ, x, t_x, T)`` (:func:`p_alive_one`); given
   the history and being alive, ``λ ~ Gamma(r + x, rate α + T)`` and ``p ~ Beta(a, b + x)``
@@ -73,8 +73,6 @@ __all__ = [
     "bgnbd_replicate_one",
     "bgnbd_holdout_replicate_one",
     "gg_replicate_one",
-    "bgnbd_calibration_replicates",
-    "bgnbd_holdout_replicates",
     "gg_mean_spend_replicates",
 ]
 
@@ -235,90 +233,6 @@ def gg_replicate_one(p: float, q: float, gamma: float, x: float) -> float:
 @njit(cache=True, error_model="numpy")
 def _to_count(j: float) -> np.int32:
     return np.int32(j) if j < INT32_MAX else np.int32(INT32_MAX)
-
-
-@njit(cache=True, error_model="numpy", parallel=True)
-def bgnbd_calibration_replicates(
-    r: np.ndarray, alpha: np.ndarray, a: np.ndarray, b: np.ndarray, T: np.ndarray, seed: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """Calibration-period replicates for every (parameter draw, customer).
-
-    Parameters
-    ----------
-    r, alpha, a, b : ndarray of float64, shape (D,)
-        One BG/NBD parameter set per draw (> 0).
-    T : ndarray of float64, shape (N,)
-        Customer ages (> 0).
-    seed : int
-        Non-negative seed; same seed, same output, for any thread count.
-
-    Returns
-    -------
-    x : ndarray of int32, shape (D, N)
-        Replicated repeat purchases in ``(0, T_i]`` (capped at 2^31 - 1).
-    t_x : ndarray of float64, shape (D, N)
-        Replicated recency (0 when ``x`` is 0).
-    """
-    nd = r.shape[0]
-    n = T.shape[0]
-    nbc = (n + SIM_BLOCK - 1) // SIM_BLOCK
-    x = np.empty((nd, n), dtype=np.int32)
-    t_x = np.empty((nd, n))
-    for k in prange(nd * nbc):
-        d = k // nbc
-        lo = (k % nbc) * SIM_BLOCK
-        hi = min(n, lo + SIM_BLOCK)
-        np.random.seed(block_seed(seed, k))
-        for i in range(lo, hi):
-            j, last = bgnbd_replicate_one(r[d], alpha[d], a[d], b[d], T[i])
-            x[d, i] = _to_count(j)
-            t_x[d, i] = last
-    return x, t_x
-
-
-@njit(cache=True, error_model="numpy", parallel=True)
-def bgnbd_holdout_replicates(
-    r: np.ndarray,
-    alpha: np.ndarray,
-    a: np.ndarray,
-    b: np.ndarray,
-    x: np.ndarray,
-    t_x: np.ndarray,
-    T: np.ndarray,
-    t: float,
-    seed: int,
-) -> np.ndarray:
-    """Holdout replicates ``Y(t)`` given each customer's history, per (draw, customer).
-
-    Parameters
-    ----------
-    r, alpha, a, b : ndarray of float64, shape (D,)
-        One BG/NBD parameter set per draw (> 0).
-    x, t_x, T : ndarray of float64, shape (N,)
-        Observed frequency, recency and age per customer.
-    t : float
-        Holdout length (>= 0).
-    seed : int
-        Non-negative seed; same seed, same output, for any thread count.
-
-    Returns
-    -------
-    ndarray of int32, shape (D, N)
-        Replicated repeat purchases in ``(T_i, T_i + t]`` (capped at 2^31 - 1).
-    """
-    nd = r.shape[0]
-    n = T.shape[0]
-    nbc = (n + SIM_BLOCK - 1) // SIM_BLOCK
-    out = np.empty((nd, n), dtype=np.int32)
-    for k in prange(nd * nbc):
-        d = k // nbc
-        lo = (k % nbc) * SIM_BLOCK
-        hi = min(n, lo + SIM_BLOCK)
-        np.random.seed(block_seed(seed, k))
-        for i in range(lo, hi):
-            j = bgnbd_holdout_replicate_one(r[d], alpha[d], a[d], b[d], x[i], t_x[i], T[i], t)
-            out[d, i] = _to_count(j)
-    return out
 
 
 @njit(cache=True, error_model="numpy", parallel=True)

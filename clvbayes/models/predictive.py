@@ -35,15 +35,11 @@ import xarray as xr
 
 from clvbayes._version import __version__
 from clvbayes.models.priors import draw_priors
-from clvbayes.kernels.predictive import (
-    bgnbd_calibration_replicates,
-    bgnbd_holdout_replicates,
-    gg_mean_spend_replicates,
-)
+from clvbayes.kernels.predictive import gg_mean_spend_replicates
 
 __all__ = [
-    "bgnbd_posterior_predictive",
-    "bgnbd_prior_predictive",
+    "purchase_posterior_predictive",
+    "purchase_prior_predictive",
     "gamma_gamma_posterior_predictive",
     "gamma_gamma_prior_predictive",
     "extend_idata",
@@ -160,10 +156,16 @@ def extend_idata(idata: az.InferenceData, groups: az.InferenceData) -> az.Infere
     return idata
 
 
-# -- BG/NBD -------------------------------------------------------------------------------
-def _bgnbd_customers(model) -> pd.DataFrame:
-    frame = model._constant_data()
-    return frame
+# -- purchase models (any family) ---------------------------------------------------------
+def _purchase_customers(model) -> pd.DataFrame:
+    return model._constant_data()
+
+
+def _replicators(model):
+    from clvbayes.families.compiled import drivers_for
+
+    d = drivers_for(model.family)
+    return d.calibration_replicates, d.holdout_replicates
 
 
 def _observed_holdout(model, horizon: float, ids: pd.Index) -> np.ndarray | None:
@@ -185,19 +187,20 @@ def _observed_holdout(model, horizon: float, ids: pd.Index) -> np.ndarray | None
     return data["frequency_holdout"].reindex(ids).to_numpy().astype(np.int64)
 
 
-def bgnbd_posterior_predictive(
+def purchase_posterior_predictive(
     model,
     horizon: float | None = None,
     *,
     n_draws: int | None = None,
     random_seed: SeedLike = None,
 ) -> az.InferenceData:
-    """Posterior predictive replicates of a fitted :class:`~clvbayes.BetaGeoModel`.
+    """Posterior predictive replicates of a fitted purchase model (any family).
 
     Parameters
     ----------
     model
-        A BetaGeoModel with ``idata_.posterior`` (after ``fit()`` or ``load()``).
+        A :class:`~clvbayes.models.purchase.PurchaseModel` (e.g. BetaGeoModel) with
+        ``idata_.posterior`` (after ``fit()`` or ``load()``).
     horizon
         If given, also simulate ``frequency_holdout``: repeat purchases in ``(T, T +
         horizon]`` given each customer's history, per posterior draw.
@@ -221,17 +224,18 @@ def bgnbd_posterior_predictive(
     rng = np.random.default_rng(random_seed)
     params, chains, draws = _posterior_draws(model, n_draws, rng)
     seed_cal, seed_hold = _kernel_seeds(rng, 2)
-    frame = _bgnbd_customers(model)
+    frame = _purchase_customers(model)
     ids = frame.index
     x = np.ascontiguousarray(frame["frequency"].to_numpy(dtype=np.float64))
     t_x = np.ascontiguousarray(frame["recency"].to_numpy(dtype=np.float64))
     T = np.ascontiguousarray(frame["T"].to_numpy(dtype=np.float64))
-    r, alpha, a, b = (params[p] for p in model.param_names)
-    x_rep, tx_rep = bgnbd_calibration_replicates(r, alpha, a, b, T, seed_cal)
+    theta = [params[p] for p in model.param_names]
+    calibration, holdout = _replicators(model)
+    x_rep, tx_rep = calibration(*theta, T, seed_cal)
     pp = {"frequency": x_rep, "recency": tx_rep}
     obs = {"frequency": x.astype(np.int64), "recency": t_x}
     if horizon is not None:
-        pp["frequency_holdout"] = bgnbd_holdout_replicates(r, alpha, a, b, x, t_x, T, horizon, seed_hold)
+        pp["frequency_holdout"] = holdout(*theta, x, t_x, T, horizon, seed_hold)
         held = _observed_holdout(model, horizon, ids)
         if held is not None:
             obs["frequency_holdout"] = held
@@ -244,8 +248,8 @@ def bgnbd_posterior_predictive(
     return az.InferenceData(posterior_predictive=ds, observed_data=observed)
 
 
-def bgnbd_prior_predictive(model, samples: int = 500, *, random_seed: SeedLike = None) -> az.InferenceData:
-    """Prior predictive replicates of a :class:`~clvbayes.BetaGeoModel`'s calibration data.
+def purchase_prior_predictive(model, samples: int = 500, *, random_seed: SeedLike = None) -> az.InferenceData:
+    """Prior predictive replicates of a purchase model's calibration data (any family).
 
     Parameters are drawn from the model's priors (``model.priors_``, the defaults scaled by
     the data's mean age unless overridden), then one fresh customer per (draw, customer) is
@@ -254,7 +258,7 @@ def bgnbd_prior_predictive(model, samples: int = 500, *, random_seed: SeedLike =
     Parameters
     ----------
     model
-        A BetaGeoModel with data (no fit needed).
+        A purchase model with data (no fit needed).
     samples
         Number of prior draws.
     random_seed
@@ -263,19 +267,19 @@ def bgnbd_prior_predictive(model, samples: int = 500, *, random_seed: SeedLike =
     Returns
     -------
     arviz.InferenceData
-        ``prior`` (``r, alpha, a, b`` with dims ``(chain, draw)``, one chain),
+        ``prior`` (the model parameters with dims ``(chain, draw)``, one chain),
         ``prior_predictive`` (``frequency`` int32 and ``recency``, dims ``(chain, draw,
         customer_id)``) and ``observed_data``.
     """
     samples = _check_positive_int(samples, "samples")
     rng = np.random.default_rng(random_seed)
-    frame = _bgnbd_customers(model)
+    frame = _purchase_customers(model)
     params = _prior_draws(model, samples, rng)
     (seed_cal,) = _kernel_seeds(rng, 1)
     ids = frame.index
     T = np.ascontiguousarray(frame["T"].to_numpy(dtype=np.float64))
-    r, alpha, a, b = (params[p] for p in model.param_names)
-    x_rep, tx_rep = bgnbd_calibration_replicates(r, alpha, a, b, T, seed_cal)
+    calibration, _ = _replicators(model)
+    x_rep, tx_rep = calibration(*(params[p] for p in model.param_names), T, seed_cal)
     prior = _params_dataset(params, samples)
     prior.attrs = _attrs("prior")
     pp = _grid({"frequency": x_rep, "recency": tx_rep}, np.array([0]), np.arange(samples), ids)

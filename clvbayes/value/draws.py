@@ -38,12 +38,16 @@ class ParameterDraws:
         Coordinates of the grid (for a point estimate: one chain 0 and one draw 0).
     source : str
         ``"posterior"`` or ``"point"``.
+    family : str or None
+        The purchase model family the draws' purchase parameters belong to
+        (:mod:`clvbayes.families`; None: no purchase model, e.g. spend only).
     """
 
     values: dict[str, np.ndarray]
     chain: np.ndarray
     draw: np.ndarray
     source: str
+    family: str | None = None
 
     @property
     def n(self) -> int:
@@ -67,7 +71,7 @@ class ParameterDraws:
         keep = _thin_index(n_draw, -(-n_draws // n_chain))
         flat = (np.arange(n_chain)[:, None] * n_draw + keep[None, :]).reshape(-1)
         values = {k: np.ascontiguousarray(v[flat]) for k, v in self.values.items()}
-        return ParameterDraws(values, self.chain, self.draw[keep].copy(), self.source)
+        return ParameterDraws(values, self.chain, self.draw[keep].copy(), self.source, self.family)
 
 
 def _check_n_draws(n_draws: object) -> int | None:
@@ -110,6 +114,7 @@ def parameter_draws(model, n_draws: int | None = None) -> ParameterDraws:
     """
     n_draws = _check_n_draws(n_draws)
     names = tuple(model.param_names)
+    family = getattr(getattr(model, "family", None), "name", None)
     idata = getattr(model, "idata_", None)
     posterior = None
     if idata is not None and "posterior" in idata.groups():
@@ -119,14 +124,14 @@ def parameter_draws(model, n_draws: int | None = None) -> ParameterDraws:
     if posterior is None:
         point = model._params_array()  # raises NotFittedError with the fix
         values = {p: np.array([v]) for p, v in zip(names, point, strict=True)}
-        return ParameterDraws(values, np.zeros(1, dtype=np.int64), np.zeros(1, dtype=np.int64), "point")
+        return ParameterDraws(values, np.zeros(1, dtype=np.int64), np.zeros(1, dtype=np.int64), "point", family)
     values = {}
     for p in names:
         arr = np.ascontiguousarray(posterior[p].transpose("chain", "draw").to_numpy().reshape(-1), dtype=np.float64)
         if not (np.isfinite(arr).all() and (arr > 0).all()):
             raise ValueError(f"The posterior draws of {p} of this {type(model).__name__} must be positive and finite.")
         values[p] = arr
-    draws = ParameterDraws(values, posterior["chain"].to_numpy(), posterior["draw"].to_numpy(), "posterior")
+    draws = ParameterDraws(values, posterior["chain"].to_numpy(), posterior["draw"].to_numpy(), "posterior", family)
     return draws.thin(n_draws)
 
 
@@ -167,4 +172,4 @@ def joint_draws(bgnbd, gamma_gamma=None, n_draws: int | None = None) -> Paramete
         return {k: np.ascontiguousarray(v[index]) for k, v in d.values.items()}
 
     source = "posterior" if "posterior" in (bg.source, gg.source) else "point"
-    return ParameterDraws({**on_grid(bg), **on_grid(gg)}, grid.chain, grid.draw, source)
+    return ParameterDraws({**on_grid(bg), **on_grid(gg)}, grid.chain, grid.draw, source, bg.family)

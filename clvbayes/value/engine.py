@@ -17,6 +17,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from clvbayes.families import get_family
+from clvbayes.families.compiled import drivers_for
 from clvbayes.kernels import clv as K
 from clvbayes.value.customers import CustomerArrays
 from clvbayes.value.draws import ParameterDraws
@@ -105,7 +107,12 @@ def stream(
     dict[str, StreamOutput]
     """
     nd, n = draws.n, cust.n
-    r, alpha, a, b = (draws[k] for k in ("r", "alpha", "a", "b"))
+    # The purchase family's kernels (BG/NBD's tabulated ones for BG/NBD); spend-only passes
+    # never read the purchase parameters.
+    family = get_family(draws.family or "bgnbd")
+    drv = drivers_for(family)
+    have = all(k in draws.values for k in family.param_names)
+    theta = tuple(draws[k] for k in family.param_names) if have else (np.ones(nd),) * 4
     needs_spend = any(s.code in (K.CLV, K.LOST, K.SPEND) for s in specs)
     if needs_spend:
         p, q, g = (draws[k] for k in ("p", "q", "gamma"))
@@ -123,7 +130,7 @@ def stream(
         kind = K.DISCOUNTED if with_delta else s.code
         key = (kind, float(s.horizon))
         if key not in cache:
-            cache[key] = K.clv_factor_table(kind, r, alpha, a, b, ux, uT, ud, float(s.horizon))
+            cache[key] = drv.factor_table(kind, *theta, ux, uT, ud, float(s.horizon))
         tables[s.name] = cache[key]
     probs = np.ascontiguousarray(probs, dtype=np.float64)
     n_seg = len(cust.segment_labels)
@@ -149,11 +156,12 @@ def stream(
         }
         for s in specs:
             codes, ux, uT, _ = keys[s.code in DISCOUNTED_CODES]
-            args = (r, alpha, a, b, p, q, g, tables[s.name], ux, uT, codes[sl], cust.t_x[sl], cust.m[sl], cust.margin[sl])
+            args = (*theta, p, q, g, tables[s.name], ux, uT, codes[sl], cust.t_x[sl], cust.m[sl], cust.margin[sl])
             if s is partner:
-                K.clv_block_with_alive(s.code, *args, subs[s.name], subs[alive.name])
+                drv.fill(s.code, *args, subs[s.name], subs[alive.name], True)
             elif s is not alive or partner is None:
-                K.clv_block(s.code, *args, subs[s.name])
+                out_ = subs[s.name]
+                drv.fill(s.code, *args, out_, out_, False)
             if s is alive and partner is not None:
                 continue  # summarised after its partner filled it
             _summarise(out[s.name], subs[s.name], probs, hdi_prob, cust, sl)

@@ -41,7 +41,7 @@ import pandas as pd
 
 from clvbayes.data.rfm import occasions_until, time_unit_length
 from clvbayes.data.validate import DataValidationError, validate_rfm
-from clvbayes.kernels.predictive import bgnbd_calibration_replicates
+from clvbayes.families.compiled import drivers_for
 from clvbayes.value.arguments import check_number, check_probability
 from clvbayes.value.draws import _check_n_draws, parameter_draws
 from clvbayes.value.equity import value_concentration
@@ -227,7 +227,7 @@ def period_transactions(
     interval.
 
     For every parameter draw, each customer of the model's data is replaced by a fresh
-    BG/NBD customer of the same age ``T`` (:func:`clvbayes.kernels.predictive.bgnbd_calibration_replicates`,
+    new customer of the same age ``T`` (the family's ``calibration_replicates`` driver,
     the replicates of :meth:`~clvbayes.BetaGeoModel.sample_posterior_predictive`), and the
     customers are counted by number of repeat purchases. The interval (HDI over the
     replicates) holds parameter and process uncertainty; with a point estimate the estimate
@@ -269,8 +269,9 @@ def period_transactions(
     if draws.n == 1:  # point estimate: replicate it (process uncertainty only)
         n_rep = POINT_REPLICATES if n_draws is None else n_draws
         values = {k: np.repeat(v, n_rep) for k, v in values.items()}
-    r, alpha, a, b = (np.ascontiguousarray(values[k]) for k in ("r", "alpha", "a", "b"))
-    R, N = r.shape[0], T.shape[0]
+    theta = [np.ascontiguousarray(values[k]) for k in bgnbd.family.param_names]
+    replicates = drivers_for(bgnbd.family).calibration_replicates
+    R, N = theta[0].shape[0], T.shape[0]
     k = max_frequency + 1
     counts = np.empty((R, k))
     rng = np.random.default_rng(random_seed)
@@ -279,7 +280,7 @@ def period_transactions(
     for lo in range(0, R, step):
         hi = min(R, lo + step)
         seed = int(rng.integers(0, 2**63 - 1, dtype=np.int64))
-        reps, _ = bgnbd_calibration_replicates(r[lo:hi], alpha[lo:hi], a[lo:hi], b[lo:hi], T, seed)
+        reps, _ = replicates(*(v[lo:hi] for v in theta), T, seed)
         capped = np.minimum(reps, max_frequency).astype(np.int64)
         for d in range(hi - lo):
             counts[lo + d] = np.bincount(capped[d], minlength=k)

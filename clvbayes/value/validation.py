@@ -41,8 +41,8 @@ import pandas as pd
 
 from clvbayes.data.rfm import occasions_until, time_unit_length
 from clvbayes.data.validate import DataValidationError, _require_columns, validate_monetary, validate_rfm
-from clvbayes.kernels.predictive import bgnbd_holdout_replicates
-from clvbayes.kernels.tracking import cohort_cumulative_purchases, expected_purchases_grid
+from clvbayes.families.compiled import drivers_for
+from clvbayes.kernels.tracking import cohort_cumulative_purchases
 from clvbayes.value.arguments import check_probability
 from clvbayes.value.draws import _check_n_draws, joint_draws, parameter_draws
 from clvbayes.value.heuristics import holdout_forecasts
@@ -305,8 +305,9 @@ def holdout_validation(
     if draws.n == 1:  # a point estimate: replicate it (process uncertainty only)
         n_rep = POINT_REPLICATES if n_draws is None else n_draws
         values = {k: np.repeat(v, n_rep) for k, v in values.items()}
-    R, N = values["r"].shape[0], x.shape[0]
-    r, alpha, a, b = (np.ascontiguousarray(values[k], dtype=np.float64) for k in ("r", "alpha", "a", "b"))
+    drv = drivers_for(bgnbd.family)
+    theta = [np.ascontiguousarray(values[k], dtype=np.float64) for k in bgnbd.family.param_names]
+    R, N = theta[0].shape[0], x.shape[0]
     if spend:
         p, q, gamma = (values[k][:, None] for k in ("p", "q", "gamma"))
     rng = np.random.default_rng(random_seed)
@@ -337,8 +338,8 @@ def holdout_validation(
         hi = min(N, lo + chunk)
         sl = slice(lo, hi)
         seed = int(rng.integers(0, 2**63 - 1, dtype=np.int64))
-        reps = bgnbd_holdout_replicates(
-            r, alpha, a, b,
+        reps = drv.holdout_replicates(
+            *theta,
             np.ascontiguousarray(x[sl]), np.ascontiguousarray(t_x[sl]), np.ascontiguousarray(T[sl]),
             duration, seed,
         )
@@ -512,7 +513,7 @@ def purchase_tracking(
     age_days = np.maximum(age_days.astype(np.int64), 0)
     ages, index = np.unique(age_days, return_inverse=True)
     ages_units = np.ascontiguousarray(ages * (day / unit), dtype=np.float64)
-    e = expected_purchases_grid(draws["r"], draws["alpha"], draws["a"], draws["b"], ages_units)
+    e = drivers_for(bgnbd.family).expected_purchases_grid(*(draws[k] for k in bgnbd.family.param_names), ages_units)
     cum = cohort_cumulative_purchases(
         e, np.ascontiguousarray(index.reshape(age_days.shape), dtype=np.int64), weights.astype(np.float64)
     )

@@ -32,12 +32,13 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from clvbayes.models.bgnbd import BetaGeoModel
+from clvbayes.families.bgnbd import BGNBD
+from clvbayes.families.compiled import drivers_for
+from clvbayes.models.purchase import PurchaseModel
 from clvbayes.models.gamma_gamma import GammaGammaModel
 from clvbayes.models.identification import WeakIdentificationWarning
 from clvbayes.models.priors import (
     Prior,
-    default_bgnbd_priors,
     default_gamma_gamma_priors,
     draw_priors,
     resolve_priors,
@@ -292,11 +293,19 @@ def _fixed_priors(model_class: type, priors: Mapping[str, Prior] | None, T: np.n
     and gamma's prior together leaves the posterior of gamma / scale unchanged, so the
     calibration does not depend on the choice).
     """
-    if issubclass(model_class, BetaGeoModel):
-        defaults = default_bgnbd_priors(float(np.mean(T)))
+    if issubclass(model_class, PurchaseModel):
+        defaults = model_class.family.default_priors(float(np.mean(T)))
     else:
         defaults = default_gamma_gamma_priors(1.0)
     return resolve_priors(priors, defaults, model_class.__name__)
+
+
+def _simulate_family(family, truth: Mapping[str, float], T: np.ndarray, seed: int) -> pd.DataFrame:
+    """Customers of a purchase family at parameters ``truth``: the family's simulator
+    (``replicate_one`` through :func:`~clvbayes.families.compiled.drivers_for`), one per age."""
+    theta = [np.array([float(truth[p])]) for p in family.param_names]
+    x, t_x = drivers_for(family).calibration_replicates(*theta, np.ascontiguousarray(T, dtype=float), seed)
+    return pd.DataFrame({"frequency": x[0].astype(float), "recency": t_x[0], "T": T})
 
 
 def _check_int(name: str, value: object, minimum: int) -> int:
@@ -312,7 +321,7 @@ def _thinned(posterior, name: str, thin: int) -> np.ndarray:
 
 
 def simulation_based_calibration(
-    model_class: type[BetaGeoModel] | type[GammaGammaModel],
+    model_class: type[PurchaseModel] | type[GammaGammaModel],
     *,
     priors: Mapping[str, Prior] | None = None,
     n_customers: int,
@@ -399,8 +408,12 @@ def simulation_based_calibration(
     its ranks are NaN, and an :class:`SBCWarning` is issued: the uniformity test on the
     remaining replicates is then conditional on success and no longer a clean check.
     """
-    if not (isinstance(model_class, type) and issubclass(model_class, BetaGeoModel | GammaGammaModel)):
-        raise TypeError(f"model_class must be BetaGeoModel or GammaGammaModel, got {model_class!r}.")
+    if not (isinstance(model_class, type) and issubclass(model_class, PurchaseModel | GammaGammaModel)
+            and (not issubclass(model_class, PurchaseModel) or "family" in dir(model_class))):
+        raise TypeError(
+            "model_class must be a purchase model (BetaGeoModel, ParetoNBDModel, ModifiedBetaGeoModel, ...) "
+            f"or GammaGammaModel, got {model_class!r}."
+        )
     if "method" in fit_kwargs:
         raise TypeError("SBC fits with method='nuts'; do not pass method.")
     for key in ("random_seed", "progressbar"):
@@ -459,9 +472,12 @@ def simulation_based_calibration(
             if gamma_gamma:
                 sim = simulate_customers(**freq_params, T=T_arr, n_customers=n_customers, seed=sim_seed, **truth)
                 data = sim.loc[sim["frequency"] > 0, ["frequency", "monetary_value"]]
-            else:
+            elif model_class.family is BGNBD:
                 sim = simulate_customers(**truth, T=T_arr, n_customers=n_customers, seed=sim_seed)
                 data = sim[["frequency", "recency", "T"]]
+            else:
+                sim = _simulate_family(model_class.family, truth, T_arr, sim_seed)
+                data = sim
             row["n_repeat"] = int((sim["frequency"] > 0).sum())
             row["n_fit"] = int(data.shape[0])
             if data.shape[0] == 0:

@@ -49,7 +49,8 @@ from clvbayes.distributed._dask import is_dask_collection, require_dask
 from clvbayes.value.arguments import check_discount_rate, check_margin, check_number
 from clvbayes.value.churn import CHURN_QUANTITIES, CHURN_TOTALS, churn_report, churn_summary_table
 from clvbayes.value.customers import DEFAULT_ANNUAL_DISCOUNT_RATE, quantile_names, resolve_time_unit
-from clvbayes.value.draws import BGNBD_PARAMS, GG_PARAMS, ParameterDraws, joint_draws
+from clvbayes.families import get_family
+from clvbayes.value.draws import GG_PARAMS, ParameterDraws, joint_draws
 from clvbayes.value.lifecycle import STAGES, lifecycle_stages, stage_table
 from clvbayes.value.quantities import (
     QUANTITIES,
@@ -83,10 +84,15 @@ class _DrawsModel:
     and :func:`clvbayes.churn_analysis` run unchanged and pair them back identically.
     Small and cheap to pickle, unlike a fitted model."""
 
-    def __init__(self, draws: ParameterDraws, names: Sequence[str]):
+    def __init__(self, draws: ParameterDraws, names: Sequence[str], family: str | None = None):
         self.param_names = tuple(names)
         self.values = {p: draws.values[p] for p in self.param_names}
         self.chain, self.draw = draws.chain, draws.draw
+        self._family = family  # a name: Family objects hold compiled kernels, not picklable
+
+    @property
+    def family(self):
+        return None if self._family is None else get_family(self._family)
 
     @property
     def idata_(self) -> _Posterior | None:
@@ -512,7 +518,7 @@ def score_customers(
     if needs_spend:
         _check_finite_mean_spend(draws)
     models = (
-        _DrawsModel(draws, BGNBD_PARAMS),
+        _DrawsModel(draws, bgnbd.family.param_names, bgnbd.family.name),
         _DrawsModel(draws, GG_PARAMS) if needs_spend else None,
     )
     client = _active_client()

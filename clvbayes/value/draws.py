@@ -21,7 +21,6 @@ import numpy as np
 
 __all__ = ["ParameterDraws", "parameter_draws", "joint_draws"]
 
-BGNBD_PARAMS = ("r", "alpha", "a", "b")
 GG_PARAMS = ("p", "q", "gamma")
 
 

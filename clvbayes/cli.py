@@ -67,6 +67,7 @@ def _settings(args: argparse.Namespace, **fixed):
         contact_cost=args.contact_cost, acquisition_cost=args.acquisition_cost, new_window=args.new_window,
         chains=args.chains, draws=args.draws, tune=args.tune, value_draws=args.value_draws or None,
         seed=args.seed, hdi_prob=args.hdi_prob, refunds=getattr(args, "refunds", "raise"),
+        model=getattr(args, "model", "bgnbd"),
     )
     if hasattr(args, "discount_rate"):  # else AnalysisSettings' default, the package's one
         values["discount_rate"] = args.discount_rate
@@ -240,7 +241,15 @@ def _checked(check, kind: type = float):
 def _add_model_options(p: argparse.ArgumentParser, *, draws: int, tune: int, chains: int) -> None:
     from clvbayes.value import arguments as A
 
+    from clvbayes.families import family_names
+
     units = partial(A.check_number, allow_zero=False, unit=True)
+    m = p.add_argument_group("model")
+    m.add_argument("--model", default="bgnbd", choices=(*family_names(), "auto"),
+                   help="purchase model: bgnbd (BG/NBD, Fader, Hardie & Lee 2005), pnbd (Pareto/NBD, Schmittlein, "
+                        "Morrison & Colombo 1987), mbgnbd (MBG/NBD, Batislam, Denizel & Filiztekin 2007), or auto: fit "
+                        "each (to the calibration period when there is one) and keep the best by PSIS-LOO; the report "
+                        "shows the comparison and the reason (default bgnbd).")
     g = p.add_argument_group("value settings")
     g.add_argument("--horizon", type=_checked(partial(units, name="horizon")), default=None, metavar="UNITS",
                    help="CLV horizon in time units (default: one year, e.g. 52.18 weeks).")
@@ -287,8 +296,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     parser = argparse.ArgumentParser(
         prog="clvbayes",
-        description="Customer lifetime value with BG/NBD and Gamma-Gamma models fitted by NUTS. "
-        "Each command writes a report folder: summary.json, customers.csv, idata.nc (BG/NBD fit), "
+        description="Customer lifetime value with Buy-Till-You-Die models (BG/NBD, Pareto/NBD, MBG/NBD) and "
+        "Gamma-Gamma fitted by NUTS. Each command writes a report folder: summary.json, customers.csv, idata.nc "
+        "(purchase model fit), "
         "idata_gamma_gamma.nc, plots/*.png and a self-contained report.html.",
         epilog="Exit codes: 0 success, 2 bad option, 3 unusable input data, 4 output folder not writable, 1 other errors.",
     )

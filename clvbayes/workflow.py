@@ -61,6 +61,8 @@ from clvbayes.value.arguments import (
     check_probability,
     check_seed,
 )
+from clvbayes.families import family_names, get_family
+from clvbayes.models.purchase import model_class
 from clvbayes.value.customers import DEFAULT_ANNUAL_DISCOUNT_RATE
 from clvbayes.value.quantities import hdi_names
 
@@ -114,6 +116,12 @@ class AnalysisSettings:
         Mass of the credible intervals.
     refunds : str
         Negative amounts: ``"raise"``, ``"drop"`` or ``"net"`` (as in :func:`clvbayes.rfm_summary`).
+    model : str
+        Purchase model: a registered family (``"bgnbd"``, ``"pnbd"``, ``"mbgnbd"``;
+        :func:`clvbayes.families.family_names`) or ``"auto"``: fit every family (to the
+        calibration period when there is one, else to all the data), keep the one with the best
+        PSIS-LOO (:func:`clvbayes.compare_models`, with the holdout check beside it) and record
+        the comparison and the reason.
     """
 
     calibration_end: str | None = None
@@ -133,6 +141,7 @@ class AnalysisSettings:
     seed: int = 1
     hdi_prob: float = 0.94
     refunds: str = "raise"
+    model: str = "bgnbd"
 
     def unit_days(self) -> float:
         """Length of one time unit in days."""
@@ -166,6 +175,8 @@ class AnalysisSettings:
             raise ValueError(f"value_draws must be at least 1, got {self.value_draws!r}.")
         check_seed(self.seed, "seed")
         check_probability(self.hdi_prob, "hdi_prob")
+        if self.model != "auto" and self.model not in family_names():
+            raise ValueError(f"model must be 'auto' or one of {', '.join(family_names())}, got {self.model!r}.")
         if self.refunds not in ("raise", "drop", "net"):
             raise ValueError(f"refunds must be 'raise', 'drop' or 'net', got {self.refunds!r}.")
         ends = {name: parse_end_date(getattr(self, name), name)
@@ -212,12 +223,13 @@ class Analysis:
     transactions : pandas.DataFrame
         The log as given (``customer_id``, ``date`` and, if the log has amounts, ``amount``).
     data : pandas.DataFrame
-        Customer summary to the end of observation (the data of ``bgnbd``).
-    bgnbd, gamma_gamma
-        The models fitted to the whole observation period (``gamma_gamma`` None without amounts).
+        Customer summary to the end of observation (the data of ``purchase_model``).
+    purchase_model, gamma_gamma
+        The purchase model (BG/NBD unless ``settings.model`` says otherwise) and the spend model
+        fitted to the whole observation period (``gamma_gamma`` None without amounts).
     calibration : pandas.DataFrame or None
         Calibration/holdout summary (with a ``calibration_end``).
-    bgnbd_calibration, gamma_gamma_calibration
+    purchase_model_calibration, gamma_gamma_calibration
         The models fitted to the calibration period (or None).
     validation : HoldoutValidation or None
     tracking : pandas.DataFrame or None
@@ -232,8 +244,11 @@ class Analysis:
         One row per customer: frequency, recency, T, monetary_value, p_alive, expected
         purchases over the horizon (mean and HDI), CLV (mean and HDI), stage, segment
         (without amounts: no monetary_value and CLV columns).
+    model_selection : dict or None
+        With ``model="auto"``: ``table`` (:func:`clvbayes.compare_models`), ``reason`` and
+        ``fitted_to``.
     diagnostics : dict
-        Per fitted model: the parameters' summary, the convergence problems found and the
+        Per fitted model (keyed by family name, ``gamma_gamma`` and ``*_calibration``): the parameters' summary, the convergence problems found and the
         warnings of its fit (``"warnings"``, e.g. a :class:`~clvbayes.WeakIdentificationWarning`
         on small data).
     timings : dict
@@ -246,10 +261,10 @@ class Analysis:
     settings: dict
     transactions: pd.DataFrame
     data: pd.DataFrame
-    bgnbd: object
+    purchase_model: object
     gamma_gamma: object
     calibration: pd.DataFrame | None
-    bgnbd_calibration: object | None
+    purchase_model_calibration: object | None
     gamma_gamma_calibration: object | None
     validation: object | None
     tracking: pd.DataFrame | None
@@ -260,6 +275,7 @@ class Analysis:
     stage_table: pd.DataFrame
     customers: pd.DataFrame
     diagnostics: dict
+    model_selection: dict | None = None
     timings: dict = field(default_factory=dict)
     notes: list = field(default_factory=list)
 
@@ -351,7 +367,7 @@ def _diagnostics(model, hdi_prob: float) -> dict:
 
 def analysis_steps(settings: AnalysisSettings) -> int:
     """Number of steps :func:`run_analysis` reports to its ``progress`` printer."""
-    return 6 if settings.calibration_end is not None else 3
+    return (6 if settings.calibration_end is not None else 3) + (settings.model == "auto")
 
 
 def run_analysis(
@@ -384,7 +400,7 @@ def run_analysis(
     Analysis
     """
     from clvbayes import (
-        BetaGeoModel, GammaGammaModel, calibration_holdout_split, churn_analysis, customer_equity,
+        GammaGammaModel, calibration_holdout_split, churn_analysis, customer_equity,
         holdout_validation, lifecycle_stages, purchase_tracking, rfm_summary,
         stage_summary, value_concentration,
     )
@@ -396,7 +412,6 @@ def run_analysis(
     holdout = s.calibration_end is not None
     amounts = "amount" in transactions.columns
     amount = "amount" if amounts else None
-    models = "BG/NBD and Gamma-Gamma" if amounts else "BG/NBD"
     steps = progress or StepPrinter(analysis_steps(s), quiet=True)
     timings: dict[str, float] = {}
 
@@ -419,13 +434,25 @@ def run_analysis(
                 transactions, calibration_end=s.calibration_end, observation_end=s.observation_end,
                 time_unit=s.time_unit, amount=amount, refunds=s.refunds,
             )
-    bg_cal = gg_cal = validation = tracking = None
+    bg_cal = gg_cal = validation = tracking = selection = None
     notes: list[str] = []
     caught: dict[str, list[str]] = {}
+    chosen = s.model
+    if s.model == "auto":
+        with step("select", "comparing the purchase models (NUTS fits, PSIS-LOO)"):
+            chosen, selection, candidates = _select_model(calibration if holdout else data, s, progressbar, caught,
+                                                          holdout=calibration if holdout else None)
+    family = get_family(chosen)
+    purchase_class = model_class(family)
+    models = f"{family.label} and Gamma-Gamma" if amounts else family.label
     if holdout:
         with step("fit_calibration", f"fitting {models} (NUTS) to the calibration period"):
-            bg_cal = _fit_recorded(BetaGeoModel(calibration), s, progressbar,
-                                   caught.setdefault("bgnbd_calibration", []))
+            if selection is not None:  # the candidate fitted to the calibration period
+                bg_cal = candidates[chosen]
+                caught[f"{chosen}_calibration"] = caught.pop(f"{chosen}_candidate")
+            else:
+                bg_cal = _fit_recorded(purchase_class(calibration), s, progressbar,
+                                       caught.setdefault(f"{chosen}_calibration", []))
             if amounts:
                 gg_cal = _fit_recorded(GammaGammaModel(_spend_data(calibration, notes, "calibration period")), s,
                                        progressbar, caught.setdefault("gamma_gamma_calibration", []))
@@ -443,13 +470,17 @@ def run_analysis(
                 time_unit=s.time_unit, n_draws=s.value_draws, hdi_prob=s.hdi_prob,
             )
     with step("fit", f"fitting {models} (NUTS) to the whole observation period"):
-        bgnbd = _fit_recorded(BetaGeoModel(data), s, progressbar, caught.setdefault("bgnbd", []))
+        if selection is not None and not holdout:  # the candidate fitted to all the data
+            bgnbd = candidates[chosen]
+            caught[chosen] = caught.pop(f"{chosen}_candidate")
+        else:
+            bgnbd = _fit_recorded(purchase_class(data), s, progressbar, caught.setdefault(chosen, []))
         gamma_gamma = None
         if amounts:
             gamma_gamma = _fit_recorded(GammaGammaModel(_spend_data(data, notes, "whole period")), s, progressbar,
                                         caught.setdefault("gamma_gamma", []))
             _require_mean_spend(gamma_gamma, "the whole observation period")
-        fitted = {"bgnbd": bgnbd, "gamma_gamma": gamma_gamma, "bgnbd_calibration": bg_cal,
+        fitted = {chosen: bgnbd, "gamma_gamma": gamma_gamma, f"{chosen}_calibration": bg_cal,
                   "gamma_gamma_calibration": gg_cal}
         diagnostics = {name: {**_diagnostics(m, s.hdi_prob), "warnings": caught[name]}
                        for name, m in fitted.items() if m is not None}
@@ -471,13 +502,46 @@ def run_analysis(
     r["source"] = source
     r["clvbayes_version"] = __version__
     r["amounts"] = amounts
+    r["purchase_model"] = {"family": family.name, "label": family.label, "reference": family.reference,
+                           "chosen_by": "PSIS-LOO (model='auto')" if selection is not None else "given (model setting)"}
     return Analysis(
-        settings=r, transactions=transactions, data=data, bgnbd=bgnbd, gamma_gamma=gamma_gamma,
-        calibration=calibration, bgnbd_calibration=bg_cal, gamma_gamma_calibration=gg_cal,
+        settings=r, transactions=transactions, data=data, purchase_model=bgnbd, gamma_gamma=gamma_gamma,
+        calibration=calibration, purchase_model_calibration=bg_cal, gamma_gamma_calibration=gg_cal,
+        model_selection=selection,
         validation=validation, tracking=tracking, churn=churn, equity=equity, concentration=concentration,
         stages=stages, stage_table=stage_table, customers=customers, diagnostics=diagnostics, timings=timings,
         notes=notes,
     )
+
+
+def _select_model(data: pd.DataFrame, s: AnalysisSettings, progressbar: bool, caught: dict, *,
+                  holdout: pd.DataFrame | None) -> tuple[str, dict, dict]:
+    """Fit every registered family to ``data`` and pick the best by PSIS-LOO.
+
+    Returns the chosen family's name, the selection record (the comparison table and the
+    reason, for the report) and the fitted candidates (the chosen one is reused).
+    """
+    from clvbayes.comparison.compare import compare_models
+
+    candidates = {name: _fit_recorded(model_class(name)(data), s, progressbar, caught.setdefault(f"{name}_candidate", []))
+                  for name in family_names()}
+    table = compare_models(candidates, holdout=holdout)
+    chosen = str(table.index[0])
+    best = table.iloc[0]
+    runner = table.iloc[1] if len(table) > 1 else None
+    reason = (f"{get_family(chosen).label} has the highest expected log predictive density "
+              f"(elpd_loo {best['elpd_loo']:.1f}, SE {best['se']:.1f})")
+    if runner is not None:
+        reason += (f"; next: {get_family(str(table.index[1])).label} by {runner['elpd_diff']:.1f} "
+                   f"(SE of the difference {runner['dse']:.1f})")
+        if runner["elpd_diff"] < 2 * runner["dse"]:
+            reason += ": less than two standard errors apart, so the data barely tell them apart"
+    reason += "."
+    for name in family_names():
+        if name != chosen:
+            caught.pop(f"{name}_candidate", None)
+    return chosen, {"by": "PSIS-LOO", "table": table, "reason": reason, "fitted_to": "calibration period"
+                    if holdout is not None else "all the data"}, candidates
 
 
 def _customer_table(data, churn, clv, purchases, stages) -> pd.DataFrame:
@@ -543,9 +607,15 @@ def _summary_dict(a: Analysis) -> dict:
             "amounts": a.has_amounts,
             "rows_after_observation_end": int(a.settings.get("rows_after_observation_end", 0)),
         },
+        "purchase_model": _plain(a.settings.get("purchase_model", {})),
         "parameters": {},
         "diagnostics": {},
     }
+    if a.model_selection is not None:
+        out["model_selection"] = {
+            "by": a.model_selection["by"], "reason": a.model_selection["reason"],
+            "fitted_to": a.model_selection["fitted_to"], "table": _frame_records(a.model_selection["table"]),
+        }
     for name, d in a.diagnostics.items():
         out["parameters"][name] = _frame_records(d["parameters"])
         out["diagnostics"][name] = _plain({k: v for k, v in d.items() if k != "parameters"})

@@ -28,7 +28,26 @@ from clvbayes.models.predictive import purchase_posterior_predictive, purchase_p
 from clvbayes.models.priors import Prior, resolve_priors
 from clvbayes.value.arguments import check_number
 
-__all__ = ["PurchaseModel"]
+__all__ = ["PurchaseModel", "model_class"]
+
+# family name -> the model class made for it (named classes register themselves).
+_CLASSES: dict[str, type] = {}
+
+
+def model_class(family: str | Family) -> type[PurchaseModel]:
+    """The model class of a registered family: its named class (``"bgnbd"`` ->
+    :class:`~clvbayes.BetaGeoModel`), or one made on the spot for a family without one, so a
+    registered family needs no class of its own to be fitted, compared or used in the CLI."""
+    from clvbayes.families import get_family
+
+    fam = get_family(family)
+    if fam.name not in _CLASSES:
+        import clvbayes.models.bgnbd  # noqa: F401  (the named classes register on import)
+        import clvbayes.models.named  # noqa: F401
+    if fam.name not in _CLASSES:
+        name = "".join(ch for ch in fam.label.title() if ch.isalnum()) + "Model"
+        type(name, (PurchaseModel,), {"family": fam, "__doc__": f"{fam.label} model ({fam.reference})."})
+    return _CLASSES[fam.name]
 
 
 def _check_count(n: int) -> int:
@@ -52,6 +71,7 @@ class PurchaseModel(BTYDModel):
         super().__init_subclass__(**kwargs)
         if "family" in cls.__dict__:
             cls.param_names = tuple(cls.family.param_names)
+            _CLASSES.setdefault(cls.family.name, cls)  # the first (named) class of a family
 
     @property
     def _drivers(self):

@@ -111,14 +111,15 @@ def report_figures(analysis) -> list[ReportFigure]:
     def add(name: str, section: str, caption: str, draw: Callable, **kw) -> None:
         out.append(ReportFigure(name, section, caption, _render(draw, **kw)))
 
-    out.append(ReportFigure("trace_bgnbd", "models", "BG/NBD posterior: densities per chain and traces.",
-                            _render_trace(a.bgnbd, "BG/NBD")))
+    fam = a.purchase_model.family
+    out.append(ReportFigure(f"trace_{fam.name}", "models", f"{fam.label} posterior: densities per chain and traces.",
+                            _render_trace(a.purchase_model, fam.label)))
     if a.has_amounts:
         out.append(ReportFigure("trace_gamma_gamma", "models", "Gamma-Gamma posterior: densities per chain and traces.",
                                 _render_trace(a.gamma_gamma, "Gamma-Gamma")))
     add("period_transactions", "models",
         f"Customers by number of repeat purchases: observed vs posterior predictive ({pct} interval).",
-        lambda ax: plotting.plot_period_transactions(a.bgnbd, hdi_prob=hdi, n_draws=n, random_seed=seed, ax=ax))
+        lambda ax: plotting.plot_period_transactions(a.purchase_model, hdi_prob=hdi, n_draws=n, random_seed=seed, ax=ax))
     if a.validation is not None:
         add("calibration_holdout", "holdout",
             "Mean holdout purchases by calibration frequency: actual vs predicted with interval.",
@@ -138,14 +139,14 @@ def report_figures(analysis) -> list[ReportFigure]:
             lambda ax: plotting.plot_pareto(a.churn.metrics["clv"], ax=ax))
     add("frequency_recency_matrix", "customers",
         f"Expected purchases in the next {unit_name(unit, plural=False) or 'time unit'} by frequency and recency (posterior mean).",
-        lambda ax: plotting.plot_frequency_recency_matrix(a.bgnbd, hdi_prob=hdi, n_draws=n, ax=ax),
+        lambda ax: plotting.plot_frequency_recency_matrix(a.purchase_model, hdi_prob=hdi, n_draws=n, ax=ax),
         figsize=(6.5, 5.0))
     add("probability_alive_matrix", "customers", "P(alive) by frequency and recency (posterior mean).",
-        lambda ax: plotting.plot_probability_alive_matrix(a.bgnbd, hdi_prob=hdi, n_draws=n, ax=ax),
+        lambda ax: plotting.plot_probability_alive_matrix(a.purchase_model, hdi_prob=hdi, n_draws=n, ax=ax),
         figsize=(6.5, 5.0))
     who, times, T = _top_customer(a)
     add("probability_alive_history", "customers",
         f"P(alive) history of customer {who}, the repeat buyer with the highest "
         f"{'CLV' if a.has_amounts else 'expected purchases'} ({pct} interval).",
-        lambda ax: plotting.plot_probability_alive_history(a.bgnbd, times, T, hdi_prob=hdi, n_draws=n, ax=ax))
+        lambda ax: plotting.plot_probability_alive_history(a.purchase_model, times, T, hdi_prob=hdi, n_draws=n, ax=ax))
     return out

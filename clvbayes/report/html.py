@@ -183,11 +183,18 @@ def render_html(analysis, figures, *, command: str | None = None) -> str:
 
     # models
     parts.append('<section id="models"><h2>Models and diagnostics</h2>')
-    parts.append("<p>BG/NBD (Fader, Hardie &amp; Lee 2005) for purchases and dropout"
+    fam = a.purchase_model.family
+    parts.append(f"<p>{html.escape(fam.label)} ({html.escape(fam.reference)}) for purchases and dropout"
                  + (", Gamma-Gamma for spend per purchase" if money else " (no Gamma-Gamma model for spend: the log "
                     "has no amounts)") + ", fitted by NUTS to the whole observation period.</p>")
-    for key, title in (("bgnbd", "BG/NBD"), ("gamma_gamma", "Gamma-Gamma"),
-                       ("bgnbd_calibration", "BG/NBD, calibration period"),
+    if a.model_selection is not None:
+        sel = a.model_selection
+        parts.append(f'<h3 id="model-selection">Which purchase model</h3><p>Every model was fitted to '
+                     f"{html.escape(sel['fitted_to'])} and compared by PSIS-LOO (expected log predictive density of "
+                     f"a new customer, higher is better): {html.escape(sel['reason'])}</p>")
+        parts.append(_table(sel["table"]))
+    for key, title in ((fam.name, fam.label), ("gamma_gamma", "Gamma-Gamma"),
+                       (f"{fam.name}_calibration", f"{fam.label}, calibration period"),
                        ("gamma_gamma_calibration", "Gamma-Gamma, calibration period")):
         if key not in a.diagnostics:
             continue

@@ -193,7 +193,7 @@ def write_report(analysis, out: str | Path, *, overwrite: bool = False, command:
 
     Files: ``summary.json`` (parameters with HDIs, diagnostics, holdout check, equity, churn,
     concentration, lifecycle stages, settings), ``customers.csv`` (one row per customer),
-    ``idata.nc`` (the BG/NBD fit; :meth:`clvbayes.BetaGeoModel.load` reads it),
+    ``idata.nc`` (the purchase model's fit, BG/NBD by default; its class's ``load`` reads it),
     ``idata_gamma_gamma.nc`` (:meth:`clvbayes.GammaGammaModel.load`; not for a log without
     amounts), ``plots/*.png``, ``report.html`` (self-contained), with a holdout check
     ``holdout.csv`` (per customer: actual holdout purchases, forecast, interval, and the same
@@ -240,7 +240,7 @@ def write_report(analysis, out: str | Path, *, overwrite: bool = False, command:
             analysis.customers.to_csv(tmp / "customers.csv", index_label="customer_id")
             if getattr(analysis, "validation", None) is not None:  # a holdout check was run
                 analysis.validation.customer_table().to_csv(tmp / HOLDOUT_FILE, index_label="customer_id")
-            analysis.bgnbd.save(tmp / "idata.nc")
+            analysis.purchase_model.save(tmp / "idata.nc")
             if analysis.gamma_gamma is not None:
                 analysis.gamma_gamma.save(tmp / "idata_gamma_gamma.nc")
             (tmp / "report.html").write_text(render_html(analysis, figures, command=command), encoding="utf-8")

@@ -80,19 +80,22 @@ def expected_purchases(r, alpha, a, b, t):
 
 def pmf(r, alpha, a, b, t, n):
     """P(X(t) = n) = B(a, b+n+1)/B(a,b) NB(n) + B(a+1, b+n)/B(a,b) [1 - Σ_{j<n} NB(j)],
-    NB(j) = Γ(r+j)/(Γ(r) j!) (α/(α+t))^r (t/(α+t))^j (Batislam et al. 2007)."""
+    NB(j) = Γ(r+j)/(Γ(r) j!) (α/(α+t))^r (t/(α+t))^j (Batislam et al. 2007).
+
+    The bracket is at least NB(n) and cancels when it is small: it is evaluated with
+    ``-log10 NB(n)`` more digits than ``DPS``."""
     with mp.workdps(DPS):
+        extra = max(0, int(-mp.log10(_nb(r, alpha, t, n)))) + 10
+    with mp.workdps(DPS + extra):
         r, alpha, a, b, t = _mpf(r, alpha, a, b, t)
-
-        def nb(j):
-            return (
-                mp.gamma(r + j) / (mp.gamma(r) * mp.factorial(j))
-                * (alpha / (alpha + t)) ** r * (t / (alpha + t)) ** j
-            )
-
-        first = mp.beta(a, b + n + 1) / mp.beta(a, b) * nb(n)
-        tail = 1 - mp.fsum(nb(j) for j in range(n))
+        first = mp.beta(a, b + n + 1) / mp.beta(a, b) * _nb(r, alpha, t, n)
+        tail = 1 - mp.fsum(_nb(r, alpha, t, j) for j in range(n))
         return first + mp.beta(a + 1, b + n) / mp.beta(a, b) * tail
+
+
+def _nb(r, alpha, t, j):
+    r, alpha, t = _mpf(r, alpha, t)
+    return mp.gamma(r + j) / (mp.gamma(r) * mp.factorial(j)) * (alpha / (alpha + t)) ** r * (t / (alpha + t)) ** j
 
 
 def conditional_expected_purchases(r, alpha, a, b, x, t_x, T, t):
@@ -106,24 +109,35 @@ def conditional_expected_purchases(r, alpha, a, b, x, t_x, T, t):
         return num / (1 + a / (b + x) * ((alpha + T) / (alpha + t_x)) ** (r + x))
 
 
-def dert(r, alpha, a, b, x, t_x, T, delta, dps=20):
-    """DERT = P(alive) E[λ / (δ + pλ)] over the posterior given alive at T,
-    λ ~ Gamma(r+x, α+T), p ~ Beta(a, b+x+1): the inner p-integral is
-    E[1/(δ + pλ)] = 2F1(1, a; a+b'; -λ/δ) / δ (Euler's integral), the outer λ-integral by
-    mpmath quadrature (``dps`` digits: a slow reference)."""
+def discounted_alive(r, alpha, a, b, x, T, delta, horizon, dps=20):
+    """Discounted expected purchases in (T, T+H] given alive at T,
+    ``∫_0^H e^{-δs} E[λ e^{-pλs}] ds`` over the posterior given alive, λ ~ Gamma(r', α'),
+    p ~ Beta(a, b') with (r', α', b') = (r+x, α+T, b+x+1) (the likelihood of an alive
+    customer is (1-p)^(x+1) λ^x e^{-λT}). The purchase rate at s is
+    ``E[λ e^{-pλs}] = (r'/α') 2F1(r'+1, a; a+b'; -s/α')`` (Gamma Laplace transform, then
+    Euler's integral over p); the s-integral by mpmath quadrature (H may be inf: the DERT
+    factor; δ = 0: expected purchases given alive)."""
     with mp.workdps(dps):
-        r, alpha, a, b, x, t_x, T, delta = _mpf(r, alpha, a, b, x, t_x, T, delta)
+        r, alpha, a, b, x, T, delta = _mpf(r, alpha, a, b, x, T, delta)
         rp, ap, bp = r + x, alpha + T, b + x + 1
-        lnorm = rp * mp.log(ap) - mp.loggamma(rp)
+        H = mp.inf if horizon == float("inf") else mp.mpf(float(horizon))
 
-        def f(lam):
-            dens = mp.exp(lnorm + (rp - 1) * mp.log(lam) - ap * lam)
-            return dens * lam / delta * mp.hyp2f1(1, a, a + bp, -lam / delta)
+        def rate(s):
+            return mp.exp(-delta * s) * rp / ap * mp.hyp2f1(rp + 1, a, a + bp, -s / ap)
 
-        mode = max(rp - 1, mp.mpf(0)) / ap
-        sd = mp.sqrt(rp) / ap
-        pts = [0, mode, mode + 10 * sd, mode + 40 * sd, mp.inf]
-        pts = sorted(set(pts))
-        integral = mp.quad(f, pts)
-        pa = 1 / (1 + a / (b + x) * ((alpha + T) / (alpha + t_x)) ** (r + x))
-        return pa * integral
+        pts = [mp.mpf(0)] + [ap * 10**k for k in range(-3, 7) if ap * 10**k < H] + [H]
+        return mp.quad(rate, pts)
+
+
+def dropout_alive(r, alpha, a, b, x, T, horizon):
+    """P(drop out in (T, T+H] | alive at T) = 1 - E[e^{-pλH}] = 1 - 2F1(r', a; a+b'; -H/α')
+    over the same posterior ((1-p)^K is the chance of surviving K ~ Poisson(λH) purchases)."""
+    with mp.workdps(DPS):
+        r, alpha, a, b, x, T, H = _mpf(r, alpha, a, b, x, T, horizon)
+        rp, ap, bp = r + x, alpha + T, b + x + 1
+        return 1 - mp.hyp2f1(rp, a, a + bp, -H / ap)
+
+
+def dert(r, alpha, a, b, x, t_x, T, delta, dps=20):
+    """DERT = P(alive) · :func:`discounted_alive` at H = inf."""
+    return p_alive(r, alpha, a, b, x, t_x, T) * discounted_alive(r, alpha, a, b, x, T, delta, float("inf"), dps)

@@ -32,6 +32,8 @@ from clvbayes.models.bgnbd import BetaGeoModel
 from clvbayes.models.gamma_gamma import GammaGammaModel
 from clvbayes.models.identification import WeakIdentificationWarning
 from clvbayes.models.mle import ConvergenceWarning
+from clvbayes.models.named import ModifiedBetaGeoModel
+from clvbayes.models.purchase import PurchaseModel, model_class
 from clvbayes.models.priors import Prior
 from clvbayes.sbc import simulation_based_calibration
 from clvbayes.simulation import simulate_customers
@@ -68,6 +70,9 @@ __all__ = [
     "simulation_based_calibration",
     "BetaGeoModel",
     "GammaGammaModel",
+    "ModifiedBetaGeoModel",
+    "PurchaseModel",
+    "model_class",
     "simulate_customers",
     "CustomerValue",
     "customer_metrics",

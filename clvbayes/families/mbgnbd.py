@@ -10,7 +10,10 @@ registers it.
 
 from __future__ import annotations
 
+import numpy as np
+
 from clvbayes.families._protocol import CORES, Family, register
+from clvbayes.kernels import clv as _clv
 from clvbayes.kernels import mbgnbd as _k
 
 
@@ -30,6 +33,14 @@ def default_priors(mean_T: float) -> dict:
     return default_bgnbd_priors(mean_T)
 
 
+def factor_table(quantity: int, r: np.ndarray, alpha: np.ndarray, a: np.ndarray, b: np.ndarray, ux: np.ndarray,
+                 uT: np.ndarray, udelta: np.ndarray, horizon: float) -> np.ndarray:
+    """The value engine's factor tables: BG/NBD's Chebyshev tables
+    (:func:`clvbayes.kernels.clv.clv_factor_table`) at b + 1, since given alive at T an
+    MBG/NBD customer is a BG/NBD customer at (r+x, α+T, a, (b+1)+x)."""
+    return _clv.clv_factor_table(quantity, r, alpha, a, b + 1.0, ux, uT, udelta, horizon)
+
+
 MBGNBD = register(
     Family(
         name="mbgnbd",
@@ -42,7 +53,8 @@ MBGNBD = register(
         ),
         default_priors=default_priors,
         cores={name: getattr(_k, name) for name in CORES},
-        # The value factor is BG/NBD's at (r+x, α+T, a, b+x+1): analytic in ln(α+T).
+        # The value factor is BG/NBD's at (r+x, α+T, a, b+x+1): BG/NBD's tables at b + 1.
+        fast={"factor_table": factor_table},
         interpolate_in_log_age=True,
     )
 )

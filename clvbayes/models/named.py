@@ -6,4 +6,14 @@ fit, prediction, save/load and value function works the same for all of them.
 
 from __future__ import annotations
 
-__all__: list[str] = []
+from clvbayes.families.mbgnbd import MBGNBD
+from clvbayes.models.purchase import PurchaseModel
+
+__all__ = ["ModifiedBetaGeoModel"]
+
+
+class ModifiedBetaGeoModel(PurchaseModel):
+    """MBG/NBD (Batislam, Denizel & Filiztekin 2007): BG/NBD with a dropout chance after every
+    purchase, the first included (:mod:`clvbayes.families.mbgnbd`). Parameters ``r, alpha, a, b``."""
+
+    family = MBGNBD

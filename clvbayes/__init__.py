@@ -33,7 +33,7 @@ from clvbayes.models.gamma_gamma import GammaGammaModel
 from clvbayes.models.identification import WeakIdentificationWarning
 from clvbayes.models.mle import ConvergenceWarning
 from clvbayes.models.named import ModifiedBetaGeoModel
-from clvbayes.models.purchase import PurchaseModel, model_class
+from clvbayes.models.purchase import PurchaseModel, load_model, model_class
 from clvbayes.models.priors import Prior
 from clvbayes.sbc import simulation_based_calibration
 from clvbayes.simulation import simulate_customers
@@ -73,6 +73,7 @@ __all__ = [
     "ModifiedBetaGeoModel",
     "PurchaseModel",
     "model_class",
+    "load_model",
     "simulate_customers",
     "CustomerValue",
     "customer_metrics",

@@ -23,8 +23,7 @@ from clvbayes import datasets, plotting
 from clvbayes._version import __version__
 from clvbayes.data.compress import compress_rows
 from clvbayes.data.read import read_transactions
-from clvbayes.data.rfm import rfm_summary
-from clvbayes.data.split import calibration_holdout_split
+from clvbayes.data.api import calibration_holdout_split, rfm_summary
 from clvbayes.data.validate import AmbiguousDateWarning, DataValidationError
 from clvbayes.models.base import NotFittedError
 from clvbayes.models.bayesian import ConvergenceDiagnosticWarning

@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from clvbayes.data.compress import compress_rows
+from clvbayes.data.schema import WEIGHT_COLUMN, WEIGHTS_ATTR
 from clvbayes.data.validate import DataValidationError
 from clvbayes.models import identification
 from clvbayes.models.bayesian import BayesianMixin
@@ -20,12 +21,6 @@ from clvbayes.models.priors import Prior, check_priors
 
 __all__ = ["BTYDModel", "NotFittedError", "PARAM_RANGE", "WEIGHT_COLUMN", "WEIGHTS_ATTR"]
 
-#: Column of a compressed customer table: number of identical customers the row stands for.
-WEIGHT_COLUMN = "customers"
-#: Key in ``DataFrame.attrs`` naming the weight column; set by
-#: :func:`clvbayes.distributed.compress_summary`. Only a table carrying it is weighted, so
-#: a column that happens to be called ``customers`` is never taken for counts.
-WEIGHTS_ATTR = "clvbayes_weights"
 #: Parameter values accepted by ``from_params``: every prediction (P(alive), expected
 #: purchases, pmf, DERT, spend, CLV) is finite for any parameters in this range (checked by a
 #: property test over it, tests/test_arguments.py); far outside, some kernels overflow.

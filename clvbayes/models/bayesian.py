@@ -587,7 +587,7 @@ class BayesianMixin:
         priors = {k: Prior.from_dict(v) for k, v in json.loads(attrs["clvbayes_priors"]).items()}
         fit = json.loads(attrs.get("clvbayes_fit", "{}"))
         data = _summary_frame(idata.constant_data) if "constant_data" in idata.groups() else None
-        from clvbayes.models.base import WEIGHT_COLUMN, WEIGHTS_ATTR  # base imports this module
+        from clvbayes.data.schema import WEIGHT_COLUMN, WEIGHTS_ATTR
 
         if data is not None and WEIGHT_COLUMN in data.columns:  # written only by a weighted (compressed-table) fit
             data.attrs[WEIGHTS_ATTR] = WEIGHT_COLUMN

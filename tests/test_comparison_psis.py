@@ -121,3 +121,23 @@ def test_psislw_refuses_bad_input():
         psislw(np.array([[0.0, np.inf, 1.0]]))
     with pytest.raises(ValueError, match="r_eff"):
         psislw(np.zeros((1, 10)), r_eff=0.0)
+
+
+@settings(max_examples=60, deadline=None, derandomize=True)
+@given(S=st.integers(2, 6000), frac=st.floats(0.01, 0.5), levels=st.integers(0, 5), seed=st.integers(0, 2**31))
+def test_largest_values_selection(S, frac, levels, seed):
+    # the tail selection (threshold from a subsample, heap fallback) returns the m largest
+    # values in ascending order, also with many ties (levels > 0: few distinct values)
+    from clvbayes.comparison.psis import _largest_sorted, _largest_sorted_fast
+
+    rng = np.random.default_rng(seed)
+    v = rng.standard_normal(S)
+    if levels:
+        v = np.round(v * levels) / levels
+    m = max(1, int(frac * S))
+    expected = np.sort(v)[S - m:]
+    for select in (_largest_sorted, _largest_sorted_fast):
+        out = np.empty(m, dtype=np.int64)
+        select(v, m, out)
+        assert np.unique(out).size == m
+        np.testing.assert_array_equal(v[out], expected)

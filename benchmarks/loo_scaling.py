@@ -15,7 +15,7 @@ Per size: ``simulate_s`` and ``compress_s`` (data), ``first_s`` and ``second_s``
 the peak resident memory of the process (polled every ``--poll`` s, or its own
 ``ru_maxrss`` if larger) and ``baseline_rss_bytes`` (``ru_maxrss`` just before the first
 LOO call: imports, data, draws), so that ``peak - baseline`` is the memory of LOO itself;
-the number of distinct histories, elpd_loo, se, p_loo and the Pareto k counts.
+the peak RSS polled while the LOO calls run; the number of distinct histories, elpd_loo, se, p_loo and the Pareto k counts.
 
 Data and posterior
 ------------------
@@ -90,8 +90,9 @@ def run_size(n: int, args: argparse.Namespace) -> dict[str, Any]:
     result = outcome.result or {}
     peak = max(outcome.peak_rss_bytes, int(result.get("maxrss_self_bytes", 0)))
     status = outcome.killed or result.get("status", "error")
-    return {"n": n, "status": status, "wall_s": outcome.wall_s, "peak_rss_bytes": peak, **result,
-            "log": outcome.log_name}
+    loo_peak = max((outcome.peaks_by_phase.get(p, {}).get("total", 0) for p in ("first", "second")), default=0)
+    return {"n": n, "status": status, "wall_s": outcome.wall_s, "peak_rss_bytes": peak,
+            "peak_rss_during_loo_bytes": loo_peak, **result, "log": outcome.log_name}
 
 
 def render_markdown(payload: dict[str, Any]) -> str:
@@ -99,8 +100,10 @@ def render_markdown(payload: dict[str, Any]) -> str:
     rows = []
     for r in payload["results"]:
         peak, base = r.get("peak_rss_bytes"), r.get("baseline_rss_bytes")
+        during = r.get("peak_rss_during_loo_bytes")
         rows.append([f"{r['n']:,}", r["status"], f"{r.get('n_distinct', 0):,}", f(r.get("first_s")),
                      f(r.get("second_s")), f(peak / 2**20 if peak else None),
+                     f(during / 2**20 if during else None),
                      f((peak - base) / 2**20 if peak and base else None), f(r.get("elpd_loo"), 8),
                      f(r.get("se")), f(r.get("p_loo"))])
     s = payload["system"]
@@ -112,10 +115,11 @@ def render_markdown(payload: dict[str, Any]) -> str:
         f"load {s.get('load_average_1_5_15')}, {s['date_utc']}.", "",
         _common.markdown_table(
             ["customers", "status", "distinct histories", "first call (s)", "warm call (s)", "peak RSS (MiB)",
-             "LOO memory (MiB)", "elpd_loo", "se", "p_loo"], rows),
+             "peak RSS during LOO (MiB)", "LOO memory (MiB)", "elpd_loo", "se", "p_loo"], rows),
         "",
-        "First call: includes Numba compilation / cache loading. LOO memory: peak RSS minus the RSS before "
-        "the first call (imports, data, draws).",
+        "First call: includes Numba compilation / cache loading. Peak RSS: of the whole process, data "
+        "simulation included; during LOO: polled while the two LOO calls ran; LOO memory: peak RSS minus the "
+        "RSS before the first call (imports, data, draws).",
     ]) + "\n"
 
 

@@ -172,8 +172,8 @@ def _sift_down(heap: np.ndarray, v: np.ndarray, i: int, n: int) -> None:
 @njit(cache=True, fastmath=False, error_model="numpy")
 def _largest_sorted(v: np.ndarray, m: int, out: np.ndarray) -> None:
     """Positions of the ``m`` largest values of ``v``, in ascending order of value, into
-    ``out[:m]`` (a min-heap of size ``m`` over one pass, then heapsort: O(S + m log m log S)
-    instead of sorting all S)."""
+    ``out[:m]``: a min-heap of size ``m`` over one pass, then heapsort (O(S log m) at
+    worst instead of sorting all S)."""
     S = v.size
     for i in range(m):
         out[i] = i

@@ -14,6 +14,8 @@ The public API:
   :func:`customer_metrics`, :func:`customer_equity`, :func:`value_concentration`,
   :func:`churn_analysis`, :func:`lifecycle_stages`; heuristics and holdout validation in
   :mod:`clvbayes.value.heuristics` and :mod:`clvbayes.value.validation`;
+- model comparison by exact PSIS-LOO over all customers: :func:`compare_models`,
+  :func:`weighted_loo` (:mod:`clvbayes.comparison`);
 - plots with credible bands: :mod:`clvbayes.plotting`;
 - the whole job (what ``clvbayes demo`` / ``clvbayes fit`` run): :mod:`clvbayes.workflow`
   and the report folder :mod:`clvbayes.report`.
@@ -21,6 +23,7 @@ The public API:
 
 from clvbayes import datasets, plotting
 from clvbayes._version import __version__
+from clvbayes.comparison import compare_models, weighted_loo
 from clvbayes.data.compress import compress_rows
 from clvbayes.data.read import read_transactions
 from clvbayes.data.api import calibration_holdout_split, rfm_summary
@@ -86,4 +89,6 @@ __all__ = [
     "heuristics",
     "holdout_validation",
     "purchase_tracking",
+    "compare_models",
+    "weighted_loo",
 ]

@@ -170,14 +170,27 @@ def _walk(
         return lmax, ssum, n
     d0 = abs(_dpsi(y, k, m1, q1, c1, m2, q2, c2, kappa))
     for _ in range(_MAXP):
+        # widest w <= _WMAX with w max(|ψ'(y)|, |ψ'(y ± w)|) <= _KW (|ψ'| is largest at an
+        # end since ψ' is monotone): a shrinking guess, then bisection in ln w
         w = min(_WMAX, dirn * (y1 - y))
-        d1 = d0
-        for _ in range(6):
-            d1 = abs(_dpsi(y + dirn * w, k, m1, q1, c1, m2, q2, c2, kappa))
-            cap = _KW / max(d0, d1, 1.0e-300)
-            if w <= cap:
-                break
-            w = cap
+        d1 = abs(_dpsi(y + dirn * w, k, m1, q1, c1, m2, q2, c2, kappa))
+        if w * max(d0, d1) > _KW:
+            hi = w
+            lo = _KW / max(d0, d1)
+            for _ in range(200):
+                d1 = abs(_dpsi(y + dirn * lo, k, m1, q1, c1, m2, q2, c2, kappa))
+                if lo * max(d0, d1) <= _KW:
+                    break
+                hi = lo
+                lo *= 0.25
+            for _ in range(5):
+                mid = math.sqrt(lo * hi)
+                d1 = abs(_dpsi(y + dirn * mid, k, m1, q1, c1, m2, q2, c2, kappa))
+                if mid * max(d0, d1) <= _KW:
+                    lo = mid
+                else:
+                    hi = mid
+            w = lo
         yb = y + dirn * w if w < dirn * (y1 - y) else y1
         half = 0.5 * (yb - y)
         mid = 0.5 * (yb + y)
@@ -317,6 +330,32 @@ def _log_terms(
 
 
 @njit(cache=True, fastmath=False, error_model="numpy")
+def _needs_complement(x: float, lnE1: float, d: float) -> bool:
+    """Whether ln L of a customer without repeat purchases is better formed from
+    Q = 1 - L: when L > 1/2 and ``ln L = ln E1 + ln(1 + E2/E1)`` cancels by more than 8x
+    (e.g. large s, small β: E1 tiny, E2 ~ 1; the sum loses ε |ln E1| absolutely)."""
+    if x != 0.0:
+        return False
+    ll = lnE1 + log1pexp(d)
+    return ll > -math.log(2.0) and -lnE1 > -8.0 * ll
+
+
+@njit(cache=True, fastmath=False, error_model="numpy")
+def _complement(r: float, alpha: float, s: float, beta: float, T: float, out: np.ndarray) -> tuple[float, float, int]:
+    """``(ln Q, c, nodes)``: Q = 1 - L = P(a repeat purchase in (0, T]) for x = 0,
+    ``∫_0^T E[λ e^{-(λ+μ)u}] du = ∫_0^T (r/α)(1 + u/α)^-(r+1) (1 + u/β)^-s du`` (the first
+    purchase at u while alive; Fader & Hardie 2005 note eq. 3 at x = 0), in
+    ``y = ln(1 + u/c)``, c = min(α, β): ``(r c/α) ∫_0^{ln(1+T/c)} exp(y - (r+1) ln(1 +
+    (c/α) expm1 y) - s ln(1 + (c/β) expm1 y)) dy``."""
+    c = min(alpha, beta)
+    lmax, ssum, n = _integrate(
+        1.0, r + 1.0, c / alpha, (alpha - c) / alpha, s, c / beta, (beta - c) / beta, 0.0, 0.0,
+        math.log1p(T / c), out,
+    )
+    return math.log(r * c / alpha) + lmax + math.log(ssum), c, n
+
+
+@njit(cache=True, fastmath=False, error_model="numpy")
 def loglik_one(r: float, alpha: float, s: float, beta: float, x: float, t_x: float, T: float) -> float:
     """Log-likelihood of one customer history under the Pareto/NBD model.
 
@@ -335,6 +374,9 @@ def loglik_one(r: float, alpha: float, s: float, beta: float, x: float, t_x: flo
     float
     """
     lnE1, d, _ = _log_terms(r, alpha, s, beta, x, t_x, T, _no_nodes())
+    if _needs_complement(x, lnE1, d):
+        lq, _, _ = _complement(r, alpha, s, beta, T, _no_nodes())
+        return math.log1p(-math.exp(lq))
     return lnpoch(r, x) - x * math.log(alpha) + lnE1 + log1pexp(d)
 
 
@@ -345,6 +387,44 @@ def _difference(p1: float, m1: float, p2: float, m2: float) -> float:
     if max(p1, m1) <= max(p2, m2):
         return p1 - m1
     return p2 - m2
+
+
+@njit(cache=True, fastmath=False, error_model="numpy")
+def _complement_grad(
+    r: float, alpha: float, s: float, beta: float, T: float, nodes: np.ndarray
+) -> tuple[float, float, float, float, float]:
+    """``(ln L, gradient)`` for x = 0 from Q = 1 - L (:func:`_complement`):
+    ``∇ ln L = -∇Q / (1 - Q)``, ``∇Q = Q ⟨∇ ln integrand⟩`` with the factors
+    ``1/r - ℓ_a(u)``, ``((r+1) u/(α+u) - 1)/α``, ``-ℓ_b(u)``, ``s u/(β(β+u))``."""
+    lq, c, n = _complement(r, alpha, s, beta, T, nodes)
+    qa = c / alpha
+    qb = c / beta
+    lref = nodes[0, 3]
+    for i in range(n):
+        lref = max(lref, nodes[i, 3])
+    wsum = 0.0
+    m_la = 0.0
+    m_lb = 0.0
+    m_fa = 0.0
+    m_ga = 0.0
+    m_fb = 0.0
+    for i in range(n):
+        wi = math.exp(nodes[i, 3] - lref)
+        ua = qa * nodes[i, 0]  # u/α
+        ub = qb * nodes[i, 0]
+        wsum += wi
+        m_la += wi * nodes[i, 1]
+        m_lb += wi * nodes[i, 2]
+        m_fa += wi * (ua / (1.0 + ua))
+        m_ga += wi * (1.0 / (1.0 + ua))
+        m_fb += wi * (ub / (1.0 + ub))
+    Q = math.exp(lq)
+    f = -Q / (1.0 - Q) / wsum  # ∂ ln L = f Σ w (factor)
+    d_r = f * (wsum / r - m_la)
+    d_a = f * _difference((r + 1.0) * m_fa, wsum, r * wsum, (r + 1.0) * m_ga) / alpha
+    d_s = -f * m_lb
+    d_b = f * s * m_fb / beta
+    return math.log1p(-Q), d_r, d_a, d_s, d_b
 
 
 @njit(cache=True, fastmath=False, error_model="numpy")
@@ -384,6 +464,8 @@ def loglik_grad_one(
     else:
         nodes = _no_nodes()
     lnE1, d, n = _log_terms(r, alpha, s, beta, x, t_x, T, nodes)
+    if _needs_complement(x, lnE1, d):
+        return _complement_grad(r, alpha, s, beta, T, nodes)
     ll = lnpoch(r, x) - x * math.log(alpha) + lnE1 + log1pexp(d)
     w1 = math.exp(-log1pexp(d))
     w2 = math.exp(-log1pexp(-d))

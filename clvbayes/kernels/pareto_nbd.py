@@ -305,9 +305,9 @@ def _setup(alpha: float, beta: float, t_x: float, T: float) -> tuple[float, floa
 @njit(cache=True, fastmath=False, error_model="numpy")
 def _log_terms(
     r: float, alpha: float, s: float, beta: float, x: float, t_x: float, T: float, out: np.ndarray
-) -> tuple[float, float, int]:
-    """(ln E1, ln(E2/E1), number of nodes) of the module docstring; nodes to ``out`` if it
-    has rows.
+) -> tuple[float, float, int, float]:
+    """(ln E1, ln(E2/E1), number of nodes, ln E2) of the module docstring; nodes to ``out``
+    if it has rows.
 
     ``ln(E2/E1)`` is formed from ``ℓ_a(T) - ℓ_a(t_x) = ln(1 + (T-t_x)/(α+t_x))`` (and the
     same for β), not as a difference of two large logs (A ℓ_a ~ 1e5 at x = 1e4).
@@ -315,29 +315,34 @@ def _log_terms(
     A = r + x
     lnE1 = -A * math.log1p(T / alpha) - s * math.log1p(T / beta)
     if not (T > t_x):
-        return lnE1, -math.inf, 0
+        return lnE1, -math.inf, 0, -math.inf
     ct, qa, qca, qb, qcb, U = _setup(alpha, beta, t_x, T)
     lmax, ssum, n = _integrate(1.0, A, qa, qca, s + 1.0, qb, qcb, 0.0, 0.0, U, out)
     gap = T - t_x
-    d = (
-        math.log(s * qb)
-        + A * math.log1p(gap / (alpha + t_x))
-        + s * math.log1p(gap / (beta + t_x))
-        + lmax
-        + math.log(ssum)
-    )
-    return lnE1, d, n
+    lj = math.log(s * qb) + lmax + math.log(ssum)
+    d = lj + A * math.log1p(gap / (alpha + t_x)) + s * math.log1p(gap / (beta + t_x))
+    lnE2 = lj - A * math.log1p(t_x / alpha) - s * math.log1p(t_x / beta)
+    return lnE1, d, n, lnE2
 
 
 @njit(cache=True, fastmath=False, error_model="numpy")
-def _needs_complement(x: float, lnE1: float, d: float) -> bool:
+def _log_bracket(lnE1: float, lnE2: float, d: float) -> float:
+    """``ln(E1 + E2)`` from the larger term, ``ln E1 + ln(1 + e^d)`` or
+    ``ln E2 + ln(1 + e^-d)`` (d = ln(E2/E1)): adding d to a large ln E1 where E2 dominates
+    would lose ε |ln E1| (ln E2 is formed on its own, exactly the integral's log at t_x = 0)."""
+    if d <= 0.0:
+        return lnE1 + log1pexp(d)
+    return lnE2 + log1pexp(-d)
+
+
+@njit(cache=True, fastmath=False, error_model="numpy")
+def _needs_complement(x: float, lnB: float, lnE1: float) -> bool:
     """Whether ln L of a customer without repeat purchases is better formed from
     Q = 1 - L: when L > 1/2 and ``ln L = ln E1 + ln(1 + E2/E1)`` cancels by more than 8x
     (e.g. large s, small β: E1 tiny, E2 ~ 1; the sum loses ε |ln E1| absolutely)."""
     if x != 0.0:
         return False
-    ll = lnE1 + log1pexp(d)
-    return ll > -math.log(2.0) and -lnE1 > -8.0 * ll
+    return lnB > -math.log(2.0) and -lnE1 > -8.0 * lnB
 
 
 @njit(cache=True, fastmath=False, error_model="numpy")
@@ -373,11 +378,12 @@ def loglik_one(r: float, alpha: float, s: float, beta: float, x: float, t_x: flo
     -------
     float
     """
-    lnE1, d, _ = _log_terms(r, alpha, s, beta, x, t_x, T, _no_nodes())
-    if _needs_complement(x, lnE1, d):
+    lnE1, d, _, lnE2 = _log_terms(r, alpha, s, beta, x, t_x, T, _no_nodes())
+    lnB = _log_bracket(lnE1, lnE2, d)
+    if _needs_complement(x, lnB, lnE1):
         lq, _, _ = _complement(r, alpha, s, beta, T, _no_nodes())
         return math.log1p(-math.exp(lq))
-    return lnpoch(r, x) - x * math.log(alpha) + lnE1 + log1pexp(d)
+    return lnpoch(r, x) - x * math.log(alpha) + lnB
 
 
 @njit(cache=True, fastmath=False, error_model="numpy")
@@ -463,10 +469,11 @@ def loglik_grad_one(
         nodes = np.empty((_NODES, 4))
     else:
         nodes = _no_nodes()
-    lnE1, d, n = _log_terms(r, alpha, s, beta, x, t_x, T, nodes)
-    if _needs_complement(x, lnE1, d):
+    lnE1, d, n, lnE2 = _log_terms(r, alpha, s, beta, x, t_x, T, nodes)
+    lnB = _log_bracket(lnE1, lnE2, d)
+    if _needs_complement(x, lnB, lnE1):
         return _complement_grad(r, alpha, s, beta, T, nodes)
-    ll = lnpoch(r, x) - x * math.log(alpha) + lnE1 + log1pexp(d)
+    ll = lnpoch(r, x) - x * math.log(alpha) + lnB
     w1 = math.exp(-log1pexp(d))
     w2 = math.exp(-log1pexp(-d))
     # means over J of ℓ(τ) - ℓ(t_x), τ/(c+τ) and c/(c+τ), for c = α (a) and β (b)
@@ -520,7 +527,7 @@ def _alive_dead(
     r: float, alpha: float, s: float, beta: float, x: float, t_x: float, T: float
 ) -> tuple[float, float]:
     """(P_alive, 1 - P_alive), the second formed directly (no cancellation near 1)."""
-    _, d, _ = _log_terms(r, alpha, s, beta, x, t_x, T, _no_nodes())
+    _, d, _, _ = _log_terms(r, alpha, s, beta, x, t_x, T, _no_nodes())
     return math.exp(-log1pexp(d)), math.exp(-log1pexp(-d))
 
 

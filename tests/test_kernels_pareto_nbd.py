@@ -242,6 +242,29 @@ def test_alive_factor_codes():
         k.p_alive_one(r, a, 2.5, b, x, t_x, T) * rate * (b + T) / 1.5, rel=1e-14)
 
 
+@settings(max_examples=80, deadline=None)
+@given(st.floats(1e-3, 1e3), st.floats(1e-3, 1e3), st.floats(1e-3, 1e3), st.floats(1e-3, 1e3),
+       st.integers(0, 1000), st.floats(0, 1), st.floats(0, 1e3), st.floats(1e-2, 1e3), st.floats(1e-4, 1.0))
+def test_alive_factor_identities(r, a, s, b, x, frac, T, h, d):
+    x = float(x)
+    t_x = frac * T if x > 0 else 0.0
+    f = lambda q, dd, hh: k.alive_factor_one(q, r, a, s, b, x, T, dd, hh)  # noqa: E731
+    pa = k.p_alive_one(r, a, s, b, x, t_x, T)
+    rate = (r + x) / (a + T)
+    purchases = f(codes.PURCHASES, 0.0, h)
+    assert f(codes.DISCOUNTED, 0.0, h) == pytest.approx(purchases, rel=1e-14)
+    assert pa * purchases == pytest.approx(k.conditional_expected_purchases_one(r, a, s, b, x, t_x, T, h), rel=1e-14)
+    tiny = 1e-9 * (b + T)
+    assert f(codes.PURCHASES, 0.0, tiny) == pytest.approx(rate * tiny, rel=1e-6)
+    dert = f(codes.DISCOUNTED, d, math.inf)
+    assert k.dert_one(r, a, s, b, x, t_x, T, d) == pytest.approx(pa * dert, rel=1e-15)
+    disc = f(codes.DISCOUNTED, d, h)
+    # discounting and a finite horizon both lower the value; the limits are consistent
+    assert 0.0 < disc <= purchases * (1 + 1e-13) and disc <= dert * (1 + 1e-13)
+    assert dert <= rate / d * (1 + 1e-13)  # E[1/(μ+δ)] <= 1/δ
+    assert 0.0 <= f(codes.DROPOUT, 0.0, h) <= 1.0
+
+
 # --------------------------------------------------------------------------------------
 # Simulation
 # --------------------------------------------------------------------------------------

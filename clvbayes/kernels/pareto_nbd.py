@@ -9,13 +9,13 @@ and has been observed for T time units.
 
 One representation carries the likelihood and the pmf. Integrating
 ``L(λ, μ) = λ^x e^{-(λ+μ)T} + λ^x μ ∫_{t_x}^T e^{-(λ+μ)τ} dτ`` (Fader & Hardie 2005, "A note
-on deriving the Pareto/NBD model and related expressions", eq. 3) over the gamma mixing
+on deriving the Pareto/NBD model and related expressions", section 2) over the gamma mixing
 distributions gives::
 
     L = Γ(r+x) α^r β^s / Γ(r) · [ (α+T)^-(r+x) (β+T)^-s
                                   + s ∫_{t_x}^T (α+τ)^-(r+x) (β+τ)^-(s+1) dτ ]
 
-the integral form of the closed expression with 2F1 (Fader & Hardie 2005, eqs. 18-22).
+the integral form of the closed expression with 2F1 (Fader & Hardie 2005 note, section 3).
 With ``ℓ_a(τ) = ln(1 + τ/α)``, ``ℓ_b(τ) = ln(1 + τ/β)``, A = r + x and c = min(α, β)::
 
     ln L = lnΓ(r+x) - lnΓ(r) - x ln α + ln(E1 + E2),
@@ -25,7 +25,11 @@ With ``ℓ_a(τ) = ln(1 + τ/α)``, ``ℓ_b(τ) = ln(1 + τ/β)``, A = r + x and
 
 in the variable ``y = ln((c+τ)/(c+t_x))``, ``U = ln((c+T)/(c+t_x))``, ``q_a = (c+t_x)/(α+t_x)``,
 ``q_b = (c+t_x)/(β+t_x)`` (one of them is 1). P(alive at T | history) = E1/(E1 + E2)
-(SMC eq. 11; Fader & Hardie 2005 note, eq. 24).
+(SMC; Fader & Hardie 2005 note, section 5). ``ln(E2/E1)`` is formed from
+``ℓ(T) - ℓ(t_x) = ln(1 + (T-t_x)/(c+t_x))`` and ``ln(E1 + E2)`` from the larger term, so no
+two large logs (``A ℓ_a ~ 1e5`` at x = 1e4) are subtracted. For x = 0 and L > 1/2, where
+``ln L`` is small but ``ln E1`` is not (large s, small β), ``ln L = ln(1 - Q)`` with
+``Q = ∫_0^T (r/α)(1+u/α)^-(r+1) (1+u/β)^-s du``, the probability of a repeat purchase.
 
 **Quadrature.** Every integral here is ``∫ exp ψ(y) dy`` with
 
@@ -33,17 +37,18 @@ in the variable ``y = ln((c+τ)/(c+t_x))``, ``U = ln((c+T)/(c+t_x))``, ``q_a = (
 
 q_i in [0, 1], m_i, κ >= 0. Each term is concave, so ψ' is decreasing; ψ is analytic within
 π of the real axis (zeros of ``1 + q expm1 y`` lie at Im y = ±π) and the tail beyond a point
-where the integrand decreases is at most ``exp ψ / |ψ'|`` (concavity). :func:`_walk` lays
-Gauss-Legendre panels (12 nodes) from one end, each at most ``_WMAX`` wide and at most
-``_KW / max|ψ'|`` (the exponential rate on the panel), and stops when the tail bound is below
-1e-17 of the sum so far: a handful of panels whatever x, T and the parameters are. The
+where the integrand decreases is at most ``exp ψ / |ψ'|`` (concavity). :func:`_integrate`
+finds the mode of ψ (bisection on ψ') and :func:`_walk` lays Gauss-Legendre panels (12
+nodes) from it towards both ends, each at most ``_WMAX`` wide and at most ``_KW / max|ψ'|``
+(the exponential rate on the panel), stopping where the tail bound is below 1e-17 of the sum
+so far: 1-33 panels for parameters in 1e-4..1e4, x and T up to 1e4 (typically 1-3). The
 gradient differentiates under the integral sign (the nodes are a rule in τ; the limits do
 not depend on the parameters), with every factor a weighted mean of positive quantities.
 
 Predictions (memorylessness: given alive at T, λ ~ Gamma(r+x, α+T) and μ ~ Gamma(s, β+T)
 independently and the future is a fresh Pareto/NBD process with these parameters):
 
-- E[X(t)] for a new customer (Fader & Hardie 2005 note, eq. 27; SMC eq. 17):
+- E[X(t)] for a new customer (Fader & Hardie 2005 note, section 4; SMC):
   ``(r/α) β/(s-1) [1 - (β/(β+t))^(s-1)] = (r/α) β L exprel(-(s-1) L)``, L = ln(1 + t/β)
   (no singularity at s = 1);
 - P(X(t) = n) for a new customer: ``NB(n; t) (β/(β+t))^s + s β^s ∫_0^t NB(n; u)
@@ -52,7 +57,7 @@ independently and the future is a fresh Pareto/NBD process with these parameters
 - discounted purchases in (T, T+h] given alive: ``E[λ'] ∫_0^h e^{-δv} (β'/(β'+v))^s dv``
   (E[e^{-μ'v}] = P(alive at T+v | alive at T)); at h = inf this is the DERT factor
   ``E[λ'] E[1/(μ'+δ)] = E[λ'] (β'δ)^s U(s, s; β'δ)/δ`` of Fader, Hardie & Lee (2005),
-  "RFM and CLV: using iso-value curves for customer base analysis", JMR 42(4), eq. 2.
+  "RFM and CLV: using iso-value curves for customer base analysis", JMR 42(4).
 
 Preconditions (not checked): parameters > 0, integer-valued x >= 0, 0 <= t_x <= T, t >= 0,
 δ >= 0.
@@ -66,7 +71,7 @@ import numpy as np
 from numba import njit
 
 from clvbayes.kernels.bgnbd_predict import _GL_W, _GL_X, _NGL
-from clvbayes.kernels.clv import DISCOUNTED, DROPOUT, P_ALIVE, PMF, PURCHASES, SPEND
+from clvbayes.kernels.clv import DROPOUT, P_ALIVE, PMF, PURCHASES, SPEND
 from clvbayes.kernels.special import digamma_diff, exprel, lnpoch, log1pexp, logaddexp
 
 __all__ = [
@@ -349,7 +354,7 @@ def _needs_complement(x: float, lnB: float, lnE1: float) -> bool:
 def _complement(r: float, alpha: float, s: float, beta: float, T: float, out: np.ndarray) -> tuple[float, float, int]:
     """``(ln Q, c, nodes)``: Q = 1 - L = P(a repeat purchase in (0, T]) for x = 0,
     ``∫_0^T E[λ e^{-(λ+μ)u}] du = ∫_0^T (r/α)(1 + u/α)^-(r+1) (1 + u/β)^-s du`` (the first
-    purchase at u while alive; Fader & Hardie 2005 note eq. 3 at x = 0), in
+    purchase at u while alive; Fader & Hardie 2005 note, section 2, at x = 0), in
     ``y = ln(1 + u/c)``, c = min(α, β): ``(r c/α) ∫_0^{ln(1+T/c)} exp(y - (r+1) ln(1 +
     (c/α) expm1 y) - s ln(1 + (c/β) expm1 y)) dy``."""
     c = min(alpha, beta)
@@ -364,7 +369,7 @@ def _complement(r: float, alpha: float, s: float, beta: float, T: float, out: np
 def loglik_one(r: float, alpha: float, s: float, beta: float, x: float, t_x: float, T: float) -> float:
     """Log-likelihood of one customer history under the Pareto/NBD model.
 
-    SMC (1987) eq. (A2.1) / Fader & Hardie (2005) note eqs. (3) and (18)-(22), in the
+    Fader & Hardie (2005) note, sections 2-3 (SMC give no likelihood), in the
     integral form of the module docstring (no 2F1, no case split on α >= β).
 
     Parameters
@@ -533,8 +538,8 @@ def _alive_dead(
 
 @njit(cache=True, fastmath=False, error_model="numpy")
 def p_alive_one(r: float, alpha: float, s: float, beta: float, x: float, t_x: float, T: float) -> float:
-    """P(alive at T | x, t_x, T) = E1 / (E1 + E2), SMC (1987) eq. (11); Fader & Hardie
-    (2005) note eq. (24). In [0, 1]; 1 when t_x = T.
+    """P(alive at T | x, t_x, T) = E1 / (E1 + E2) (SMC 1987; Fader & Hardie
+    2005 note, section 5). In [0, 1]; 1 when t_x = T.
 
     Parameters
     ----------
@@ -563,10 +568,10 @@ def discounted_alive_one(s: float, beta: float, delta: float, horizon: float) ->
     the purchase rate ``E[λ]``).
 
     δ = 0: ``β/(s-1) (1 - (β/(β+h))^(s-1)) = β L exprel(-(s-1) L)``, L = ln(1 + h/β)
-    (Fader & Hardie 2005 note eq. 27; finite at s = 1), ``β/(s-1)`` at h = inf (inf for
+    (Fader & Hardie 2005 note, section 4; finite at s = 1), ``β/(s-1)`` at h = inf (inf for
     s <= 1). δ > 0: in ``y = ln(1 + v/β)``, ``D = β ∫_0^L exp((1-s) y - δβ expm1 y) dy``
     by :func:`_walk`; at h = inf ``D = E[1/(μ+δ)] = (βδ)^s U(s, s; βδ)/δ`` (Fader, Hardie &
-    Lee 2005, JMR 42(4), eq. 2).
+    Lee 2005, JMR 42(4), the Pareto/NBD DERT).
 
     Parameters
     ----------
@@ -598,8 +603,8 @@ def discounted_alive_one(s: float, beta: float, delta: float, horizon: float) ->
 
 @njit(cache=True, fastmath=False, error_model="numpy")
 def expected_purchases_one(r: float, alpha: float, s: float, beta: float, t: float) -> float:
-    """E[X(t)] for a new customer: ``(r/α) β/(s-1) [1 - (β/(β+t))^(s-1)]`` (SMC eq. 17;
-    Fader & Hardie 2005 note eq. 27), stable at s = 1 (see :func:`discounted_alive_one`).
+    """E[X(t)] for a new customer: ``(r/α) β/(s-1) [1 - (β/(β+t))^(s-1)]`` (SMC;
+    Fader & Hardie 2005 note, section 4), stable at s = 1 (see :func:`discounted_alive_one`).
 
     Parameters
     ----------
@@ -632,7 +637,8 @@ def _log_nb_coef(r: float, n: float) -> float:
 def pmf_one(r: float, alpha: float, s: float, beta: float, t: float, n: int) -> float:
     """P(X(t) = n) for a new customer (first purchase at 0).
 
-    The lifetime mixed over its Lomax law (Fader & Hardie 2005 note, section 4; SMC eq. 16):
+    The lifetime mixed over its Lomax law (Fader & Hardie 2006, "Deriving an expression for P(X(t) = x) under the Pareto/NBD model",
+    sections 3-4; SMC):
     ``NB(n; t) (β/(β+t))^s + s β^s ∫_0^t NB(n; u) (β+u)^-(s+1) du``,
     ``NB(n; u) = Γ(r+n)/(Γ(r) n!) (α/(α+u))^r (u/(α+u))^n``. Written
     ``NB(n; t) (β/(β+t))^s [1 + s t/(β+t) J]`` with J the integral in ``y = ln(u/t)`` of
@@ -679,8 +685,8 @@ def pmf_one(r: float, alpha: float, s: float, beta: float, t: float, n: int) -> 
 def conditional_expected_purchases_one(
     r: float, alpha: float, s: float, beta: float, x: float, t_x: float, T: float, t: float
 ) -> float:
-    """E[X(T, T+t] | x, t_x, T] = P_alive · E[X(t)] at (r+x, α+T, s, β+T) (SMC eq. 22;
-    Fader & Hardie 2005 note eq. 28).
+    """E[X(T, T+t] | x, t_x, T] = P_alive · E[X(t)] at (r+x, α+T, s, β+T) (SMC;
+    Fader & Hardie 2005 note, section 6).
 
     Parameters
     ----------
@@ -734,7 +740,7 @@ def dert_one(
     r: float, alpha: float, s: float, beta: float, x: float, t_x: float, T: float, delta: float
 ) -> float:
     """Discounted expected residual transactions, Fader, Hardie & Lee (2005), JMR 42(4),
-    eq. (2): ``P_alive · (r+x)/(α+T) · E[1/(μ'+δ)]``, μ' ~ Gamma(s, β+T), the last factor
+    ``P_alive · (r+x)/(α+T) · E[1/(μ'+δ)]``, μ' ~ Gamma(s, β+T), the last factor
     ``(β'δ)^s U(s, s; β'δ)/δ`` by quadrature (:func:`discounted_alive_one`, h = inf).
 
     Parameters

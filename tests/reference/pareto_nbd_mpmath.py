@@ -2,10 +2,10 @@
 
 Independent of :mod:`clvbayes.kernels.pareto_nbd`: the likelihood is the closed form with
 Gauss's hypergeometric function of Fader & Hardie (2005), "A note on deriving the Pareto/NBD
-model and related expressions", eqs. (18)-(22) (case split on α >= β), P(alive) its eq. (24),
-E[X(t)] its eq. (27), the pmf the lifetime-mixture of section 4 integrated by mpmath's
+model and related expressions", section 3 (case split on α >= β), P(alive) its section 5,
+E[X(t)] its section 4, the pmf the lifetime-mixture of section 4 integrated by mpmath's
 tanh-sinh quadrature (in ln u, split around the integrand's peak), DERT the confluent hypergeometric form of
-Fader, Hardie & Lee (2005), JMR 42(4), eq. (2), and the finite-horizon discounted factor the
+Fader, Hardie & Lee (2005), JMR 42(4), and the finite-horizon discounted factor the
 integral of the discounted Laplace transform of μ over the horizon. All at ``DPS`` digits.
 """
 
@@ -21,7 +21,7 @@ def _mpf(*v):
 
 
 def _bracket(r, alpha, s, beta, x, t_x, T):
-    """The braces of eq. (22) without the prefactor: (first term, second term)."""
+    """The braces of the 2F1 likelihood without the prefactor: (first term, second term)."""
     first = 1 / ((alpha + T) ** (r + x) * (beta + T) ** s)
     if T == t_x:
         return first, mp.mpf(0)
@@ -38,7 +38,7 @@ def _bracket(r, alpha, s, beta, x, t_x, T):
 
 
 def loglik(r, alpha, s, beta, x, t_x, T, dps=DPS):
-    """ln L, Fader & Hardie (2005) note eq. (22)."""
+    """ln L, Fader & Hardie (2005) note, section 3 (2F1 closed form)."""
     with mp.workdps(dps):
         r, alpha, s, beta, x, t_x, T = _mpf(r, alpha, s, beta, x, t_x, T)
         return _loglik_mp(r, alpha, s, beta, x, t_x, T)
@@ -50,7 +50,7 @@ def _loglik_mp(r, alpha, s, beta, x, t_x, T):
 
 
 def loglik_grad(r, alpha, s, beta, x, t_x, T, dps=DPS):
-    """(ln L, ∂/∂r, ∂/∂α, ∂/∂s, ∂/∂β) by mpmath.diff of eq. (22) at ``dps`` digits."""
+    """(ln L, ∂/∂r, ∂/∂α, ∂/∂s, ∂/∂β) by mpmath.diff of the closed form at ``dps`` digits."""
     with mp.workdps(dps):
         p = _mpf(r, alpha, s, beta)
         d = _mpf(x, t_x, T)
@@ -65,14 +65,14 @@ def loglik_grad(r, alpha, s, beta, x, t_x, T, dps=DPS):
 
 
 def p_alive(r, alpha, s, beta, x, t_x, T, dps=DPS):
-    """P(alive), Fader & Hardie (2005) note eq. (24): first term / braces."""
+    """P(alive), Fader & Hardie (2005) note, section 5: first term / braces."""
     with mp.workdps(dps):
         f, g = _bracket(*_mpf(r, alpha, s, beta, x, t_x, T))
         return float(f / (f + g))
 
 
 def expected_purchases(r, alpha, s, beta, t, dps=DPS):
-    """E[X(t)], eq. (27): (r β)/(α (s-1)) [1 - (β/(β+t))^(s-1)] (s = 1: (r β/α) ln(1 + t/β))."""
+    """E[X(t)], Fader & Hardie (2005) note, section 4: (r β)/(α (s-1)) [1 - (β/(β+t))^(s-1)] (s = 1: (r β/α) ln(1 + t/β))."""
     with mp.workdps(dps):
         r, alpha, s, beta, t = _mpf(r, alpha, s, beta, t)
         if s == 1:
@@ -124,7 +124,7 @@ def pmf(r, alpha, s, beta, t, n, dps=DPS):
 
 
 def dert_factor(s, beta, delta, dps=DPS):
-    """E[1/(μ+δ)], μ ~ Gamma(s, β): (βδ)^s U(s, s, βδ)/δ (FHL 2005 JMR eq. 2)."""
+    """E[1/(μ+δ)], μ ~ Gamma(s, β): (βδ)^s U(s, s, βδ)/δ (FHL 2005 JMR, DERT)."""
     with mp.workdps(dps):
         s, beta, delta = _mpf(s, beta, delta)
         z = beta * delta

@@ -33,7 +33,14 @@ def _bracket(r, alpha, s, beta, x, t_x, T):
     else:
         b = r + x
         d, base_x, base_T = beta - alpha, beta + t_x, beta + T
-    A0 = mp.hyp2f1(a1, b, c, d / base_x) / base_x**a1 - mp.hyp2f1(a1, b, c, d / base_T) / base_T**a1
+    for extra in (0, 40, 120):
+        # the two terms cancel when t_x is near T: add digits until 20 of the difference remain
+        with mp.workdps(mp.mp.dps + extra):
+            u = mp.hyp2f1(a1, b, c, d / base_x) / base_x**a1
+            v = mp.hyp2f1(a1, b, c, d / base_T) / base_T**a1
+            A0 = u - v
+            if abs(A0) > abs(u) * mp.mpf(10) ** (-(mp.mp.dps - 20)):
+                break
     return first, s / a1 * A0
 
 
@@ -117,7 +124,8 @@ def pmf(r, alpha, s, beta, t, n, dps=DPS):
         u = mp.exp(mode)
         curv = (r + n) * alpha * u / (alpha + u) ** 2 + (s + 1) * beta * u / (beta + u) ** 2
         sig = 1 / mp.sqrt(curv) if curv > 0 else mp.mpf(1)
-        sig = min(sig, mp.mpf(1))
+        slope = abs(dlog(mode))  # at an end: the exponential decay scale
+        sig = min(sig, mp.mpf(1), 1 / slope if slope > 0 else mp.mpf(1))
         pts = {lo, hi} | {mode + j * sig for j in range(-40, 41)}
         pts = sorted(p for p in pts if lo <= p <= hi)
         return float(first + mp.quad(g, pts))

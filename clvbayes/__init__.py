@@ -34,7 +34,7 @@ from clvbayes.models.bgnbd import BetaGeoModel
 from clvbayes.models.gamma_gamma import GammaGammaModel
 from clvbayes.models.identification import WeakIdentificationWarning
 from clvbayes.models.mle import ConvergenceWarning
-from clvbayes.models.named import ModifiedBetaGeoModel
+from clvbayes.models.named import ModifiedBetaGeoModel, ParetoNBDModel
 from clvbayes.models.purchase import PurchaseModel, load_model, model_class
 from clvbayes.models.priors import Prior
 from clvbayes.sbc import simulation_based_calibration
@@ -73,6 +73,7 @@ __all__ = [
     "BetaGeoModel",
     "GammaGammaModel",
     "ModifiedBetaGeoModel",
+    "ParetoNBDModel",
     "PurchaseModel",
     "model_class",
     "load_model",

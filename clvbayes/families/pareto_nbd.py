@@ -61,6 +61,9 @@ PARETO_NBD = register(
             "replicate_one": _k.replicate_one,
             "holdout_replicate_one": _k.holdout_replicate_one,
         },
+        finite_total_param="s",
+        finite_total_why=("a customer alive now stays for an exponential lifetime of mean 1/μ, μ ~ Gamma(s, β + T), "
+                          "and E[1/μ] = (β + T)/(s - 1) is finite only for s > 1"),
         interpolate_in_log_age=False,
     )
 )

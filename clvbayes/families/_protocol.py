@@ -104,6 +104,9 @@ class Family:
     mle_start : callable, optional
         ``mle_start(mean_x, mean_T) -> 4 numbers``: where MLE starts (default ``(1, mean_T /
         mean_x, 1, 1)``: the purchase rate r/α near the data's mean rate).
+    nuts_defaults : mapping, optional
+        Sampler settings this model's NUTS fits use unless the caller gives them (e.g.
+        Pareto/NBD's ``target_accept=0.95``).
     finite_total_param : str, default "a"
         The shape parameter whose draws must exceed 1 for the expected number of *all* future
         purchases (no discounting, infinite horizon) to be finite; ``finite_total_why`` says why,
@@ -122,6 +125,7 @@ class Family:
     cores: Mapping[str, Callable]
     fast: Mapping[str, Callable] = field(default_factory=dict)
     mle_start: Callable[[float, float], tuple] = field(default=None)  # type: ignore[assignment]
+    nuts_defaults: Mapping[str, object] = field(default_factory=dict)
     finite_total_param: str = "a"
     finite_total_why: str = ""
     interpolate_in_log_age: bool = False
@@ -136,6 +140,7 @@ class Family:
             object.__setattr__(self, "mle_start", _default_start)
         object.__setattr__(self, "cores", MappingProxyType(dict(self.cores)))
         object.__setattr__(self, "fast", MappingProxyType(dict(self.fast)))
+        object.__setattr__(self, "nuts_defaults", MappingProxyType(dict(self.nuts_defaults)))
 
     def __getattr__(self, name: str):
         # family.p_alive_one etc.: the cores as attributes

@@ -61,6 +61,11 @@ PARETO_NBD = register(
             "replicate_one": _k.replicate_one,
             "holdout_replicate_one": _k.holdout_replicate_one,
         },
+        # The likelihood is a long ridge in (s, beta) (s and beta growing together at a fixed
+        # mean dropout rate s/beta: the limit of no dropout heterogeneity). On CDNOW with the
+        # default priors, 4 x (1000 + 1000) draws: 54 divergences at nutpie's default
+        # target_accept 0.8, none at 0.95 (r_hat 1.00, ESS bulk >= 800; 84 s vs 154 s).
+        nuts_defaults={"target_accept": 0.95},
         finite_total_param="s",
         finite_total_why=("a customer alive now stays for an exponential lifetime of mean 1/μ, μ ~ Gamma(s, β + T), "
                           "and E[1/μ] = (β + T)/(s - 1) is finite only for s > 1"),

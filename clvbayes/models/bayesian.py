@@ -296,7 +296,8 @@ class BayesianMixin:
             ``"draws_completed"`` in ``idata_.posterior.attrs["clvbayes_fit"]``; an interrupt
             before the first draw still raises.
         **sampler_kwargs
-            Passed to ``nutpie.sample`` (e.g. ``cores``, ``target_accept``,
+            Passed to ``nutpie.sample`` (e.g. ``cores``, ``target_accept`` — a purchase model
+            family may set its own default, :attr:`clvbayes.families.Family.nuts_defaults` —,
             ``low_rank_modified_mass_matrix``, default True here; ``save_warmup``,
             default False) or ``pymc.sample`` (e.g. ``target_accept``, ``cores``,
             ``init``, default ``"jitter+adapt_full"`` here).
@@ -331,6 +332,8 @@ class BayesianMixin:
             if sampler_kwargs:
                 raise TypeError(f"method='map' takes no sampler arguments, got {sorted(sampler_kwargs)}.")
             return self._fit_map()
+        # The model's own sampler defaults (Pareto/NBD: target_accept 0.95), the user's win.
+        sampler_kwargs = {**getattr(getattr(self, "family", None), "nuts_defaults", {}), **sampler_kwargs}
         if random_seed is None:
             # Record the seed actually used, so that any fit can be repeated from its file.
             random_seed = int(np.random.SeedSequence().entropy % (2**31))

@@ -480,7 +480,9 @@ FITTERS: dict[str, Callable[[Cell, Any, argparse.Namespace], tuple[Any, dict[str
 def _instrument_nutpie(timings: dict[str, float]) -> None:
     """Time ``nutpie.compile_pymc_model`` and ``nutpie.sample`` and keep nutpie's tuning
     stats, for whichever library calls them (clvbayes directly, PyMC-Marketing through
-    ``pymc.sample``; both look the functions up on the module at call time).
+    ``pymc.sample``; both look the functions up on the module at call time). A sampler
+    started with ``blocking=False`` (clvbayes) is timed from the call to the return of
+    its ``wait()``.
 
     ``save_warmup=True`` (nutpie's own default, which clvbayes turns off) only stores the
     tuning draws and stats, so the tuning's gradient evaluations can be counted.
@@ -496,13 +498,29 @@ def _instrument_nutpie(timings: dict[str, float]) -> None:
         finally:
             timings["compile_s"] = timings.get("compile_s", 0.0) + time.perf_counter() - t0
 
+    def add_sampling(t0: float) -> None:
+        timings["sampling_s"] = timings.get("sampling_s", 0.0) + time.perf_counter() - t0
+
     def timed_sample(*args: Any, **kwargs: Any) -> Any:
         kwargs["save_warmup"] = True
         t0 = time.perf_counter()
-        try:
-            return sample(*args, **kwargs)
-        finally:
-            timings["sampling_s"] = timings.get("sampling_s", 0.0) + time.perf_counter() - t0
+        if kwargs.get("blocking", True):
+            try:
+                return sample(*args, **kwargs)
+            finally:
+                add_sampling(t0)
+        # In the background (clvbayes samples so): the sampling ends when wait() returns.
+        sampler = sample(*args, **kwargs)
+        wait = sampler.wait
+
+        def timed_wait(*wargs: Any, **wkwargs: Any) -> Any:
+            try:
+                return wait(*wargs, **wkwargs)
+            finally:
+                add_sampling(t0)
+
+        sampler.wait = timed_wait
+        return sampler
 
     nutpie.compile_pymc_model, nutpie.sample = timed_compile, timed_sample
 

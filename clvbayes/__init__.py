@@ -14,6 +14,8 @@ The public API:
   :func:`customer_metrics`, :func:`customer_equity`, :func:`value_concentration`,
   :func:`churn_analysis`, :func:`lifecycle_stages`; heuristics and holdout validation in
   :mod:`clvbayes.value.heuristics` and :mod:`clvbayes.value.validation`;
+- model comparison by exact PSIS-LOO over all customers: :func:`compare_models`,
+  :func:`weighted_loo` (:mod:`clvbayes.comparison`);
 - plots with credible bands: :mod:`clvbayes.plotting`;
 - the whole job (what ``clvbayes demo`` / ``clvbayes fit`` run): :mod:`clvbayes.workflow`
   and the report folder :mod:`clvbayes.report`.
@@ -21,10 +23,10 @@ The public API:
 
 from clvbayes import datasets, plotting
 from clvbayes._version import __version__
+from clvbayes.comparison import compare_models, weighted_loo
 from clvbayes.data.compress import compress_rows
 from clvbayes.data.read import read_transactions
-from clvbayes.data.rfm import rfm_summary
-from clvbayes.data.split import calibration_holdout_split
+from clvbayes.data.api import calibration_holdout_split, rfm_summary
 from clvbayes.data.validate import AmbiguousDateWarning, DataValidationError
 from clvbayes.models.base import NotFittedError
 from clvbayes.models.bayesian import ConvergenceDiagnosticWarning
@@ -32,8 +34,8 @@ from clvbayes.models.bgnbd import BetaGeoModel
 from clvbayes.models.gamma_gamma import GammaGammaModel
 from clvbayes.models.identification import WeakIdentificationWarning
 from clvbayes.models.mle import ConvergenceWarning
-from clvbayes.models.named import ModifiedBetaGeoModel
-from clvbayes.models.purchase import PurchaseModel, model_class
+from clvbayes.models.named import ModifiedBetaGeoModel, ParetoNBDModel
+from clvbayes.models.purchase import PurchaseModel, load_model, model_class
 from clvbayes.models.priors import Prior
 from clvbayes.sbc import simulation_based_calibration
 from clvbayes.simulation import simulate_customers
@@ -71,8 +73,10 @@ __all__ = [
     "BetaGeoModel",
     "GammaGammaModel",
     "ModifiedBetaGeoModel",
+    "ParetoNBDModel",
     "PurchaseModel",
     "model_class",
+    "load_model",
     "simulate_customers",
     "CustomerValue",
     "customer_metrics",
@@ -86,4 +90,6 @@ __all__ = [
     "heuristics",
     "holdout_validation",
     "purchase_tracking",
+    "compare_models",
+    "weighted_loo",
 ]

@@ -344,7 +344,7 @@ def test_failure_while_writing_leaves_no_partial_report(tmp_path, monkeypatch, d
 
     class Stub:  # only what write_report touches before the page
         customers = pd.DataFrame({"clv": [1.0]})
-        bgnbd = clvbayes.BetaGeoModel.load(existing / "idata.nc")
+        purchase_model = clvbayes.BetaGeoModel.load(existing / "idata.nc")
         gamma_gamma = clvbayes.GammaGammaModel.load(existing / "idata_gamma_gamma.nc")
 
         @staticmethod

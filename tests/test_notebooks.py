@@ -27,6 +27,7 @@ EXPECTED = {
     "02_holdout_validation.ipynb",
     "03_customer_equity_churn.ipynb",
     "04_scaling_to_millions.ipynb",
+    "05_model_comparison.ipynb",
 }
 # Generous per cell: a cold Numba cache compiles the CLV kernels (about a minute) and nutpie
 # compiles each model's sampler once per kernel process.

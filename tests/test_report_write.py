@@ -30,7 +30,7 @@ class _Analysis:
     """Only what write_report touches once figures and page are stubbed."""
 
     customers = pd.DataFrame({"p_alive": [0.5]}, index=pd.Index(["a"], name="customer_id"))
-    bgnbd = _Model("bg")
+    purchase_model = _Model("bg")
     gamma_gamma = _Model("gg")
 
     @staticmethod

@@ -219,15 +219,6 @@ def rfm_summary(
     a lazy Dask DataFrame with the same values (:mod:`clvbayes.distributed`; needs the
     ``dask`` extra).
     """
-    if not isinstance(transactions, pd.DataFrame):
-        from clvbayes.distributed.summary import is_distributed_input, rfm_summary_dask
-
-        if is_distributed_input(transactions):
-            _no_date_unit_on_dask(date_unit)
-            return rfm_summary_dask(
-                transactions, customer_id=customer_id, date=date, amount=amount,
-                observation_end=observation_end, time_unit=time_unit, refunds=refunds,
-            )
     unit = time_unit_length(time_unit)
     occ, end = occasions_until(
         transactions, customer_id=customer_id, date=date, amount=amount,

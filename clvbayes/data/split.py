@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from clvbayes.data.rfm import _no_date_unit_on_dask, _summarise_occasions, occasions_until, time_unit_length
+from clvbayes.data.rfm import _summarise_occasions, occasions_until, time_unit_length
 from clvbayes.data.validate import DataValidationError, parse_end_date
 
 if TYPE_CHECKING:  # the optional dask extra
@@ -66,15 +66,6 @@ def calibration_holdout_split(
     A Dask DataFrame or a Parquet path is split on Dask (see
     :func:`clvbayes.distributed.calibration_holdout_split_dask`; needs the ``dask`` extra).
     """
-    if not isinstance(transactions, pd.DataFrame):
-        from clvbayes.distributed.summary import calibration_holdout_split_dask, is_distributed_input
-
-        if is_distributed_input(transactions):
-            _no_date_unit_on_dask(date_unit)
-            return calibration_holdout_split_dask(
-                transactions, calibration_end=calibration_end, observation_end=observation_end,
-                customer_id=customer_id, date=date, amount=amount, time_unit=time_unit, refunds=refunds,
-            )
     unit = time_unit_length(time_unit)
     cal_end = parse_end_date(calibration_end, "calibration_end")
     obs = None if observation_end is None else parse_end_date(observation_end, "observation_end")

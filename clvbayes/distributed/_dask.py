@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import os
 
 __all__ = ["DASK_EXTRA_HINT", "has_dask", "is_dask_collection", "require_dask"]
 
@@ -39,3 +40,8 @@ def require_dask(what: str):
             f"{what} needs Dask, which is not installed. Install the optional extra: {DASK_EXTRA_HINT}"
         ) from err
     return dd
+
+
+def is_distributed_input(obj: object) -> bool:
+    """True for a Dask DataFrame or a str/path (read as Parquet); never imports Dask."""
+    return isinstance(obj, str | os.PathLike) or is_dask_collection(obj)

@@ -38,8 +38,8 @@ import pandas as pd
 from clvbayes.data.rfm import occasions_until, rfm_summary
 from clvbayes.data.split import calibration_holdout_split
 from clvbayes.data.validate import DataValidationError, parse_end_date, validate_transactions
-from clvbayes.distributed._dask import is_dask_collection, require_dask
-from clvbayes.models.base import WEIGHT_COLUMN, WEIGHTS_ATTR  # the count column the models read
+from clvbayes.distributed._dask import is_dask_collection, is_distributed_input, require_dask
+from clvbayes.data.schema import WEIGHT_COLUMN, WEIGHTS_ATTR  # the count column the models read
 
 __all__ = [
     "BGNBD_COLUMNS",
@@ -60,9 +60,6 @@ _ORDER = "__clvbayes_row__"  # input position carried through the shuffle
 _ROWS_PER_PARTITION = 2**40  # partition number * 2**40 + row number fits int64 for 2**23 partitions
 
 
-def is_distributed_input(obj: object) -> bool:
-    """True for a Dask DataFrame or a str/path (read as Parquet); never imports Dask."""
-    return isinstance(obj, str | os.PathLike) or is_dask_collection(obj)
 
 
 def _as_dask_frame(transactions: Any, what: str):

@@ -104,6 +104,10 @@ class Family:
     mle_start : callable, optional
         ``mle_start(mean_x, mean_T) -> 4 numbers``: where MLE starts (default ``(1, mean_T /
         mean_x, 1, 1)``: the purchase rate r/α near the data's mean rate).
+    finite_total_param : str, default "a"
+        The shape parameter whose draws must exceed 1 for the expected number of *all* future
+        purchases (no discounting, infinite horizon) to be finite; ``finite_total_why`` says why,
+        for the error message (:func:`clvbayes.value.arguments.check_convergent`).
     interpolate_in_log_age : bool, default False
         The value engine may interpolate ``ln F`` in ``ln(shift(θ) + T)`` by Chebyshev
         polynomials within groups of equal (x, δ) (accepted only where the expansion has
@@ -118,6 +122,8 @@ class Family:
     cores: Mapping[str, Callable]
     fast: Mapping[str, Callable] = field(default_factory=dict)
     mle_start: Callable[[float, float], tuple] = field(default=None)  # type: ignore[assignment]
+    finite_total_param: str = "a"
+    finite_total_why: str = ""
     interpolate_in_log_age: bool = False
 
     def __post_init__(self) -> None:

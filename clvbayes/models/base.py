@@ -11,7 +11,8 @@ import warnings
 import numpy as np
 import pandas as pd
 
-from clvbayes.data.compress import compress_rows
+from clvbayes.data.compress import CompressedRows, compress_rows
+from clvbayes.data.schema import WEIGHT_COLUMN, WEIGHTS_ATTR
 from clvbayes.data.validate import DataValidationError
 from clvbayes.models import identification
 from clvbayes.models.bayesian import BayesianMixin
@@ -20,12 +21,6 @@ from clvbayes.models.priors import Prior, check_priors
 
 __all__ = ["BTYDModel", "NotFittedError", "PARAM_RANGE", "WEIGHT_COLUMN", "WEIGHTS_ATTR"]
 
-#: Column of a compressed customer table: number of identical customers the row stands for.
-WEIGHT_COLUMN = "customers"
-#: Key in ``DataFrame.attrs`` naming the weight column; set by
-#: :func:`clvbayes.distributed.compress_summary`. Only a table carrying it is weighted, so
-#: a column that happens to be called ``customers`` is never taken for counts.
-WEIGHTS_ATTR = "clvbayes_weights"
 #: Parameter values accepted by ``from_params``: every prediction (P(alive), expected
 #: purchases, pmf, DERT, spend, CLV) is finite for any parameters in this range (checked by a
 #: property test over it, tests/test_arguments.py); far outside, some kernels overflow.
@@ -39,10 +34,17 @@ def compress_weighted(*columns: np.ndarray, weights: np.ndarray | None = None) -
     integer weights the totals are exact, so a compressed table and the full summary give
     bit-identical kernel inputs.
     """
+    rows = compress_weighted_rows(*columns, weights=weights)
+    return rows.columns, rows.weights
+
+
+def compress_weighted_rows(*columns: np.ndarray, weights: np.ndarray | None = None) -> CompressedRows:
+    """:func:`compress_weighted` with the map back to the input rows (``inverse``), for
+    per-customer values from per-row ones (``values[inverse]``)."""
     rows = compress_rows(*columns)
     if weights is None:
-        return rows.columns, rows.weights
-    return rows.columns, np.bincount(rows.inverse, weights=weights, minlength=rows.n_unique)
+        return rows
+    return rows._replace(weights=np.bincount(rows.inverse, weights=weights, minlength=rows.n_unique))
 
 
 class NotFittedError(RuntimeError):

@@ -510,12 +510,16 @@ class BayesianMixin:
         return ds
 
     def _file_attrs(self, fit_settings: dict) -> dict:
-        return {
+        attrs = {
             "clvbayes_version": __version__,
             "clvbayes_model": type(self).__name__,
             "clvbayes_priors": self._saved_priors(),
             "clvbayes_fit": json.dumps(fit_settings),
         }
+        family = getattr(type(self), "family", None)
+        if family is not None:  # a purchase model: which family (clvbayes.load_model uses it)
+            attrs["clvbayes_family"] = family.name
+        return attrs
 
     def save(self, path: str | Path) -> Path:
         """Write the fit to a netCDF file that :meth:`load` reads back.
@@ -572,12 +576,18 @@ class BayesianMixin:
                 f"{path} is not a clvbayes model file (no clvbayes attributes in its posterior or "
                 f"point_estimate group; groups: {idata.groups()}). Load files written by model.save()."
             )
+        family = attrs.get("clvbayes_family")
         if stored != cls.__name__:
-            raise ValueError(f"{path} holds a {stored} fit, not a {cls.__name__}.")
+            from clvbayes.models.purchase import PurchaseModel, model_class
+
+            if cls is PurchaseModel and family is not None:  # the generic class loads any family
+                cls = model_class(family)
+            else:
+                raise ValueError(f"{path} holds a {stored} fit, not a {cls.__name__}.")
         priors = {k: Prior.from_dict(v) for k, v in json.loads(attrs["clvbayes_priors"]).items()}
         fit = json.loads(attrs.get("clvbayes_fit", "{}"))
         data = _summary_frame(idata.constant_data) if "constant_data" in idata.groups() else None
-        from clvbayes.models.base import WEIGHT_COLUMN, WEIGHTS_ATTR  # base imports this module
+        from clvbayes.data.schema import WEIGHT_COLUMN, WEIGHTS_ATTR
 
         if data is not None and WEIGHT_COLUMN in data.columns:  # written only by a weighted (compressed-table) fit
             data.attrs[WEIGHTS_ATTR] = WEIGHT_COLUMN

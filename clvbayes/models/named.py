@@ -7,9 +7,18 @@ fit, prediction, save/load and value function works the same for all of them.
 from __future__ import annotations
 
 from clvbayes.families.mbgnbd import MBGNBD
+from clvbayes.families.pareto_nbd import PARETO_NBD
 from clvbayes.models.purchase import PurchaseModel
 
-__all__ = ["ModifiedBetaGeoModel"]
+__all__ = ["ParetoNBDModel", "ModifiedBetaGeoModel"]
+
+
+class ParetoNBDModel(PurchaseModel):
+    """Pareto/NBD (Schmittlein, Morrison & Colombo 1987): Poisson purchases at rate
+    λ ~ Gamma(r, α) during an exponential lifetime of rate μ ~ Gamma(s, β)
+    (:mod:`clvbayes.families.pareto_nbd`). Parameters ``r, alpha, s, beta``."""
+
+    family = PARETO_NBD
 
 
 class ModifiedBetaGeoModel(PurchaseModel):

@@ -28,7 +28,7 @@ from clvbayes.models.predictive import purchase_posterior_predictive, purchase_p
 from clvbayes.models.priors import Prior, resolve_priors
 from clvbayes.value.arguments import check_number
 
-__all__ = ["PurchaseModel", "model_class"]
+__all__ = ["PurchaseModel", "model_class", "load_model"]
 
 # family name -> the model class made for it (named classes register themselves).
 _CLASSES: dict[str, type] = {}
@@ -54,6 +54,26 @@ def _check_count(n: int) -> int:
     if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 0:
         raise ValueError(f"n must be a non-negative integer number of purchases, got {n!r}.")
     return int(n)
+
+
+def load_model(path):
+    """Any model file written by ``save()``: the purchase model of its family
+    (``BetaGeoModel``, ``ParetoNBDModel``, ...) or a ``GammaGammaModel``, by what the file
+    says it holds (e.g. a report's ``idata.nc`` whatever ``--model`` chose).
+
+    Raises
+    ------
+    FileNotFoundError, ValueError
+        As the classes' ``load``.
+    """
+    from clvbayes.models.gamma_gamma import GammaGammaModel
+
+    try:
+        return PurchaseModel.load(path)
+    except ValueError as error:
+        if "holds a GammaGammaModel fit" in str(error):
+            return GammaGammaModel.load(path)
+        raise
 
 
 class PurchaseModel(BTYDModel):

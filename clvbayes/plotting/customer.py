@@ -31,16 +31,19 @@ def plot_probability_alive_history(
 
     At each time the customer is judged on the purchases made so far
     (:func:`clvbayes.value.plotdata.probability_alive_history`). The curve stays at 1
-    until the first repeat purchase (no dropout before one in BG/NBD), jumps at each
+    until the first repeat purchase in BG/NBD (no dropout before one), jumps at each
     repeat purchase to the chance of not having dropped out right after it, and decays in
-    between, faster for a customer who used to buy often. The band is the HDI over the
+    between, faster for a customer who used to buy often; other families follow their own
+    dropout process (Pareto/NBD: no jumps, a decay with the silence; MBG/NBD: below 1 from
+    the start). The band is the HDI over the
     posterior draws; a point estimate (``fit_mle``, ``from_params``) has no band. Purchases
     are marked on the time axis.
 
     Parameters
     ----------
     bgnbd
-        A fitted :class:`~clvbayes.BetaGeoModel`.
+        A fitted purchase model of any family (:class:`~clvbayes.BetaGeoModel`,
+        :class:`~clvbayes.ParetoNBDModel`, :class:`~clvbayes.ModifiedBetaGeoModel`).
     purchase_times, T
         The customer's purchase times since the first purchase and age, in the model's time
         unit (:func:`clvbayes.value.plotdata.customer_purchase_times` makes them from a log).

@@ -11,7 +11,7 @@ the model fits: one rule and one message per kind of argument.
 - random seeds: integers in [0, 2**32), what NumPy's legacy seeding, PyMC and nutpie all
   accept;
 - convergence: the undiscounted value over an infinite horizon is finite only when the
-  BG/NBD dropout shape a > 1 (:func:`check_convergent`).
+  model's dropout shape > 1 (BG/NBD a, Pareto/NBD s; :func:`check_convergent`).
 """
 
 from __future__ import annotations
@@ -113,36 +113,39 @@ def check_seed(seed: object, name: str = "random_seed") -> int:
     return int(seed)
 
 
-def check_convergent(a: np.ndarray, undiscounted: bool, quantity: str) -> None:
+def check_convergent(shape: np.ndarray, undiscounted: bool, quantity: str, *, name: str = "a",
+                     model: str = "BG/NBD", why: str = "") -> None:
     """Refuse an undiscounted value over an infinite horizon where it diverges.
 
-    Given λ and p, a customer alive now makes a geometric number of further purchases
-    before dropping out, with mean 1/p (a purchase, then dropout with probability p). Given
-    the history and alive, p ~ Beta(a, b + x) (FHL 2005, Marketing Science 24(2); see
-    ``docs/theory/bgnbd_predictions.md``), so the expected number of all future purchases is
-
-        E[Y(∞) | x, t_x, T] = P_alive · E[1/p] = P_alive · (a + b + x - 1) / (a - 1),
-
-    finite if and only if a > 1 (E[1/p] = ∫ p^(a-2) (1-p)^(b+x-1) dp / B(a, b+x) diverges at
-    p = 0 for a <= 1). Any discount rate > 0 or finite horizon makes it finite.
+    BG/NBD and MBG/NBD: given λ and p, a customer alive now makes a geometric number of
+    further purchases before dropping out, with mean 1/p; given the history and alive
+    p ~ Beta(a, b + x) (FHL 2005, Marketing Science 24(2); ``docs/theory/bgnbd_predictions.md``;
+    MBG/NBD: b + x + 1), so E[Y(∞) | history] = P_alive · E[1/p] = P_alive (a + b + x - 1)/(a - 1)
+    is finite if and only if a > 1.
+    Pareto/NBD: the lifetime has mean 1/μ with μ ~ Gamma(s, β+T) given alive, and E[1/μ] is
+    finite if and only if s > 1. Any discount rate > 0 or finite horizon makes it finite.
 
     Parameters
     ----------
-    a
-        The BG/NBD draws of a.
+    shape
+        The draws of the family's shape parameter that must exceed 1 (``a``; Pareto/NBD ``s``:
+        :attr:`clvbayes.families.Family.finite_total_param`).
     undiscounted
         Whether some customer has discount rate 0 and the horizon is infinite.
     quantity
         Name of the quantity, for the message.
+    name, model, why
+        The parameter's name, the model's label and the reason, for the message.
     """
     if not undiscounted:
         return
-    bad = np.asarray(a) <= 1.0
+    bad = np.asarray(shape) <= 1.0
     if bad.any():
         n = int(bad.sum())
+        why = why or ("the expected number of future purchases of a customer alive now, P_alive (a + b + x - 1) "
+                      "/ (a - 1), is finite only for a > 1")
         raise ValueError(
-            f"{quantity} with discount rate 0 over an infinite horizon is infinite for {n} of {bad.size} BG/NBD "
-            f"draws: they have a <= 1 (smallest a = {float(np.min(a)):.4g}), and the expected number of future "
-            "purchases of a customer alive now, P_alive (a + b + x - 1) / (a - 1), is finite only for a > 1. "
+            f"{quantity} with discount rate 0 over an infinite horizon is infinite for {n} of {bad.size} {model} "
+            f"draws: they have {name} <= 1 (smallest {name} = {float(np.min(shape)):.4g}), and {why}. "
             "Give a discount rate > 0 (e.g. discount_rate=0.1) or a finite horizon."
         )

@@ -27,6 +27,7 @@ import pandas as pd
 import xarray as xr
 
 from clvbayes.kernels import clv as K
+from clvbayes.families import get_family
 from clvbayes.value.arguments import check_convergent, check_horizon, check_probability
 from clvbayes.value.customers import (
     DEFAULT_ANNUAL_DISCOUNT_RATE,
@@ -313,7 +314,9 @@ def _evaluate(
         _check_finite_mean_spend(draws)
     for s in specs:
         if s.code in DISCOUNTED_CODES:
-            check_convergent(draws["a"], math.isinf(s.horizon) and bool((cust.delta == 0).any()), s.name)
+            fam = get_family(draws.family or "bgnbd")
+            check_convergent(draws[fam.finite_total_param], math.isinf(s.horizon) and bool((cust.delta == 0).any()),
+                             s.name, name=fam.finite_total_param, model=fam.label, why=fam.finite_total_why)
     keep = _keep(keep_draws, draws.n, cust.n, len(specs))
     tables: dict = {}
     raw = stream(draws, cust, specs, probs=probs, hdi_prob=hdi_prob, block_size=block_size, keep_draws=keep,

@@ -435,6 +435,66 @@ def test_cdnow_mle_reproduces_btydplus(cdnow_split):
 
 
 # --------------------------------------------------------------------------------------
+# Array kernels (the family's fast likelihood)
+# --------------------------------------------------------------------------------------
+
+
+def _fast_data(n: int, seed: int, integer_x: bool = True):
+    """Compressed-like rows: many x = 0 rows (distinct ages), repeat buyers, x = T = 0."""
+    rng = np.random.default_rng(seed)
+    T = np.round(rng.uniform(0.0, 78.0, n), 3)
+    x = np.where(rng.uniform(size=n) < 0.4, 0.0, rng.poisson(3.0, n)).astype(float)
+    if not integer_x:
+        x = np.where(x > 0, x + 0.5, 0.0)  # non-integer frequencies: the untabulated path
+    t_x = np.where(x > 0, rng.uniform(0, 1, n) * T, 0.0)
+    T[:3], x[:3], t_x[:3] = 0.0, 0.0, 0.0
+    w = rng.integers(1, 50, n).astype(float)
+    return x, t_x, T, w
+
+
+@pytest.mark.parametrize("n", [7, 30_000])  # serial and threaded chunk loops
+@pytest.mark.parametrize("integer_x", [True, False])
+@pytest.mark.parametrize("th", [CDNOW, (2.0, 0.3, 5.0, 0.01), (0.05, 80.0, 0.02, 300.0)])
+def test_fast_likelihood_equals_the_cores(n, integer_x, th):
+    """The registered fast kernels (BG/NBD's tabulated kernel at b + 1 plus the x = 0
+    correction) against a plain loop over the scalar cores, which are checked against
+    mpmath above."""
+    x, t_x, T, w = _fast_data(n, 3, integer_x)
+    one = np.array([K.loglik_grad_one(*th, *h) for h in zip(x, t_x, T, strict=True)])
+    np.testing.assert_array_equal(K.loglik_rows(*th, x, t_x, T), [K.loglik_one(*th, *h) for h in zip(x, t_x, T)])
+    val, grad = K.loglik_sum_grad(*th, x, t_x, T, w)
+    ref = w @ one
+    assert val == pytest.approx(ref[0], rel=1e-13)
+    # the x = 0 correction differences sums: compare with the sum of |terms| as scale
+    scale = np.abs(w) @ np.abs(one)
+    np.testing.assert_allclose(grad, ref[1:], rtol=0, atol=1e-13 * scale[1:].max())
+    np.testing.assert_allclose(grad, ref[1:], rtol=1e-11)
+    assert K.loglik_sum(*th, x, t_x, T, w) == val
+
+
+def test_fast_likelihood_outside_the_support_and_without_rows():
+    x, t_x, T, w = _fast_data(5, 4)
+    assert K.loglik_sum(1.0, 1.0, 1.0, -1e-9, x, t_x, T, w) == -math.inf  # b + 1 > 0 but b < 0
+    v, g = K.loglik_sum_grad(1.0, math.nan, 1.0, 1.0, x, t_x, T, w)
+    assert v == -math.inf and np.isnan(g).all()
+    assert np.all(K.loglik_rows(0.0, 1.0, 1.0, 1.0, x, t_x, T) == -math.inf)
+    e = np.empty(0)
+    assert K.loglik_sum(*CDNOW, e, e, e, e) == 0.0
+    v, g = K.loglik_sum_grad(*CDNOW, e, e, e, e)
+    assert v == 0.0 and np.all(g == 0.0)
+
+
+def test_family_uses_the_fast_likelihood():
+    from clvbayes.families.compiled import drivers_for
+
+    d = drivers_for("mbgnbd")
+    assert d.loglik_sum_grad is K.loglik_sum_grad
+    assert d.loglik_sum is K.loglik_sum and d.loglik_rows is K.loglik_rows
+    x, t_x, T, w = _fast_data(25_000, 5)
+    assert d.serial_loglik_sum_grad(*CDNOW, x, t_x, T, w)[0] == d.loglik_sum_grad(*CDNOW, x, t_x, T, w)[0]
+
+
+# --------------------------------------------------------------------------------------
 # Registration
 # --------------------------------------------------------------------------------------
 

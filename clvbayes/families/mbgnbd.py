@@ -53,8 +53,14 @@ MBGNBD = register(
         ),
         default_priors=default_priors,
         cores={name: getattr(_k, name) for name in CORES},
-        # The value factor is BG/NBD's at (r+x, α+T, a, b+x+1): BG/NBD's tables at b + 1.
-        fast={"factor_table": factor_table},
+        # BG/NBD's tabulated likelihood at b + 1 (plus a pass over the few x = 0 rows) and,
+        # since the value factor is BG/NBD's at (r+x, α+T, a, b+x+1), its tables at b + 1.
+        fast={
+            "loglik_sum": _k.loglik_sum,
+            "loglik_sum_grad": _k.loglik_sum_grad,
+            "loglik_rows": _k.loglik_rows,
+            "factor_table": factor_table,
+        },
         interpolate_in_log_age=True,
     )
 )

@@ -48,7 +48,14 @@ import numpy as np
 from numba import njit
 
 from clvbayes.kernels import bgnbd_predict as _bgp
-from clvbayes.kernels.bgnbd import _params_ok, bgnbd_loglik_grad_one, bgnbd_loglik_one
+from clvbayes.kernels.bgnbd import (
+    _params_ok,
+    bgnbd_loglik,
+    bgnbd_loglik_grad_one,
+    bgnbd_loglik_one,
+    bgnbd_loglik_sum,
+    bgnbd_loglik_sum_grad,
+)
 from clvbayes.kernels.clv import _factor_ap
 from clvbayes.kernels.predictive import _count_and_last, bgnbd_replicate_one
 from clvbayes.kernels.special import log1p_fast, log1pexp
@@ -56,6 +63,9 @@ from clvbayes.kernels.special import log1p_fast, log1pexp
 __all__ = [
     "loglik_one",
     "loglik_grad_one",
+    "loglik_rows",
+    "loglik_sum",
+    "loglik_sum_grad",
     "p_alive_one",
     "expected_purchases_one",
     "pmf_one",
@@ -166,6 +176,141 @@ def loglik_grad_one(
         ab = a + b
         return ll - math.log1p(a / b), g_r, g_al, g_a - 1.0 / ab, g_b + a / (b * ab)
     return _no_repeat(r, alpha, a, b, T)
+
+
+# --------------------------------------------------------------------------------------
+# Array kernels (the family's fast likelihood: BG/NBD's tabulated kernels at b + 1)
+# --------------------------------------------------------------------------------------
+
+
+@njit(cache=True, fastmath=False, error_model="numpy")
+def _no_repeat_correction(
+    r: float, alpha: float, a: float, b: float, x: np.ndarray, T: np.ndarray, weights: np.ndarray,
+    with_grad: bool,
+) -> np.ndarray:
+    """What turns BG/NBD's weighted sums at b + 1 into MBG/NBD's (BDF section 2).
+
+    Rows with x > 0 add ``-log1p(a/b)`` each (and its gradient); rows with x = 0 replace
+    BG/NBD's ``-r log1p(T/α)`` (gradient ``(-log1p(T/α), rT/(α(α+T)), 0, 0)``) by the closed
+    form of :func:`_no_repeat`. Returns ``(Δ ln L, Δ∂r, Δ∂α, Δ∂a, Δ∂b)`` (only the first
+    entry filled when ``with_grad`` is False). Compressed data hold few x = 0 rows (one per
+    distinct age), so this pass costs one comparison per row.
+    """
+    out = np.zeros(5)
+    w_pos = 0.0
+    for i in range(x.size):
+        w = weights[i]
+        if x[i] > 0.0:
+            w_pos += w
+            continue
+        lT = log1p_fast(T[i] / alpha)
+        if with_grad:
+            ll, g_r, g_al, g_a, g_b = _no_repeat(r, alpha, a, b, T[i])
+            out[0] += w * (ll + r * lT)
+            out[1] += w * (g_r + lT)
+            out[2] += w * (g_al - r * T[i] / alpha / (alpha + T[i]))
+            out[3] += w * g_a
+            out[4] += w * g_b
+        else:
+            out[0] += w * (_no_repeat(r, alpha, a, b, T[i])[0] + r * lT)
+    ab = a + b
+    out[0] -= w_pos * math.log1p(a / b)
+    out[3] -= w_pos / ab
+    out[4] += w_pos * a / (b * ab)
+    return out
+
+
+@njit(cache=True, fastmath=False, error_model="numpy")
+def loglik_rows(
+    r: float, alpha: float, a: float, b: float, x: np.ndarray, t_x: np.ndarray, T: np.ndarray
+) -> np.ndarray:
+    """Per-row MBG/NBD log-likelihood: BG/NBD's tabulated kernel
+    (:func:`clvbayes.kernels.bgnbd.bgnbd_loglik`) at b + 1 minus ``log1p(a/b)`` for x > 0,
+    :func:`_no_repeat` for x = 0 (BDF 2007 section 2). Bit for bit :func:`loglik_one`.
+
+    Parameters
+    ----------
+    r, alpha, a, b : float
+        MBG/NBD parameters, > 0.
+    x, t_x, T : np.ndarray
+        float64 arrays of equal length (preconditions of :func:`loglik_one`).
+
+    Returns
+    -------
+    np.ndarray
+        ln L per row (all ``-inf`` for parameters outside the support).
+    """
+    if not _params_ok(r, alpha, a, b):
+        return np.full(x.size, -math.inf)
+    out = bgnbd_loglik(r, alpha, a, b + 1.0, x, t_x, T)
+    shift = math.log1p(a / b)
+    for i in range(x.size):
+        if x[i] > 0.0:
+            out[i] -= shift
+        else:
+            out[i] = _no_repeat(r, alpha, a, b, T[i])[0]
+    return out
+
+
+@njit(cache=True, fastmath=False, error_model="numpy")
+def loglik_sum(
+    r: float, alpha: float, a: float, b: float, x: np.ndarray, t_x: np.ndarray, T: np.ndarray,
+    weights: np.ndarray,
+) -> float:
+    """Weighted total MBG/NBD log-likelihood ``Σ w_i ln L_i`` (value only).
+
+    BDF (2007) section 2: BG/NBD's tabulated, threaded sum
+    (:func:`clvbayes.kernels.bgnbd.bgnbd_loglik_sum`) at b + 1 plus
+    :func:`_no_repeat_correction`. Independent of the thread count.
+
+    Parameters
+    ----------
+    r, alpha, a, b : float
+        MBG/NBD parameters, > 0.
+    x, t_x, T, weights : np.ndarray
+        float64 arrays of equal length; weights = customers per compressed row.
+
+    Returns
+    -------
+    float
+        The weighted sum (``-inf`` for parameters outside the support).
+    """
+    if not _params_ok(r, alpha, a, b):
+        return -math.inf
+    base = bgnbd_loglik_sum(r, alpha, a, b + 1.0, x, t_x, T, weights)
+    return base + _no_repeat_correction(r, alpha, a, b, x, T, weights, False)[0]
+
+
+@njit(cache=True, fastmath=False, error_model="numpy")
+def loglik_sum_grad(
+    r: float, alpha: float, a: float, b: float, x: np.ndarray, t_x: np.ndarray, T: np.ndarray,
+    weights: np.ndarray,
+) -> tuple[float, np.ndarray]:
+    """Weighted total MBG/NBD log-likelihood and its exact gradient, in one pass.
+
+    BDF (2007) section 2: BG/NBD's tabulated kernel
+    (:func:`clvbayes.kernels.bgnbd.bgnbd_loglik_sum_grad`) at b + 1 (∂/∂b of a function
+    of b + 1 is its derivative in the shifted argument) plus :func:`_no_repeat_correction`.
+
+    Parameters
+    ----------
+    r, alpha, a, b : float
+        MBG/NBD parameters, > 0.
+    x, t_x, T, weights : np.ndarray
+        float64 arrays of equal length.
+
+    Returns
+    -------
+    value : float
+        ``Σ w_i ln L_i`` (``-inf`` for parameters outside the support).
+    grad : np.ndarray
+        Shape (4,): derivatives with respect to (r, alpha, a, b) (NaN outside the support).
+    """
+    if not _params_ok(r, alpha, a, b):
+        return -math.inf, np.full(4, math.nan)
+    val, grad = bgnbd_loglik_sum_grad(r, alpha, a, b + 1.0, x, t_x, T, weights)
+    corr = _no_repeat_correction(r, alpha, a, b, x, T, weights, True)
+    return val + corr[0], grad + corr[1:]
 
 
 # --------------------------------------------------------------------------------------

@@ -24,23 +24,28 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+import numba
+from numba import njit, prange
+from numba.core.registry import CPUDispatcher as Dispatcher
+
 from clvbayes.comparison.pointwise import (
     LoglikRows,
+    bind_kernel,
+    draws_block,
     loglik_block,
     model_data,
     posterior_draws,
     resolve_loglik_rows,
 )
-from clvbayes.comparison.psis import loo_rows, tail_length
+from clvbayes.comparison.psis import loo_row, loo_rows, tail_length
 from clvbayes.families import Family, get_family
 
 __all__ = ["WeightedLoo", "weighted_loo", "relative_efficiency", "good_k", "ParetoKWarning"]
 
-#: Default memory of one (rows x draws) block of pointwise log-likelihoods.
-BLOCK_BYTES = 64 * 2**20
-#: Log-likelihood evaluations (rows x draws) from which they are spread over threads: a few
-#: seconds of work, more than the one-off cost of the threaded loop's compilation.
-PARALLEL_EVALUATIONS = 100_000_000
+#: Default memory of one thread's (draws x rows) block of pointwise log-likelihoods.
+BLOCK_BYTES = 8 * 2**20
+#: Most rows in one block: beyond, a row's S values are gathered from too far apart.
+MAX_BLOCK_ROWS = 512
 #: Largest number of customers :meth:`WeightedLoo.to_arviz` expands to.
 MAX_POINTWISE = 10_000_000
 
@@ -188,6 +193,58 @@ class WeightedLoo:
         return "\n".join(lines)
 
 
+@njit(cache=True, fastmath=False, error_model="numpy", parallel=True)
+def _loo_fused(draws: np.ndarray, x: np.ndarray, t_x: np.ndarray, T: np.ndarray, m_tail: int, block: int,
+               buf: np.ndarray, elpd: np.ndarray, lppd: np.ndarray, k: np.ndarray, finite: np.ndarray) -> None:
+    """:func:`~clvbayes.comparison.psis.loo_row` of every row, block by block of ``block``
+    rows in parallel: each thread evaluates its block's log-likelihoods for all draws into
+    its own ``buf[thread]`` (:func:`~clvbayes.comparison.pointwise.draws_block`, draws x
+    rows), gathers each row's S values and runs PSIS-LOO on them, so no more than one
+    block per thread ever exists. Rows are independent: the results do not depend on the
+    threads or the blocks. ``finite[i]`` is False (and nothing computed) for a row with a
+    non-finite log-likelihood."""
+    n = x.size
+    S = draws.shape[0]
+    for b in prange((n + block - 1) // block):
+        lo = b * block
+        hi = min(lo + block, n)
+        nb = hi - lo
+        ll = buf[numba.get_thread_id(), :S * nb].reshape((S, nb))
+        draws_block(draws, x[lo:hi], t_x[lo:hi], T[lo:hi], ll)
+        row = np.empty(S)
+        work = np.empty(2 * S)
+        smooth = np.empty(m_tail + 1)
+        for i in range(nb):
+            ok = True
+            for s in range(S):
+                row[s] = ll[s, i]
+                ok &= math.isfinite(row[s])
+            finite[lo + i] = ok
+            if ok:
+                elpd[lo + i], lppd[lo + i], k[lo + i] = loo_row(row, m_tail, work, smooth)
+
+
+def _loo_terms(kernel: LoglikRows, draws: np.ndarray, x: np.ndarray, t_x: np.ndarray, T: np.ndarray,
+               m_tail: int, block_bytes: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """``(elpd_i, lppd_i, k_i, finite_i)`` of every row: fused in one threaded Numba loop for
+    a Numba kernel (:func:`_loo_fused`), else by blocks evaluated in Python."""
+    n, S = x.size, draws.shape[0]
+    elpd, lppd, k = np.full(n, np.nan), np.full(n, np.nan), np.full(n, np.nan)
+    finite = np.zeros(n, dtype=np.bool_)
+    block = int(max(1, min(n, MAX_BLOCK_ROWS, block_bytes // (8 * S))))
+    if isinstance(kernel, Dispatcher):
+        buf = np.empty((numba.config.NUMBA_NUM_THREADS, S * block))
+        with numba.parallel_chunksize(1):  # blocks handed out one by one: rows differ in cost
+            bind_kernel(_loo_fused, kernel)(draws, x, t_x, T, m_tail, block, buf, elpd, lppd, k, finite)
+        return elpd, lppd, k, finite
+    for lo in range(0, n, block):
+        hi = min(lo + block, n)
+        ll = loglik_block(kernel, draws, x[lo:hi], t_x[lo:hi], T[lo:hi])
+        finite[lo:hi] = np.isfinite(ll).all(axis=1)
+        loo_rows(ll, m_tail, elpd[lo:hi], lppd[lo:hi], k[lo:hi])
+    return elpd, lppd, k, finite
+
+
 def weighted_loo(
     source,
     rows: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
@@ -264,22 +321,14 @@ def weighted_loo(
         raise ValueError(f"r_eff must be positive and finite, got {r_eff!r}.")
     kernel = resolve_loglik_rows(fam) if loglik_rows is None else loglik_rows
 
-    n = x.size
-    elpd_i, lppd_i, k = np.empty(n), np.empty(n), np.empty(n)
     m_tail = tail_length(S, float(r_eff))
-    block = int(max(1, min(n, block_bytes // (8 * S))))
-    buf = np.empty((block, S))
-    parallel = n * S >= PARALLEL_EVALUATIONS
-    for lo in range(0, n, block):
-        hi = min(lo + block, n)
-        ll = loglik_block(kernel, draws, x[lo:hi], t_x[lo:hi], T[lo:hi], out=buf, parallel=parallel)
-        if not np.isfinite(ll).all():
-            bad = lo + int(np.flatnonzero(~np.isfinite(ll).all(axis=1))[0])
-            raise FloatingPointError(
-                f"The log-likelihood of history (x={x[bad]:g}, t_x={t_x[bad]:g}, T={T[bad]:g}) is not finite "
-                "for some posterior draw."
-            )
-        loo_rows(ll, m_tail, elpd_i[lo:hi], lppd_i[lo:hi], k[lo:hi])
+    elpd_i, lppd_i, k, finite = _loo_terms(kernel, draws, x, t_x, T, m_tail, block_bytes)
+    if not finite.all():
+        bad = int(np.flatnonzero(~finite)[0])
+        raise FloatingPointError(
+            f"The log-likelihood of history (x={x[bad]:g}, t_x={t_x[bad]:g}, T={T[bad]:g}) is not finite "
+            "for some posterior draw."
+        )
 
     N = float(w.sum())
     elpd = float(w @ elpd_i)

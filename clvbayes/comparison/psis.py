@@ -324,7 +324,19 @@ def psis_rows(log_ratios: np.ndarray, m_tail: int) -> tuple[np.ndarray, np.ndarr
 
 
 @njit(cache=True, fastmath=False, error_model="numpy")
-def loo_row(ll: np.ndarray, m_tail: int, work: np.ndarray, smooth: np.ndarray) -> tuple[float, float, float]:
+def range_of(v: np.ndarray) -> tuple[float, float]:
+    """``(min(v), max(v))``."""
+    lo = math.inf
+    hi = -math.inf
+    for s in range(v.size):
+        lo = min(lo, v[s])
+        hi = max(hi, v[s])
+    return lo, hi
+
+
+@njit(cache=True, fastmath=False, error_model="numpy")
+def loo_row(ll: np.ndarray, m_tail: int, work: np.ndarray, smooth: np.ndarray,
+            lo_hi: tuple[float, float] | None = None) -> tuple[float, float, float]:
     """PSIS-LOO terms ``(elpd_i, lppd_i, k_i)`` of one row ``ll`` of S pointwise
     log-likelihoods.
 
@@ -339,14 +351,11 @@ def loo_row(ll: np.ndarray, m_tail: int, work: np.ndarray, smooth: np.ndarray) -
     only the tail's terms of ``elpd_i`` are summed draw by draw; a tail draw of raw ratio
     ``r`` and smoothed log weight ``v`` has ``ln w_s + ln p_s - min ln p = v - r``, so the
     tail is needed by value only (no positions). ``work`` (length 2 S) and ``smooth``
-    (length ``m_tail + 1``) are work space.
+    (length ``m_tail + 1``) are work space; ``lo_hi`` is ``range_of(ll)`` when the caller
+    has it already.
     """
     S = ll.size
-    lo = math.inf
-    hi = -math.inf
-    for s in range(S):
-        lo = min(lo, ll[s])
-        hi = max(hi, ll[s])
+    lo, hi = range_of(ll) if lo_hi is None else lo_hi
     if lo == hi:
         return lo, lo, -math.inf
     lw = work[:S]

@@ -10,8 +10,13 @@ sharing distinct history ``j``::
     se       = sqrt(N · Σ_j w_j (elpd_j - elpd_loo/N)^2 / N)     (ArviZ: sqrt(N var(elpd_i)))
     lppd     = Σ_j w_j lppd_j,   p_loo = lppd - elpd_loo          (eqs. 5 and 11)
 
-computed here block by block of distinct rows, so that only a (rows x draws) block of about
-``block_bytes`` is ever held, never chains x draws x customers.
+computed here block by block of distinct rows in one threaded Numba loop
+(:func:`_loo_fused`): a thread evaluates the log-likelihood of its block of rows under every
+draw and runs PSIS on each row at once, so only one (draws x rows) block of about
+``block_bytes`` per thread is ever held, never chains x draws x customers. The cost is
+that of ``rows x draws`` log-likelihood evaluations plus, per row, a selection of the
+``M + 1`` largest ratios (not a sort of all S), a Pareto fit to M values and one ``exp``
+per draw.
 """
 
 from __future__ import annotations
@@ -273,7 +278,7 @@ def weighted_loo(
     """PSIS-LOO of a purchase model over all customers, from their distinct histories.
 
     Exact: the same numbers as :func:`arviz.loo` on the per-customer log-likelihood
-    (module docstring), but in memory of one block of ``block_bytes``.
+    (module docstring), but in memory of one block of ``block_bytes`` per thread.
 
     Parameters
     ----------
@@ -295,7 +300,8 @@ def weighted_loo(
         Relative efficiency of the draws; by default as :func:`arviz.loo` computes it
         (:func:`relative_efficiency`).
     block_bytes
-        Memory of one block of pointwise log-likelihoods (default 64 MiB).
+        Memory of one thread's block of pointwise log-likelihoods (default 16 MiB; blocks
+        hold at most 512 rows). The results do not depend on it, nor on the threads.
     warn
         Emit a :class:`ParetoKWarning` when some customer has ``k > good_k``.
 

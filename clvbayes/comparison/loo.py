@@ -10,8 +10,13 @@ sharing distinct history ``j``::
     se       = sqrt(N · Σ_j w_j (elpd_j - elpd_loo/N)^2 / N)     (ArviZ: sqrt(N var(elpd_i)))
     lppd     = Σ_j w_j lppd_j,   p_loo = lppd - elpd_loo          (eqs. 5 and 11)
 
-computed here block by block of distinct rows, so that only a (rows x draws) block of about
-``block_bytes`` is ever held, never chains x draws x customers.
+computed here block by block of distinct rows in one threaded Numba loop
+(:func:`_loo_fused`): a thread evaluates the log-likelihood of its block of rows under every
+draw and runs PSIS on each row at once, so only one (draws x rows) block of about
+``block_bytes`` per thread is ever held, never chains x draws x customers. The cost is
+that of ``rows x draws`` log-likelihood evaluations plus, per row, a selection of the
+``M + 1`` largest ratios (not a sort of all S), a Pareto fit to M values and one ``exp``
+per draw.
 """
 
 from __future__ import annotations
@@ -24,23 +29,30 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+import numba
+from numba import njit, prange
+from numba.core.registry import CPUDispatcher as Dispatcher
+
 from clvbayes.comparison.pointwise import (
     LoglikRows,
+    bind_kernel,
+    draws_block,
     loglik_block,
     model_data,
     posterior_draws,
     resolve_loglik_rows,
 )
-from clvbayes.comparison.psis import loo_rows, tail_length
+from clvbayes.comparison.psis import loo_row, loo_rows, tail_length
 from clvbayes.families import Family, get_family
 
 __all__ = ["WeightedLoo", "weighted_loo", "relative_efficiency", "good_k", "ParetoKWarning"]
 
-#: Default memory of one (rows x draws) block of pointwise log-likelihoods.
-BLOCK_BYTES = 64 * 2**20
-#: Log-likelihood evaluations (rows x draws) from which they are spread over threads: a few
-#: seconds of work, more than the one-off cost of the threaded loop's compilation.
-PARALLEL_EVALUATIONS = 100_000_000
+#: Default memory of one thread's (draws x rows) block of pointwise log-likelihoods.
+BLOCK_BYTES = 16 * 2**20
+#: Most rows in one block: beyond, a row's S values are gathered from too far apart.
+MAX_BLOCK_ROWS = 512
+#: Rows gathered together from a block (8 doubles: one cache line per draw).
+_TILE = 8
 #: Largest number of customers :meth:`WeightedLoo.to_arviz` expands to.
 MAX_POINTWISE = 10_000_000
 
@@ -188,6 +200,70 @@ class WeightedLoo:
         return "\n".join(lines)
 
 
+@njit(cache=True, fastmath=False, error_model="numpy", parallel=True)
+def _loo_fused(draws: np.ndarray, x: np.ndarray, t_x: np.ndarray, T: np.ndarray, m_tail: int, block: int,
+               buf: np.ndarray, elpd: np.ndarray, lppd: np.ndarray, k: np.ndarray, finite: np.ndarray) -> None:
+    """:func:`~clvbayes.comparison.psis.loo_row` of every row, block by block of ``block``
+    rows in parallel: each thread evaluates its block's log-likelihoods for all draws into
+    its own ``buf[thread]`` (:func:`~clvbayes.comparison.pointwise.draws_block`, draws x
+    rows), gathers each row's S values and runs PSIS-LOO on them, so no more than one
+    block per thread ever exists. Rows are independent: the results do not depend on the
+    threads or the blocks. ``finite[i]`` is False (and nothing computed) for a row with a
+    non-finite log-likelihood."""
+    n = x.size
+    S = draws.shape[0]
+    for b in prange((n + block - 1) // block):
+        lo = b * block
+        hi = min(lo + block, n)
+        nb = hi - lo
+        ll = buf[numba.get_thread_id(), :S * nb].reshape((S, nb))
+        draws_block(draws, x[lo:hi], t_x[lo:hi], T[lo:hi], ll)
+        rows = np.empty((_TILE, S))
+        low = np.empty(_TILE)
+        high = np.empty(_TILE)
+        nonfinite = np.empty(_TILE)
+        work = np.empty(2 * S)
+        smooth = np.empty(m_tail + 1)
+        for i0 in range(0, nb, _TILE):
+            nt = min(_TILE, nb - i0)
+            low[:] = math.inf
+            high[:] = -math.inf
+            nonfinite[:] = 0.0
+            for s in range(S):  # gather _TILE rows at a time: one cache line of ll per draw
+                for j in range(nt):
+                    v = ll[s, i0 + j]
+                    rows[j, s] = v
+                    low[j] = min(low[j], v)
+                    high[j] = max(high[j], v)
+                    nonfinite[j] += 0.0 * v  # NaN once any v is NaN or infinite
+            for j in range(nt):
+                i = lo + i0 + j
+                finite[i] = nonfinite[j] == 0.0
+                if finite[i]:
+                    elpd[i], lppd[i], k[i] = loo_row(rows[j], m_tail, work, smooth, (low[j], high[j]))
+
+
+def _loo_terms(kernel: LoglikRows, draws: np.ndarray, x: np.ndarray, t_x: np.ndarray, T: np.ndarray,
+               m_tail: int, block_bytes: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """``(elpd_i, lppd_i, k_i, finite_i)`` of every row: fused in one threaded Numba loop for
+    a Numba kernel (:func:`_loo_fused`), else by blocks evaluated in Python."""
+    n, S = x.size, draws.shape[0]
+    elpd, lppd, k = np.full(n, np.nan), np.full(n, np.nan), np.full(n, np.nan)
+    finite = np.zeros(n, dtype=np.bool_)
+    block = int(max(1, min(n, MAX_BLOCK_ROWS, block_bytes // (8 * S))))
+    if isinstance(kernel, Dispatcher):
+        buf = np.empty((numba.config.NUMBA_NUM_THREADS, S * block))
+        with numba.parallel_chunksize(1):  # blocks handed out one by one: rows differ in cost
+            bind_kernel(_loo_fused, kernel)(draws, x, t_x, T, m_tail, block, buf, elpd, lppd, k, finite)
+        return elpd, lppd, k, finite
+    for lo in range(0, n, block):
+        hi = min(lo + block, n)
+        ll = loglik_block(kernel, draws, x[lo:hi], t_x[lo:hi], T[lo:hi])
+        finite[lo:hi] = np.isfinite(ll).all(axis=1)
+        loo_rows(ll, m_tail, elpd[lo:hi], lppd[lo:hi], k[lo:hi])
+    return elpd, lppd, k, finite
+
+
 def weighted_loo(
     source,
     rows: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
@@ -202,7 +278,7 @@ def weighted_loo(
     """PSIS-LOO of a purchase model over all customers, from their distinct histories.
 
     Exact: the same numbers as :func:`arviz.loo` on the per-customer log-likelihood
-    (module docstring), but in memory of one block of ``block_bytes``.
+    (module docstring), but in memory of one block of ``block_bytes`` per thread.
 
     Parameters
     ----------
@@ -224,7 +300,8 @@ def weighted_loo(
         Relative efficiency of the draws; by default as :func:`arviz.loo` computes it
         (:func:`relative_efficiency`).
     block_bytes
-        Memory of one block of pointwise log-likelihoods (default 64 MiB).
+        Memory of one thread's block of pointwise log-likelihoods (default 16 MiB; blocks
+        hold at most 512 rows). The results do not depend on it, nor on the threads.
     warn
         Emit a :class:`ParetoKWarning` when some customer has ``k > good_k``.
 
@@ -264,22 +341,14 @@ def weighted_loo(
         raise ValueError(f"r_eff must be positive and finite, got {r_eff!r}.")
     kernel = resolve_loglik_rows(fam) if loglik_rows is None else loglik_rows
 
-    n = x.size
-    elpd_i, lppd_i, k = np.empty(n), np.empty(n), np.empty(n)
     m_tail = tail_length(S, float(r_eff))
-    block = int(max(1, min(n, block_bytes // (8 * S))))
-    buf = np.empty((block, S))
-    parallel = n * S >= PARALLEL_EVALUATIONS
-    for lo in range(0, n, block):
-        hi = min(lo + block, n)
-        ll = loglik_block(kernel, draws, x[lo:hi], t_x[lo:hi], T[lo:hi], out=buf, parallel=parallel)
-        if not np.isfinite(ll).all():
-            bad = lo + int(np.flatnonzero(~np.isfinite(ll).all(axis=1))[0])
-            raise FloatingPointError(
-                f"The log-likelihood of history (x={x[bad]:g}, t_x={t_x[bad]:g}, T={T[bad]:g}) is not finite "
-                "for some posterior draw."
-            )
-        loo_rows(ll, m_tail, elpd_i[lo:hi], lppd_i[lo:hi], k[lo:hi])
+    elpd_i, lppd_i, k, finite = _loo_terms(kernel, draws, x, t_x, T, m_tail, block_bytes)
+    if not finite.all():
+        bad = int(np.flatnonzero(~finite)[0])
+        raise FloatingPointError(
+            f"The log-likelihood of history (x={x[bad]:g}, t_x={t_x[bad]:g}, T={T[bad]:g}) is not finite "
+            "for some posterior draw."
+        )
 
     N = float(w.sum())
     elpd = float(w @ elpd_i)

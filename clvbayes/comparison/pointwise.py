@@ -3,24 +3,25 @@
 Gathers, from a fitted purchase model, its family, its posterior draws and its data as
 distinct ``(x, t_x, T)`` rows with customer counts (the rows the fit itself used,
 :func:`clvbayes.models.base.compress_weighted`); evaluates the family's per-row
-log-likelihood kernel ``loglik_rows(θ0, θ1, θ2, θ3, x, t_x, T)`` (one call per draw) on
-blocks of rows; and builds ArviZ's per-customer ``log_likelihood`` group for small fits.
+log-likelihood kernel ``loglik_rows(θ0, θ1, θ2, θ3, x, t_x, T)`` (one call per draw,
+:func:`draws_block`) on blocks of rows; and builds ArviZ's per-customer ``log_likelihood`` group for small fits.
 """
 
 from __future__ import annotations
 
+import types
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 import xarray as xr
-from numba import njit, prange
-from numba.core.dispatcher import Dispatcher
+from numba import njit
+from numba.core.registry import CPUDispatcher as Dispatcher
 
 from clvbayes.families import Family, get_family
 from clvbayes.families.compiled import drivers_for
-from clvbayes.kernels.special import PARALLEL_MIN_ROWS
+from clvbayes.kernels import build
 
 __all__ = [
     "MAX_LOG_LIKELIHOOD_VALUES",
@@ -29,6 +30,8 @@ __all__ = [
     "resolve_loglik_rows",
     "posterior_draws",
     "loglik_block",
+    "draws_block",
+    "bind_kernel",
     "log_likelihood_dataset",
 ]
 
@@ -75,30 +78,66 @@ def posterior_draws(posterior, param_names: tuple[str, ...]) -> tuple[xr.Dataset
     return ds, np.ascontiguousarray(draws)
 
 
-@njit(cache=True, fastmath=False, error_model="numpy", parallel=True)
-def _fill_parallel(kernel, draws: np.ndarray, x: np.ndarray, t_x: np.ndarray, T: np.ndarray,
-                   out: np.ndarray) -> None:
-    for s in prange(draws.shape[0]):
-        out[:, s] = kernel(draws[s, 0], draws[s, 1], draws[s, 2], draws[s, 3], x, t_x, T)
+#: The family kernel that :func:`draws_block` calls: a placeholder, rebound per kernel by
+#: :func:`bind_kernel` (a Numba build of the same source, :func:`clvbayes.kernels.build.rebuild`).
+_loglik_rows: LoglikRows | None = None
 
 
-def loglik_block(loglik_rows: LoglikRows, draws: np.ndarray, x: np.ndarray, t_x: np.ndarray, T: np.ndarray,
-                 out: np.ndarray | None = None, *, parallel: bool = False) -> np.ndarray:
-    """``out[i, s] = ln L(θ_s; x_i, t_x_i, T_i)``: rows x draws (C order, a row's draws
-    contiguous for PSIS). ``out`` is reused when given (shape (n_rows, S) or larger).
+@njit(cache=True, fastmath=False, error_model="numpy")
+def draws_block(draws: np.ndarray, x: np.ndarray, t_x: np.ndarray, T: np.ndarray, out: np.ndarray) -> None:
+    """``out[s, i] = ln L(θ_s; x_i, t_x_i, T_i)`` (draws x rows): the one place where the
+    family kernel ``_loglik_rows`` is called, once per draw. Use through :func:`bind_kernel`."""
+    for s in range(draws.shape[0]):
+        out[s] = _loglik_rows(draws[s, 0], draws[s, 1], draws[s, 2], draws[s, 3], x, t_x, T)
 
-    With ``parallel`` and a Numba kernel, the draws are spread over threads (worth its
-    compilation for large work only). Not for blocks of ``PARALLEL_MIN_ROWS`` rows or more,
-    where the kernel runs in parallel itself (no nested parallelism).
+
+#: Part of every :func:`bind_kernel` tag: bump when the way kernels are bound changes.
+_BIND_VERSION = 1
+_BOUND: dict = {}
+
+
+def bind_kernel(kernel: Callable, loglik_rows: LoglikRows) -> Callable:
+    """``kernel`` (an ``@njit`` dispatcher that calls :func:`draws_block`, directly or not)
+    compiled with ``_loglik_rows`` bound to a thread-free build of ``loglik_rows``; for a
+    plain Python ``loglik_rows``, the pure Python ``kernel`` (slow, for tests and prototypes).
+
+    Numba does not cache functions passed as arguments on disk, so the kernel is bound as a
+    global (:func:`clvbayes.kernels.build.rebuild`); the thread-free build lets ``kernel``
+    call it from its own threads. Memoised per pair; cached on disk by Numba.
     """
-    n, S = x.size, draws.shape[0]
-    out = np.empty((n, S)) if out is None else out[:n]
-    if parallel and isinstance(loglik_rows, Dispatcher) and n < PARALLEL_MIN_ROWS:
-        _fill_parallel(loglik_rows, draws, x, t_x, T, out)
-        return out
-    for s in range(S):
-        out[:, s] = loglik_rows(draws[s, 0], draws[s, 1], draws[s, 2], draws[s, 3], x, t_x, T)
-    return out
+    key = (kernel, loglik_rows)
+    if key in _BOUND:
+        return _BOUND[key]
+    if isinstance(loglik_rows, Dispatcher):
+        py = loglik_rows.py_func
+        tag = f"{py.__qualname__.replace('.', '_')}_{build.source_tag([py], str(_BIND_VERSION))}"
+        serial = build.rebuild(loglik_rows, serial=True, tag=f"serial_{tag}")
+        bound = build.rebuild(kernel, replace={"_loglik_rows": serial}, tag=tag)
+    else:
+        bound = _python_copy(kernel, {"_loglik_rows": loglik_rows})
+    _BOUND[key] = bound
+    return bound
+
+
+def _python_copy(kernel: Callable, replace: dict) -> Callable:
+    """The Python function of an ``@njit`` ``kernel`` with global names rebound, also in the
+    dispatchers it calls (their Python functions, recursively)."""
+    py = getattr(kernel, "py_func", kernel)
+    glb = dict(py.__globals__)
+    glb.update(replace)
+    for name in py.__code__.co_names:
+        val = glb.get(name)
+        if isinstance(val, Dispatcher) and name not in replace:
+            glb[name] = _python_copy(val, replace)
+    return types.FunctionType(py.__code__, glb, py.__name__, py.__defaults__, py.__closure__)
+
+
+def loglik_block(loglik_rows: LoglikRows, draws: np.ndarray, x: np.ndarray, t_x: np.ndarray,
+                 T: np.ndarray) -> np.ndarray:
+    """``ln L(θ_s; x_i, t_x_i, T_i)`` as an array (rows, draws), a row's draws contiguous."""
+    out = np.empty((draws.shape[0], x.size))
+    bind_kernel(draws_block, loglik_rows)(draws, x, t_x, T, out)
+    return np.ascontiguousarray(out.T)
 
 
 @dataclass(frozen=True)

@@ -32,7 +32,7 @@ import math
 import numpy as np
 from numba import njit, prange
 
-__all__ = ["tail_length", "gpdfit", "gpinv_log", "psis_inplace", "psis_rows", "loo_rows", "psislw"]
+__all__ = ["tail_length", "gpdfit", "gpinv_log", "psis_inplace", "psis_rows", "loo_row", "loo_rows", "psislw"]
 
 _EPS = float(np.finfo(np.float64).eps)
 #: ln of the smallest normal double: the lowest tail cutoff (weights below it are zero).
@@ -154,109 +154,128 @@ def _logsumexp(v: np.ndarray) -> float:
 
 
 @njit(cache=True, fastmath=False, error_model="numpy")
-def _sift_down(heap: np.ndarray, v: np.ndarray, i: int, n: int) -> None:
-    """Restore the min-heap order (by ``v[heap[.]]``) of ``heap[:n]`` below position ``i``."""
-    while True:
-        c = 2 * i + 1
-        if c >= n:
+def _select_largest(w: np.ndarray, m: int) -> None:
+    """Reorder ``w`` in place so that ``w[-m:]`` holds its ``m`` largest values (in no
+    order), in O(S) expected time: Hoare's FIND (Hoare 1961, "Algorithm 65: Find", CACM
+    4(7), 321-322) with a median-of-three pivot; after ``2 log2(S) + 8`` rounds the range
+    left is sorted instead (O(S log S) at worst, as introselect)."""
+    n = w.size
+    kth = n - m  # the position that must hold the m-th largest value
+    lo = 0
+    hi = n - 1
+    rounds = 2 * int(math.log2(max(n, 1))) + 8
+    while hi > lo:
+        if rounds == 0:
+            w[lo:hi + 1] = np.sort(w[lo:hi + 1])
             return
-        if c + 1 < n and v[heap[c + 1]] < v[heap[c]]:
-            c += 1
-        if v[heap[c]] < v[heap[i]]:
-            heap[i], heap[c] = heap[c], heap[i]
-            i = c
-        else:
+        rounds -= 1
+        mid = (lo + hi) >> 1
+        a, b, c = w[lo], w[mid], w[hi]
+        if a > b:
+            a, b = b, a
+        if b > c:
+            b = c
+        if a > b:
+            b = a
+        i = lo
+        j = hi
+        # Hoare partition: values equal to the pivot may go either side (ties do not degrade it)
+        while i <= j:
+            while w[i] < b:
+                i += 1
+            while w[j] > b:
+                j -= 1
+            if i <= j:
+                w[i], w[j] = w[j], w[i]
+                i += 1
+                j -= 1
+        if kth <= j:
+            hi = j
+        elif kth >= i:
+            lo = i
+        else:  # w[j+1:i] all equal the pivot, and kth is among them
             return
 
 
-@njit(cache=True, fastmath=False, error_model="numpy")
-def _largest_sorted(v: np.ndarray, m: int, out: np.ndarray) -> None:
-    """Positions of the ``m`` largest values of ``v``, in ascending order of value, into
-    ``out[:m]``: a min-heap of size ``m`` over one pass, then heapsort (O(S log m) at
-    worst instead of sorting all S)."""
-    S = v.size
-    for i in range(m):
-        out[i] = i
-    for i in range(m // 2 - 1, -1, -1):
-        _sift_down(out, v, i, m)
-    for s in range(m, S):
-        if v[s] > v[out[0]]:
-            out[0] = s
-            _sift_down(out, v, 0, m)
-    # pop the minimum m times; the popped positions fill the array from the back
-    for end in range(m - 1, 0, -1):
-        out[0], out[end] = out[end], out[0]
-        _sift_down(out, v, 0, end)
-    # now descending: reverse to ascending
-    for i in range(m // 2):
-        out[i], out[m - 1 - i] = out[m - 1 - i], out[i]
-
-
-#: Subsampling step of :func:`_largest_sorted_fast`'s threshold guess.
+#: Subsampling step of :func:`_tail`'s threshold guess.
 _SUB_STEP = 8
 
 
 @njit(cache=True, fastmath=False, error_model="numpy")
-def _largest_sorted_fast(v: np.ndarray, m: int, out: np.ndarray) -> None:
-    """:func:`_largest_sorted` by a threshold: the subsample ``v[::8]`` (sorted) gives a
-    value that about ``1.5 m`` of all values exceed; those candidates are sorted and the
-    ``m`` largest kept. Exact whenever at least ``m`` values exceed the threshold (any value
-    not above it is below every candidate), else the heap of :func:`_largest_sorted`."""
+def _top_sorted(v: np.ndarray, m: int, work: np.ndarray) -> np.ndarray:
+    """The ``m`` largest values of ``v`` in ascending order (a view of ``work``, of length
+    at least ``v.size``; ``v`` is not changed).
+
+    A threshold from the subsample ``v[::8]`` that about ``1.5 m`` values exceed keeps only
+    those candidates (a comparison per value and no branch, where a selection on all S
+    mispredicts about half its branches); :func:`_select_largest` and a sort of ``m``
+    values on them. Exact whenever at least ``m`` values exceed the threshold (any value
+    not above it is below every candidate), else the selection runs on all of ``v``.
+    """
     S = v.size
-    ns = S // _SUB_STEP
+    ns = (S + _SUB_STEP - 1) // _SUB_STEP
     r = int(1.5 * m / _SUB_STEP) + 8  # rank from the top in the subsample
-    if ns < 4 * r:
-        _largest_sorted(v, m, out)
-        return
-    sub = np.sort(v[::_SUB_STEP])
-    t = sub[sub.size - 1 - r]
     n_cand = 0
-    for s in range(S):
-        if v[s] > t:
-            n_cand += 1
+    if ns >= 4 * r:
+        sub = work[:ns]
+        for j in range(ns):
+            sub[j] = v[j * _SUB_STEP]
+        _select_largest(sub, r + 1)
+        t = sub[ns - r - 1]
+        for j in range(ns - r, ns):
+            t = min(t, sub[j])
+        # t is the (r+1)-th largest of the subsample: about (r+1) * 8 values are above it
+        for s in range(S):
+            work[n_cand] = v[s]
+            n_cand += 1 if v[s] > t else 0  # branch-free compaction
     if n_cand < m:
-        _largest_sorted(v, m, out)
-        return
-    cand = np.empty(n_cand, dtype=np.int64)
-    j = 0
-    for s in range(S):
-        if v[s] > t:
-            cand[j] = s
-            j += 1
-    order = np.argsort(v[cand])
-    for i in range(m):
-        out[i] = cand[order[n_cand - m + i]]
+        work[:S] = v
+        n_cand = S
+    cand = work[:n_cand]
+    _select_largest(cand, m)
+    top = cand[n_cand - m:]
+    top.sort()
+    return top
 
 
 @njit(cache=True, fastmath=False, error_model="numpy")
-def _smooth_tail(lw: np.ndarray, m_tail: int, idx: np.ndarray) -> tuple[float, float, int]:
-    """Steps 2-4 of the module docstring on shifted log ratios ``lw`` (max 0), in place.
+def _tail(lw: np.ndarray, m_tail: int, work: np.ndarray) -> tuple[float, np.ndarray]:
+    """Step 2 of the module docstring on shifted log ratios ``lw``.
 
-    Returns ``(k, cutoff, n_tail)``: the draws with ``lw > cutoff`` (before smoothing) form
-    the tail, at positions ``idx[-n_tail:]`` in ascending order of their raw ratios.
-    ``idx`` (length ``m_tail + 1``) is work space.
+    Returns ``(cutoff, tail)``: ``tail`` (a view of ``work``, length ``>= S``) holds the
+    ratios strictly above the cutoff, in ascending order. Only the ``m_tail + 1`` largest
+    ratios are sorted (:func:`_top_sorted`), not all S.
     """
-    m1 = m_tail + 1
-    _largest_sorted_fast(lw, m1, idx)
-    cut = lw[idx[0]]  # the value at position S - M - 1 of the ascending order
+    top = _top_sorted(lw, min(m_tail + 1, lw.size), work)
+    cut = top[0]  # the value at position S - M - 1 of the ascending order
     if cut < _CUTOFF_MIN:
         cut = _CUTOFF_MIN
-    first = m1
-    while first > 0 and lw[idx[first - 1]] > cut:
-        first -= 1
-    n_tail = m1 - first
+    first = 0
+    while first < top.size and top[first] <= cut:
+        first += 1
+    return cut, top[first:]
+
+
+@njit(cache=True, fastmath=False, error_model="numpy")
+def _pareto_smooth(tail: np.ndarray, cut: float, out: np.ndarray) -> float:
+    """Steps 3-4 of the module docstring: ``out[:n]`` = the smoothed log weights of the
+    ascending tail ratios ``tail`` (n of them) above ``cutoff``, in the same order; the
+    Pareto shape ``k`` returned. With ``n <= 4`` or a failed fit (``k`` not finite) the
+    tail is copied unchanged."""
+    n_tail = tail.size
+    out[:n_tail] = tail
     if n_tail <= 4:
-        return math.inf, cut, n_tail
+        return math.inf
     exp_cut = math.exp(cut)
     z = np.empty(n_tail)
     for i in range(n_tail):
-        z[i] = math.exp(lw[idx[first + i]]) - exp_cut
+        z[i] = math.exp(tail[i]) - exp_cut
     k, sigma = gpdfit(z)
     if math.isfinite(k):
         for i in range(n_tail):
             v = gpinv_log((i + 0.5) / n_tail, k, sigma, exp_cut)
-            lw[idx[first + i]] = 0.0 if v > 0.0 else v  # truncated at the largest raw weight
-    return k, cut, n_tail
+            out[i] = 0.0 if v > 0.0 else v  # truncated at the largest raw weight
+    return k
 
 
 @njit(cache=True, fastmath=False, error_model="numpy")
@@ -274,7 +293,16 @@ def psis_inplace(lw: np.ndarray, m_tail: int) -> float:
             mx = lw[i]
     for i in range(S):
         lw[i] -= mx
-    k, _, _ = _smooth_tail(lw, m_tail, np.empty(m_tail + 1, dtype=np.int64))
+    cut, tail = _tail(lw, m_tail, np.empty(S))
+    n_tail = tail.size
+    smooth = np.empty(n_tail)
+    k = _pareto_smooth(tail, cut, smooth)
+    if n_tail > 4:
+        # the tail draws' positions, in ascending order of their ratios (ties: any order)
+        pos = np.flatnonzero(lw > cut)
+        order = np.argsort(lw[pos])
+        for i in range(n_tail):
+            lw[pos[order[i]]] = smooth[i]
     norm = _logsumexp(lw)
     for i in range(S):
         lw[i] -= norm
@@ -295,59 +323,76 @@ def psis_rows(log_ratios: np.ndarray, m_tail: int) -> tuple[np.ndarray, np.ndarr
     return out, k
 
 
-@njit(cache=True, fastmath=False, error_model="numpy", parallel=True)
-def loo_rows(loglik: np.ndarray, m_tail: int, elpd: np.ndarray, lppd: np.ndarray, k: np.ndarray) -> None:
-    """PSIS-LOO terms of each row of a pointwise log-likelihood block ``loglik`` (n, S).
+@njit(cache=True, fastmath=False, error_model="numpy")
+def range_of(v: np.ndarray) -> tuple[float, float]:
+    """``(min(v), max(v))``."""
+    lo = math.inf
+    hi = -math.inf
+    for s in range(v.size):
+        lo = min(lo, v[s])
+        hi = max(hi, v[s])
+    return lo, hi
+
+
+@njit(cache=True, fastmath=False, error_model="numpy")
+def loo_row(ll: np.ndarray, m_tail: int, work: np.ndarray, smooth: np.ndarray,
+            lo_hi: tuple[float, float] | None = None) -> tuple[float, float, float]:
+    """PSIS-LOO terms ``(elpd_i, lppd_i, k_i)`` of one row ``ll`` of S pointwise
+    log-likelihoods.
 
     Vehtari, Gelman & Gabry (2017), eqs. (3) and (10): with ``w_s`` the PSIS weights of the
     ratios ``1 / p(y_i | θ_s)`` (normalised), ``elpd_i = ln Σ_s w_s p(y_i | θ_s)``;
-    ``lppd_i = ln((1/S) Σ_s p(y_i | θ_s))`` (eq. 5); ``k_i`` the Pareto shape. Written
-    into ``elpd``, ``lppd`` and ``k`` (length n). Rows whose log-likelihood is the same for
-    every draw (a customer with ``T = 0``: ln L = 0) get ``k = -inf``: their leave-one-out
-    posterior is the posterior, so the estimate is exact (ArviZ reports ``inf``, having no
-    tail to fit).
+    ``lppd_i = ln((1/S) Σ_s p(y_i | θ_s))`` (eq. 5); ``k_i`` the Pareto shape. A row whose
+    log-likelihood is the same for every draw (a customer with ``T = 0``: ln L = 0) gets
+    ``k = -inf``: its leave-one-out posterior is the posterior, so the estimate is exact
+    (ArviZ reports ``inf``, having no tail to fit).
 
     A body (untouched) draw has ``ln w_s + ln p_s = -max_s(-ln p_s) = min_s ln p_s``, so
-    only the tail's terms of ``elpd_i`` are summed draw by draw.
+    only the tail's terms of ``elpd_i`` are summed draw by draw; a tail draw of raw ratio
+    ``r`` and smoothed log weight ``v`` has ``ln w_s + ln p_s - min ln p = v - r``, so the
+    tail is needed by value only (no positions). ``work`` (length 2 S) and ``smooth``
+    (length ``m_tail + 1``) are work space; ``lo_hi`` is ``range_of(ll)`` when the caller
+    has it already.
     """
+    S = ll.size
+    lo, hi = range_of(ll) if lo_hi is None else lo_hi
+    if lo == hi:
+        return lo, lo, -math.inf
+    lw = work[:S]
+    for s in range(S):
+        lw[s] = lo - ll[s]  # log ratios -ln p shifted by their maximum, -min ln p
+    cut, tail_raw = _tail(lw, m_tail, work[S:])
+    n_tail = tail_raw.size
+    k = _pareto_smooth(tail_raw, cut, smooth)
+    # one exp per draw: exp(lo - ll) = exp(lo - hi) / exp(ll - hi) while exp(lo - hi) is normal
+    c = math.exp(lo - hi)
+    recip = c > 1e-300
+    e_sum = 0.0
+    body = 0.0
+    for s in range(S):
+        e = math.exp(ll[s] - hi)
+        e_sum += e
+        raw = lo - ll[s]  # the ratio before smoothing: body draws are those <= cut
+        if raw <= cut:
+            body += c / e if recip else math.exp(raw)
+    lppd = hi + math.log(e_sum) - math.log(S)
+    tail = 0.0
+    tail_ll = 0.0
+    for t in range(n_tail):
+        tail += math.exp(smooth[t])
+        tail_ll += math.exp(smooth[t] - tail_raw[t])
+    # ln Σ_s w_s p_s with w normalised; a body draw has ln w_s + ln p_s = lo
+    elpd = lo + math.log((S - n_tail) + tail_ll) - math.log(body + tail)
+    return elpd, lppd, k
+
+
+@njit(cache=True, fastmath=False, error_model="numpy", parallel=True)
+def loo_rows(loglik: np.ndarray, m_tail: int, elpd: np.ndarray, lppd: np.ndarray, k: np.ndarray) -> None:
+    """:func:`loo_row` of each row of a pointwise log-likelihood block ``loglik`` (n, S),
+    written into ``elpd``, ``lppd`` and ``k`` (length n)."""
     n, S = loglik.shape
-    log_S = math.log(S)
     for i in prange(n):
-        ll = loglik[i]
-        lo = math.inf
-        hi = -math.inf
-        for s in range(S):
-            lo = min(lo, ll[s])
-            hi = max(hi, ll[s])
-        if lo == hi:
-            lppd[i] = lo
-            elpd[i] = lo
-            k[i] = -math.inf
-            continue
-        lw = np.empty(S)
-        for s in range(S):
-            lw[s] = lo - ll[s]  # log ratios -ln p shifted by their maximum, -min ln p
-        idx = np.empty(m_tail + 1, dtype=np.int64)
-        k[i], cut, n_tail = _smooth_tail(lw, m_tail, idx)
-        # one exp per draw: exp(lo - ll) = exp(lo - hi) / exp(ll - hi) while exp(lo - hi) is normal
-        c = math.exp(lo - hi)
-        recip = c > 1e-300
-        e_sum = 0.0
-        body = 0.0
-        for s in range(S):
-            e = math.exp(ll[s] - hi)
-            e_sum += e
-            raw = lo - ll[s]  # the ratio before smoothing: body draws are those <= cut
-            if raw <= cut:
-                body += c / e if recip else math.exp(raw)
-        lppd[i] = hi + math.log(e_sum) - log_S
-        tail = 0.0
-        tail_ll = 0.0
-        for t in range(m_tail + 1 - n_tail, m_tail + 1):
-            tail += math.exp(lw[idx[t]])
-            tail_ll += math.exp(lw[idx[t]] + ll[idx[t]] - lo)
-        # ln Σ_s w_s p_s with w normalised; a body draw has ln w_s + ln p_s = lo
-        elpd[i] = lo + math.log((S - n_tail) + tail_ll) - math.log(body + tail)
+        elpd[i], lppd[i], k[i] = loo_row(loglik[i], m_tail, np.empty(2 * S), np.empty(m_tail + 1))
 
 
 def psislw(log_ratios: np.ndarray, r_eff: float = 1.0) -> tuple[np.ndarray, np.ndarray]:

@@ -56,5 +56,6 @@ MBGNBD = register(
         # The value factor is BG/NBD's at (r+x, α+T, a, b+x+1): BG/NBD's tables at b + 1.
         fast={"factor_table": factor_table},
         interpolate_in_log_age=True,
+        latent_names=("lambda", "p_drop"),
     )
 )

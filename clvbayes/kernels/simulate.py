@@ -338,82 +338,22 @@ def transactions(
 
 
 @njit(cache=True)
-def simulate_population(
-    r: float,
-    alpha: float,
-    a: float,
-    b: float,
-    T: np.ndarray,
-    p: float,
-    q: float,
-    gamma: float,
-    spend: bool,
-    horizon: float,
-    seed: int,
-):
-    """Simulate BG/NBD customers with optional Gamma-Gamma spend (summaries only).
-
-    :func:`population` at BG/NBD parameters, in its original column selection. FHL 2005
-    "Counting your customers the easy way", section 2 (purchase/dropout process) and FHL
-    2005 "RFM and CLV" (spend); see the module docstring for the exact process, the seeding
-    and the draw order. Parameters are not validated here
-    (:func:`clvbayes.simulation.simulate_customers` does).
-
-    Parameters
-    ----------
-    r, alpha, a, b : float
-        BG/NBD parameters (all > 0).
-    T : ndarray of float64
-        Observation length after the first purchase, per customer (> 0).
-    p, q, gamma : float
-        Gamma-Gamma parameters; ignored (pass nan) when ``spend`` is False.
-    spend : bool
-        Whether to simulate transaction values.
-    horizon : float
-        Holdout length ``h >= 0``; 0 means no holdout.
-    seed : int
-        Non-negative integer seed.
+def simulate_population(r, alpha, a, b, T, p, q, gamma, spend, horizon, seed):  # fmt: skip
+    """BG/NBD customers (FHL 2005 section 2) with optional Gamma-Gamma spend, summaries only:
+    :func:`population` at BG/NBD parameters ``(r, alpha, a, b)``, same arguments, in its
+    original ten outputs.
 
     Returns
     -------
     tuple of ndarray
         ``(x, t_x, monetary, lam, p_drop, nu, alive, x_holdout, monetary_holdout, n_tx)``:
-        repeat purchases in ``(0, T]`` (int64), time of the last of them (0 if none), their
-        mean value (0 if none; nan without spend), the latent ``λ``, ``p_drop``, ``ν`` (nan
-        without spend), whether the customer is still alive at ``T`` (bool), repeat
-        purchases in ``(T, T + h]`` (int64) and their mean value (0 if none), and the
-        number of transactions up to ``T + h`` including the first purchase (int64).
+        :func:`population`'s outputs without the third latent draw (``inf`` for BG/NBD) and
+        without ``alive_end``.
     """
     out = population(r, alpha, a, b, T, p, q, gamma, spend, horizon, seed)
     return out[0], out[1], out[2], out[3], out[4], out[6], out[7], out[9], out[10], out[11]
 
 
-@njit(cache=True)
-def simulate_transactions(
-    r: float,
-    alpha: float,
-    a: float,
-    b: float,
-    T: np.ndarray,
-    p: float,
-    q: float,
-    gamma: float,
-    spend: bool,
-    horizon: float,
-    seed: int,
-    n_tx: np.ndarray,
-):
-    """Transactions of the population simulated by :func:`simulate_population`
-    (:func:`transactions` at BG/NBD parameters).
-
-    ``n_tx`` is the per-customer transaction count returned by :func:`simulate_population`
-    with the same arguments.
-
-    Returns
-    -------
-    tuple of ndarray
-        ``(customer, time, amount)``: customer index (int64), time since the customer's
-        first purchase (0 for the first purchase) and value (nan without spend), sorted by
-        customer then time; all transactions up to ``T + horizon``.
-    """
-    return transactions(r, alpha, a, b, T, p, q, gamma, spend, horizon, seed, n_tx)
+#: Transactions of the population of :func:`simulate_population` (the same arguments and its
+#: ``n_tx``): :func:`transactions`, whose BG/NBD build this module's is.
+simulate_transactions = transactions

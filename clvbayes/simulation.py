@@ -1,7 +1,9 @@
-"""Simulate customer bases from the BG/NBD and Gamma-Gamma models.
+"""Simulate customer bases from any purchase family (BG/NBD, Pareto/NBD, MBG/NBD) and
+Gamma-Gamma spend.
 
-A pandas front end to :mod:`clvbayes.kernels.simulate`: draws a population of customers
-with known latent parameters, in the format of :func:`clvbayes.rfm_summary`, for
+A pandas front end to the event-by-event simulator of :mod:`clvbayes.kernels.simulate`,
+compiled per family (:func:`clvbayes.families.compiled.drivers_for`): draws a population of
+customers with known latent parameters, in the format of :func:`clvbayes.rfm_summary`, for
 checking estimators, calibration/holdout predictions and CLV pipelines against ground
 truth.
 """
@@ -14,7 +16,8 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from clvbayes.kernels.simulate import simulate_population, simulate_transactions
+from clvbayes.families import Family, get_family
+from clvbayes.families.compiled import drivers_for
 
 __all__ = ["simulate_customers"]
 
@@ -28,13 +31,36 @@ def _positive_float(name: str, value: object) -> float:
     return v
 
 
+def _parameters(family: Family, theta: tuple, T: object, params: dict) -> tuple[list[float], object]:
+    """The four parameters (positional or named by the family) and T (keyword or 5th positional)."""
+    names = family.param_names
+    if len(theta) == 5 and T is None:
+        theta, T = theta[:4], theta[4]
+    unknown = [k for k in params if k not in names]
+    if unknown:
+        raise TypeError(f"Unexpected argument(s) {', '.join(unknown)}: the {family.label} parameters are "
+                        f"{', '.join(names)}.")
+    if theta:
+        if len(theta) != 4:
+            raise TypeError(f"simulate_customers takes the four {family.label} parameters {', '.join(names)} "
+                            f"(and T) positionally, got {len(theta)} positional arguments.")
+        if params:
+            raise TypeError(f"Give the {family.label} parameters positionally or by name, not both "
+                            f"(got {', '.join(params)} by name as well).")
+        params = dict(zip(names, theta, strict=True))
+    missing = [k for k in names if k not in params]
+    if missing:
+        raise TypeError(f"simulate_customers(model={family.name!r}) needs the parameters {', '.join(names)}; "
+                        f"missing {', '.join(missing)}.")
+    if T is None:
+        raise TypeError("simulate_customers needs T (the customers' ages).")
+    return [_positive_float(k, params[k]) for k in names], T
+
+
 def simulate_customers(
-    r: float,
-    alpha: float,
-    a: float,
-    b: float,
-    T: float | Sequence[float] | np.ndarray | pd.Series,
-    *,
+    *theta: float,
+    T: float | Sequence[float] | np.ndarray | pd.Series | None = None,
+    model: str | Family = "bgnbd",
     n_customers: int | None = None,
     p: float | None = None,
     q: float | None = None,
@@ -42,24 +68,47 @@ def simulate_customers(
     holdout: float | None = None,
     seed: int,
     return_transactions: bool = False,
+    **params: float,
 ) -> pd.DataFrame | tuple[pd.DataFrame, pd.DataFrame]:
-    """Simulate a customer base from the BG/NBD model, optionally with Gamma-Gamma spend.
+    """Simulate a customer base from a purchase family, optionally with Gamma-Gamma spend.
 
-    Each customer has ``λ ~ Gamma(r, rate alpha)`` and ``p_drop ~ Beta(a, b)``, makes a
-    first purchase at time 0, then repeat purchases as a Poisson process of rate ``λ``,
-    dropping out with probability ``p_drop`` immediately after each repeat purchase
-    (Fader, Hardie & Lee 2005, "Counting your customers the easy way", Marketing Science
-    24(2)). With ``p, q, gamma`` every transaction (the first included) has value
+    Call it with the family's four parameters, by position or by the names of its
+    ``param_names``::
+
+        simulate_customers(0.243, 4.414, 0.793, 2.426, T=39.0, n_customers=1000, seed=1)
+        simulate_customers(r=0.55, alpha=10.58, s=0.61, beta=11.67, model="pnbd", T=39.0,
+                           n_customers=1000, seed=1)
+        simulate_customers(**fitted.params_, model=fitted.family, T=..., seed=1)
+
+    ``model`` defaults to BG/NBD, so ``simulate_customers(r, alpha, a, b, T, ...)`` works
+    as it always has (the same output for the same seed). Models and their processes (the
+    first purchase at time 0 is not a repeat purchase; ``λ ~ Gamma(r, rate alpha)`` and
+    purchases form a Poisson process of rate ``λ`` while the customer is alive):
+
+    - ``"bgnbd"`` (Fader, Hardie & Lee 2005, "Counting your customers the easy way",
+      Marketing Science 24(2)): ``p_drop ~ Beta(a, b)``; the customer drops out with
+      probability ``p_drop`` right after each repeat purchase;
+    - ``"mbgnbd"`` (Batislam, Denizel & Filiztekin 2007, IJRM 24(3)): as BG/NBD, and also
+      right after the first purchase (at time 0);
+    - ``"pnbd"`` (Schmittlein, Morrison & Colombo 1987, Management Science 33(1)):
+      ``μ ~ Gamma(s, rate beta)`` and an exponential lifetime of rate ``μ``.
+
+    With ``p, q, gamma`` every transaction (the first included) has value
     ``Gamma(p, rate ν)`` with ``ν ~ Gamma(q, rate gamma)`` (Fader, Hardie & Lee 2005,
     "RFM and CLV", JMR 42(4)).
 
     Parameters
     ----------
-    r, alpha, a, b : float
-        BG/NBD parameters, all > 0.
+    *theta : float
+        The family's four parameters in the order of its ``param_names`` (BG/NBD and
+        MBG/NBD ``r, alpha, a, b``; Pareto/NBD ``r, alpha, s, beta``), all > 0, optionally
+        followed by ``T``. Or give them by name (``**params``), not both.
     T : float or array-like
         Time from each customer's first purchase to the end of the calibration period
         (> 0), in the time unit of ``alpha``. A scalar needs ``n_customers``.
+    model : str or Family, default "bgnbd"
+        The family: ``"bgnbd"``, ``"pnbd"``, ``"mbgnbd"`` (the CLI's ``--model`` values) or
+        a :class:`~clvbayes.families.Family`.
     n_customers : int, optional
         Number of customers when ``T`` is a scalar (if ``T`` is an array it must match).
     p, q, gamma : float, optional
@@ -73,6 +122,8 @@ def simulate_customers(
         population do not change when more customers are added (for equal ``T``).
     return_transactions : bool, default False
         Also return the individual transactions.
+    **params : float
+        The family's parameters by name (``r=..., alpha=..., s=..., beta=...``).
 
     Returns
     -------
@@ -82,8 +133,10 @@ def simulate_customers(
         ``monetary_value`` (mean value of those repeat purchases, 0 if none; with spend),
         ``frequency_holdout`` (repeat purchases in ``(T, T + h]``; with ``holdout``),
         ``monetary_value_holdout`` (their mean value, 0 if none; with spend and holdout),
-        and the ground truth ``true_lambda``, ``true_p_drop``, ``true_nu`` (with spend)
-        and ``true_alive`` (not yet dropped out at ``T``).
+        then the ground truth: the latent draws ``true_lambda`` and ``true_p_drop``
+        (BG/NBD, MBG/NBD) or ``true_mu`` and ``true_lifetime`` (Pareto/NBD), ``true_nu``
+        (with spend), ``true_alive`` (not yet dropped out at ``T``) and
+        ``true_alive_holdout`` (not yet dropped out at ``T + h``; with ``holdout``).
     transactions : pandas.DataFrame
         Only with ``return_transactions=True``: columns ``customer_id``, ``time`` (since
         the customer's first purchase, 0 for the first purchase) and ``amount`` (with
@@ -94,13 +147,13 @@ def simulate_customers(
     ------
     ValueError
         For non-positive or non-finite parameters, ``T <= 0``, a partial set of spend
-        parameters, a mismatched ``n_customers`` or a seed that is not a non-negative
-        integer.
+        parameters, a mismatched ``n_customers``, a seed that is not a non-negative
+        integer or an unknown ``model``.
+    TypeError
+        For missing or unknown parameter names, or parameters given both ways.
     """
-    r = _positive_float("r", r)
-    alpha = _positive_float("alpha", alpha)
-    a = _positive_float("a", a)
-    b = _positive_float("b", b)
+    family = get_family(model)
+    theta_f, T = _parameters(family, theta, T, params)
 
     spend_given = [v is not None for v in (p, q, gamma)]
     if any(spend_given) and not all(spend_given):
@@ -145,8 +198,9 @@ def simulate_customers(
         raise ValueError("T must be positive and finite for every customer.")
     T_arr = np.ascontiguousarray(T_arr)
 
-    x, t_x, mon, lam, pdrop, nu, alive, x_h, mon_h, n_tx = simulate_population(
-        r, alpha, a, b, T_arr, p_f, q_f, g_f, spend, horizon, seed_i
+    drivers = drivers_for(family)
+    x, t_x, mon, lat0, lat1, lat2, nu, alive, alive_end, x_h, mon_h, n_tx = drivers.simulate_population(
+        *theta_f, T_arr, p_f, q_f, g_f, spend, horizon, seed_i
     )
 
     index = pd.RangeIndex(T_arr.shape[0], name="customer_id")
@@ -157,17 +211,19 @@ def simulate_customers(
         cols["frequency_holdout"] = x_h
         if spend:
             cols["monetary_value_holdout"] = mon_h
-    cols["true_lambda"] = lam
-    cols["true_p_drop"] = pdrop
+    for name, values in zip(family.latent_names, (lat0, lat1, lat2), strict=False):
+        cols[f"true_{name}"] = values
     if spend:
         cols["true_nu"] = nu
     cols["true_alive"] = alive
+    if holdout is not None:
+        cols["true_alive_holdout"] = alive_end
     summary = pd.DataFrame(cols, index=index)
     if not return_transactions:
         return summary
 
-    cust, time, amount = simulate_transactions(
-        r, alpha, a, b, T_arr, p_f, q_f, g_f, spend, horizon, seed_i, n_tx
+    cust, time, amount = drivers.simulate_transactions(
+        *theta_f, T_arr, p_f, q_f, g_f, spend, horizon, seed_i, n_tx
     )
     tcols: dict[str, np.ndarray] = {"customer_id": cust, "time": time}
     if spend:

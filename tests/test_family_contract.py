@@ -16,6 +16,11 @@ cores with mpmath at high precision):
 - the pmf sums to one and its mean is the expectation;
 - simulation: new customers' counts against the pmf (chi-square), holdout replicates
   against the conditional expectation (Monte Carlo);
+- the event-by-event simulator (``latent_one``, ``drops_out_one``, through
+  :func:`clvbayes.simulate_customers`): the mean frequency against the closed-form expected
+  purchases, the frequency distribution against the pmf (chi-square), the fraction truly
+  alive at T and at T + h against P(alive) (tower property), the holdout counts against
+  E[X(T+h)] - E[X(T)];
 - the Op (Python and Numba backends) returns the drivers' value and gradient;
 - the value engine's tables and block fill equal the cores.
 """
@@ -25,11 +30,13 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pandas as pd
 import pytensor
 import pytensor.tensor as pt
 import pytest
 from scipy import stats
 
+from clvbayes import simulate_customers
 from clvbayes.families import family_names, get_family
 from clvbayes.families.compiled import drivers_for
 from clvbayes.kernels import clv as K
@@ -197,6 +204,60 @@ def test_holdout_replicates_have_the_conditional_mean(family, th):
         mean = family.cores["conditional_expected_purchases_one"](*th, x, t_x, T, 20.0)
         sd = max(reps.std(), 1e-3)
         assert abs(reps.mean() - mean) < 5 * sd / math.sqrt(n), (x, t_x, T)
+
+
+def _z(sample: np.ndarray, expected: float) -> float:
+    """Monte Carlo z-score of a sample mean against its expectation."""
+    sample = np.asarray(sample, float)
+    return abs(sample.mean() - expected) / (sample.std(ddof=1) / math.sqrt(sample.size))
+
+
+@pytest.mark.parametrize("th", POINTS[:2])
+def test_event_simulator_follows_the_closed_forms(family, th):
+    c = family.cores
+    T, h, n = 26.0, 13.0, 40_000
+    df = simulate_customers(*th, model=family.name, T=T, n_customers=n, holdout=h, seed=17)
+    x = df["frequency"].to_numpy()
+    # E[X(T)] and the holdout's E[X(T+h)] - E[X(T)] (the holdout is unconditional here)
+    assert _z(x, c["expected_purchases_one"](*th, T)) < 4.5
+    assert _z(df["frequency_holdout"], c["expected_purchases_one"](*th, T + h) - c["expected_purchases_one"](*th, T)) < 4.5
+    # P(X(T) = k), the sparse tail pooled
+    probs = np.array([c["pmf_one"](*th, T, k) for k in range(200)])
+    expected = n * probs
+    kmax = int(np.nonzero(expected >= 20)[0].max())
+    observed = np.bincount(np.minimum(x, kmax), minlength=kmax + 1)
+    expected = np.append(expected[:kmax], n - expected[:kmax].sum())
+    assert stats.chisquare(observed, expected).pvalue > 1e-4
+    # tower property: E[1{alive at T}] = E[P(alive | x, t_x, T)], and at T + h
+    # E[1{alive at T+h}] = E[P(alive | history) (1 - P(drop out in (T, T+h] | alive at T))]
+    hist = zip(x.astype(float), df["recency"], df["T"], strict=True)
+    pa = np.array([c["p_alive_one"](*th, *hh) for hh in hist])
+    stay = np.array([1.0 - c["alive_factor_one"](K.DROPOUT, *th, float(k), T, 0.0, h) for k in x])
+    alive = df["true_alive"].to_numpy()
+    assert _z(alive.astype(float) - pa, 0.0) < 4.5
+    assert _z(df["true_alive_holdout"].to_numpy(float) - pa * stay, 0.0) < 4.5
+    # the dead buy nothing and stay dead; recency is a purchase time in (0, T]
+    assert (df["frequency_holdout"].to_numpy()[~alive] == 0).all()
+    assert not (df["true_alive_holdout"].to_numpy() & ~alive).any()
+    rec = df["recency"].to_numpy()
+    assert ((rec > 0) == (x > 0)).all() and (rec <= T).all()
+    # the latent draws have the prior means: λ ~ Gamma(r, rate α)
+    assert _z(df["true_lambda"], th[0] / th[1]) < 4.5
+    assert [col for col in df.columns if col.startswith("true_")] == [
+        *(f"true_{name}" for name in family.latent_names), "true_alive", "true_alive_holdout"]
+
+
+def test_event_simulator_takes_the_parameters_by_position_or_name(family):
+    th = POINTS[0]
+    by_pos = simulate_customers(*th, 13.0, model=family, n_customers=500, seed=3)
+    by_name = simulate_customers(**dict(zip(family.param_names, th, strict=True)), T=13.0, model=family.name,
+                                 n_customers=500, seed=3)
+    pd.testing.assert_frame_equal(by_pos, by_name)
+    with pytest.raises(TypeError, match="missing"):
+        simulate_customers(**dict(zip(family.param_names[:3], th, strict=False)), T=13.0, model=family.name,
+                           n_customers=5, seed=3)
+    with pytest.raises(TypeError, match="Unexpected"):
+        simulate_customers(*th, T=13.0, model=family.name, n_customers=5, seed=3, nope=1.0)
 
 
 @pytest.mark.parametrize("mode", [None, "NUMBA"])

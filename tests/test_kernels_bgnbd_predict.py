@@ -653,3 +653,18 @@ def test_array_wrappers_match_scalar_cores():
     ex = bgnbd_expected_purchases(r, alpha, a, b, ts)
     assert all(ex[i] == expected_purchases_one(r, alpha, a, b, ts[i]) for i in range(ts.size))
     assert np.all(np.isfinite(de)) and np.all(np.isfinite(ce))
+
+
+def test_array_forms_are_the_generic_drivers():
+    """The documented ``bgnbd_*`` array functions are the generic drivers at BG/NBD's cores
+    (one loop for every family), not loops of their own."""
+    from clvbayes.families.compiled import drivers_for
+    from clvbayes.kernels import bgnbd_predict
+
+    d = drivers_for("bgnbd")
+    for name, driver in (("bgnbd_p_alive", d.p_alive), ("bgnbd_expected_purchases", d.expected_purchases),
+                         ("bgnbd_conditional_expected_purchases", d.conditional_expected_purchases),
+                         ("bgnbd_pmf", d.pmf), ("bgnbd_conditional_pmf", d.conditional_pmf), ("bgnbd_dert", d.dert)):
+        assert getattr(bgnbd_predict, name) is driver
+    with pytest.raises(AttributeError, match="no attribute 'bgnbd_nope'"):
+        bgnbd_predict.bgnbd_nope  # noqa: B018

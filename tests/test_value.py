@@ -36,7 +36,7 @@ from clvbayes.value import (
     value_concentration,
 )
 from clvbayes.value.customers import continuous_rate
-from clvbayes.value.draws import joint_draws, parameter_draws
+from clvbayes.value.draws import GG_PARAMS, ParameterDraws, joint_draws, parameter_draws
 
 WEEK_RATE = math.log(1.1) * 7 / 365.25  # δ per week for 10% a year
 
@@ -113,6 +113,38 @@ def test_joint_draws_pairing(bayes):
     t = joint_draws(bg, gg, n_draws=30)
     assert t.shape == (2, 15)
     np.testing.assert_array_equal(t.draw, bg.idata_.posterior["draw"].to_numpy()[::4])
+
+
+def test_draws_in_place_of_models_give_the_same_values(rfm, bayes):
+    """The value functions take a model's ParameterDraws where they take the model (the Dask
+    workers' path): the purchase and spend parts of the joint draws pair back identically."""
+    bg, gg = bayes
+    j = joint_draws(bg, gg, n_draws=40)
+    purchase, spend = j.select(bg.family.param_names, bg.family.name), j.select(GG_PARAMS)
+    assert set(purchase.values) == {"r", "alpha", "a", "b"} and purchase.family == "bgnbd"
+    assert set(spend.values) == {"p", "q", "gamma"} and spend.family is None
+    back = joint_draws(purchase, spend)
+    assert back.values.keys() == j.values.keys() and back.source == j.source and back.family == j.family
+    for k in j.values:
+        np.testing.assert_array_equal(back[k], j[k])
+    np.testing.assert_array_equal(back.draw, j.draw)
+    assert parameter_draws(purchase) is purchase
+    kw = dict(quantities=("clv", "p_alive", "expected_purchases"), horizon=26.0, segment=None)
+    by_model = customer_metrics(bg, gg, rfm, n_draws=40, **kw)
+    by_draws = customer_metrics(purchase, spend, rfm, **kw)
+    for q in by_model:
+        pd.testing.assert_frame_equal(by_model[q].summary, by_draws[q].summary)
+        np.testing.assert_array_equal(by_model[q].totals, by_draws[q].totals)
+    # spend alone: the Gamma-Gamma draws, no purchase parameters, no stand-in model
+    sp = expected_spend(gg, rfm)
+    assert isinstance(sp.parameter_draws, ParameterDraws) and set(sp.parameter_draws.values) == set(GG_PARAMS)
+    pd.testing.assert_frame_equal(sp.summary, expected_spend(parameter_draws(gg), rfm).summary)
+    with pytest.raises(ValueError, match="carry no customers"):
+        customer_metrics(purchase, None, quantities=("p_alive",))
+    with pytest.raises(ValueError, match="need a fitted purchase model"):
+        customer_metrics(None, gg, rfm, quantities=("spend", "p_alive"))
+    with pytest.raises(ValueError, match="needs a purchase model"):
+        joint_draws(None, None)
 
 
 def test_clv_draws_equal_scalar_kernel_on_paired_draws(rfm, bayes):

@@ -49,8 +49,7 @@ from clvbayes.distributed._dask import is_dask_collection, require_dask
 from clvbayes.value.arguments import check_discount_rate, check_margin, check_number
 from clvbayes.value.churn import CHURN_QUANTITIES, CHURN_TOTALS, churn_report, churn_summary_table
 from clvbayes.value.customers import DEFAULT_ANNUAL_DISCOUNT_RATE, quantile_names, resolve_time_unit
-from clvbayes.families import get_family
-from clvbayes.value.draws import GG_PARAMS, ParameterDraws, joint_draws
+from clvbayes.value.draws import GG_PARAMS, joint_draws
 from clvbayes.value.lifecycle import STAGES, lifecycle_stages, stage_table
 from clvbayes.value.quantities import (
     QUANTITIES,
@@ -66,47 +65,6 @@ __all__ = ["DaskScores", "score_customers"]
 _FAN_IN = 16
 # Churn totals that add across partitions (the churn rate is their ratio, per draw).
 _CHURN_SUMS = ("alive", "dropouts", "churn_damage")
-
-
-class _Posterior:
-    """The part of an ``InferenceData`` that :func:`~clvbayes.value.draws.parameter_draws` reads."""
-
-    def __init__(self, posterior: xr.Dataset):
-        self.posterior = posterior
-
-    def groups(self) -> list[str]:
-        return ["posterior"]
-
-
-class _DrawsModel:
-    """Stands in for a fitted model on the workers: the model's draws (already paired with
-    the other model's and thinned on the client), so that :func:`clvbayes.customer_metrics`
-    and :func:`clvbayes.churn_analysis` run unchanged and pair them back identically.
-    Small and cheap to pickle, unlike a fitted model."""
-
-    def __init__(self, draws: ParameterDraws, names: Sequence[str], family: str | None = None):
-        self.param_names = tuple(names)
-        self.values = {p: draws.values[p] for p in self.param_names}
-        self.chain, self.draw = draws.chain, draws.draw
-        self._family = family  # a name: Family objects hold compiled kernels, not picklable
-
-    @property
-    def family(self):
-        return None if self._family is None else get_family(self._family)
-
-    @property
-    def idata_(self) -> _Posterior | None:
-        n_chain, n_draw = len(self.chain), len(self.draw)
-        if n_chain * n_draw <= 1:
-            return None  # one draw: read as a point estimate (_params_array)
-        ds = xr.Dataset(
-            {p: (("chain", "draw"), v.reshape(n_chain, n_draw)) for p, v in self.values.items()},
-            coords={"chain": self.chain, "draw": self.draw},
-        )
-        return _Posterior(ds)
-
-    def _params_array(self) -> np.ndarray:
-        return np.array([self.values[p][0] for p in self.param_names])
 
 
 @dataclass(frozen=True)
@@ -517,9 +475,11 @@ def score_customers(
     draws = joint_draws(bgnbd, gamma_gamma if needs_spend else None, n_draws)
     if needs_spend:
         _check_finite_mean_spend(draws)
+    # The workers' "models" are the two parts of the paired draws, which the engine takes in
+    # place of fitted models and pairs back identically (ParameterDraws.select).
     models = (
-        _DrawsModel(draws, bgnbd.family.param_names, bgnbd.family.name),
-        _DrawsModel(draws, GG_PARAMS) if needs_spend else None,
+        draws.select(bgnbd.family.param_names, bgnbd.family.name),
+        draws.select(GG_PARAMS) if needs_spend else None,
     )
     client = _active_client()
     # hash=False: a key of its own per call. With content-hashed keys, a second call with the

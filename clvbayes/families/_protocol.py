@@ -45,7 +45,20 @@ finite and accurate at extreme parameters and data (log-space, stable special fu
                                      purchases in (T, T+t] of a customer with this history,
                                      simulated (alive w.p. P(alive); then the posterior given
                                      alive; then the future process)
+``latent_one(θ)``                    a new customer's latent draws ``(λ, d, τ)`` for the event-by-
+                                     event simulator (:mod:`clvbayes.kernels.simulate`): the
+                                     purchase rate, the dropout parameter (BG/NBD: p; Pareto/NBD:
+                                     μ) and a lifetime drawn up front (``inf`` where dropout is
+                                     decided at purchases); named by :attr:`Family.latent_names`
+``drops_out_one(θ, λ, d, k)``        whether the customer drops out right after purchase ``k``
+                                     (``k = 0``: the first purchase, at time 0; ``k >= 1``: the
+                                     k-th repeat purchase), drawing what it needs
 ==================================== ==========================================================
+
+The event-by-event simulator takes the purchases of an alive customer to be a Poisson
+process of rate λ (true of every family here); ``replicate_one`` and
+``holdout_replicate_one`` are its fast, event-free counterparts for predictive checks and
+need not share its random numbers.
 
 Registration: a family module ends with ``register(Family(...))``; :func:`get_family` looks
 families up by name (``"bgnbd"``, ``"pnbd"``, ``"mbgnbd"``), which is also the CLI's
@@ -75,6 +88,8 @@ CORES = (
     "alive_factor_one",
     "replicate_one",
     "holdout_replicate_one",
+    "latent_one",
+    "drops_out_one",
 )
 
 
@@ -115,6 +130,10 @@ class Family:
         The value engine may interpolate ``ln F`` in ``ln(shift(θ) + T)`` by Chebyshev
         polynomials within groups of equal (x, δ) (accepted only where the expansion has
         converged to 1e-12, else evaluated key by key).
+    latent_names : tuple of str
+        Names of the first two or all three latent draws of ``latent_one`` (``("lambda",
+        "p_drop")``; Pareto/NBD ``("lambda", "mu", "lifetime")``): the ground-truth columns
+        ``true_<name>`` of :func:`clvbayes.simulate_customers`. Required.
     """
 
     name: str
@@ -129,6 +148,7 @@ class Family:
     finite_total_param: str = "a"
     finite_total_why: str = ""
     interpolate_in_log_age: bool = False
+    latent_names: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         missing = [c for c in CORES if c not in self.cores]
@@ -136,6 +156,8 @@ class Family:
             raise TypeError(f"Family {self.name!r} lacks the cores {missing}.")
         if len(self.param_names) != 4:
             raise TypeError(f"Family {self.name!r}: the cores take four parameters, got {self.param_names}.")
+        if len(self.latent_names) not in (2, 3):
+            raise TypeError(f"Family {self.name!r}: latent_names must name 2 or 3 latent draws, got {self.latent_names}.")
         if self.mle_start is None:
             object.__setattr__(self, "mle_start", _default_start)
         object.__setattr__(self, "cores", MappingProxyType(dict(self.cores)))

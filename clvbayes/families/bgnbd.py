@@ -5,7 +5,8 @@ While alive a customer buys as a Poisson process of rate λ ~ Gamma(r, rate α);
 each repeat purchase they drop out with probability p ~ Beta(a, b). The math lives in
 :mod:`clvbayes.kernels.bgnbd` (likelihood, eq. 6), :mod:`clvbayes.kernels.bgnbd_predict`
 (P(alive), eqs. 8-10, DERT), :mod:`clvbayes.kernels.clv` (the value factors given alive) and
-:mod:`clvbayes.kernels.predictive` (simulation); this module registers it.
+:mod:`clvbayes.kernels.predictive` (predictive replicates) and
+:mod:`clvbayes.kernels.simulate` (event-by-event simulation); this module registers it.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from clvbayes.kernels import bgnbd as _ll
 from clvbayes.kernels import bgnbd_predict as _pred
 from clvbayes.kernels import clv as _clv
 from clvbayes.kernels import predictive as _sim
+from clvbayes.kernels import simulate as _evsim
 
 
 def default_priors(mean_T: float) -> dict:
@@ -47,6 +49,8 @@ BGNBD = register(
             "alive_factor_one": _clv.alive_factor_one,
             "replicate_one": _sim.bgnbd_replicate_one,
             "holdout_replicate_one": _sim.bgnbd_holdout_replicate_one,
+            "latent_one": _evsim.latent_one,
+            "drops_out_one": _evsim.drops_out_one,
         },
         # The tabulated likelihood (one table of x-terms per call) and the Chebyshev value
         # tables are faster than the generic drivers; those remain their test reference.
@@ -58,5 +62,6 @@ BGNBD = register(
             "fill": _clv._fill,
         },
         interpolate_in_log_age=True,
+        latent_names=("lambda", "p_drop"),
     )
 )

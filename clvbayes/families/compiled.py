@@ -17,6 +17,7 @@ from clvbayes.families._protocol import Family, get_family
 from clvbayes.kernels import build
 from clvbayes.kernels import clv as _clv
 from clvbayes.kernels import drivers as _drv
+from clvbayes.kernels import simulate as _evsim
 from clvbayes.kernels import tracking as _tracking
 
 __all__ = ["Drivers", "drivers_for"]
@@ -33,7 +34,9 @@ class Drivers:
     ``factor_table(quantity, p0, p1, p2, p3, ux, uT, udelta, horizon)`` and
     ``fill(quantity, p0, p1, p2, p3, p, q, gamma, table, ux, uT, codes, t_x, m, margin, out,
     alive_out, with_alive)`` are the value engine's per-draw kernels (parameter arrays of
-    length D). ``serial`` holds thread-free builds of the likelihood sums for samplers that
+    length D). ``simulate_population`` and ``simulate_transactions`` are the event-by-event
+    simulator of :mod:`clvbayes.kernels.simulate` (``population``, ``transactions``) with the
+    family's ``latent_one`` and ``drops_out_one``. ``serial`` holds thread-free builds of the likelihood sums for samplers that
     already run one chain per core.
     """
 
@@ -49,6 +52,8 @@ class Drivers:
     dert: Callable
     calibration_replicates: Callable
     holdout_replicates: Callable
+    simulate_population: Callable
+    simulate_transactions: Callable
     factor_table: Callable
     fill: Callable
     expected_purchases_grid: Callable
@@ -68,6 +73,8 @@ _GENERIC = {
     "dert": _drv.dert,
     "calibration_replicates": _drv.calibration_replicates,
     "holdout_replicates": _drv.holdout_replicates,
+    "simulate_population": _evsim.population,
+    "simulate_transactions": _evsim.transactions,
     "factor_table": _clv.family_factor_table,
     "fill": _clv.family_fill,
     "expected_purchases_grid": _tracking.expected_purchases_grid,

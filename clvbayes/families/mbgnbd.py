@@ -62,5 +62,6 @@ MBGNBD = register(
             "factor_table": factor_table,
         },
         interpolate_in_log_age=True,
+        latent_names=("lambda", "p_drop"),
     )
 )

@@ -60,6 +60,8 @@ PARETO_NBD = register(
             "alive_factor_one": _k.alive_factor_one,
             "replicate_one": _k.replicate_one,
             "holdout_replicate_one": _k.holdout_replicate_one,
+            "latent_one": _k.latent_one,
+            "drops_out_one": _k.drops_out_one,
         },
         # The likelihood is a long ridge in (s, beta) (s and beta growing together at a fixed
         # mean dropout rate s/beta: the limit of no dropout heterogeneity). On CDNOW with the
@@ -70,5 +72,6 @@ PARETO_NBD = register(
         finite_total_why=("a customer alive now stays for an exponential lifetime of mean 1/μ, μ ~ Gamma(s, β + T), "
                           "and E[1/μ] = (β + T)/(s - 1) is finite only for s > 1"),
         interpolate_in_log_age=False,
+        latent_names=("lambda", "mu", "lifetime"),
     )
 )

@@ -46,8 +46,9 @@ Divisions use ``error_model="numpy"`` (no Python ZeroDivisionError check), which
 vectorize the DERT inner loop.
 
 Every quantity has a scalar core (``*_one``) for use inside (customer × posterior draw)
-loops, and an array wrapper (``bgnbd_*``) that loops over customers with ``prange``; each
-output element depends only on its own inputs, so results do not depend on the thread count.
+loops, and an array form (``bgnbd_*``: the generic drivers of :mod:`clvbayes.kernels.drivers`
+at these cores) that loops over customers with ``prange``; each output element depends only
+on its own inputs, so results do not depend on the thread count.
 
 Preconditions (not checked in the hot loops): parameters > 0, x >= 0 integer-valued,
 0 <= t_x <= T, t >= 0, δ > 0.
@@ -58,7 +59,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 from clvbayes.kernels.special import exprel, lnpoch, log1pexp
 
@@ -1331,98 +1332,26 @@ def discounted_purchases_alive_one(
 
 
 # --------------------------------------------------------------------------------------
-# Array wrappers
+# Array wrappers: the generic drivers at BG/NBD's cores
 # --------------------------------------------------------------------------------------
 
-
-@njit(cache=True, fastmath=False, error_model="numpy", parallel=True)
-def bgnbd_p_alive(
-    r: float, alpha: float, a: float, b: float, x: np.ndarray, t_x: np.ndarray, T: np.ndarray
-) -> np.ndarray:
-    """P(alive at T) per customer (Fader, Hardie & Lee, note 021); see :func:`p_alive_one`."""
-    n = x.shape[0]
-    out = np.empty(n)
-    for i in prange(n):
-        out[i] = p_alive_one(r, alpha, a, b, x[i], t_x[i], T[i])
-    return out
-
-
-@njit(cache=True, fastmath=False, error_model="numpy", parallel=True)
-def bgnbd_expected_purchases(
-    r: float, alpha: float, a: float, b: float, t: np.ndarray
-) -> np.ndarray:
-    """Unconditional E[X(t)] for each t (FHL 2005 eq. 9); see :func:`expected_purchases_one`."""
-    n = t.shape[0]
-    out = np.empty(n)
-    for i in prange(n):
-        out[i] = expected_purchases_one(r, alpha, a, b, t[i])
-    return out
+# Public names of the parallel array loops over the cores above. They are the generic drivers
+# of clvbayes.kernels.drivers (bound to these cores there; every family's through
+# clvbayes.families.compiled.drivers_for), so the loops are written once. Looked up lazily:
+# drivers imports this module.
+_DRIVER_ALIASES = {
+    "bgnbd_p_alive": "p_alive",  # P(alive at T) per customer (note 021), p_alive_one
+    "bgnbd_expected_purchases": "expected_purchases",  # E[X(t)] for each t (eq. 9)
+    "bgnbd_conditional_expected_purchases": "conditional_expected_purchases",  # E[Y(t) | x, t_x, T] (eq. 10)
+    "bgnbd_pmf": "pmf",  # P(X(t) = n) for each n (eq. 8)
+    "bgnbd_conditional_pmf": "conditional_pmf",  # P(Y(t) = n | x, t_x, T) per customer
+    "bgnbd_dert": "dert",  # DERT per customer at per-customer rates δ
+}
 
 
-@njit(cache=True, fastmath=False, error_model="numpy", parallel=True)
-def bgnbd_conditional_expected_purchases(
-    r: float,
-    alpha: float,
-    a: float,
-    b: float,
-    x: np.ndarray,
-    t_x: np.ndarray,
-    T: np.ndarray,
-    t: float,
-) -> np.ndarray:
-    """E[Y(t) | x, t_x, T] per customer (FHL 2005 eq. 10); see
-    :func:`conditional_expected_purchases_one`."""
-    n = x.shape[0]
-    out = np.empty(n)
-    for i in prange(n):
-        out[i] = conditional_expected_purchases_one(r, alpha, a, b, x[i], t_x[i], T[i], t)
-    return out
+def __getattr__(name: str):
+    if name in _DRIVER_ALIASES:
+        from clvbayes.kernels import drivers
 
-
-@njit(cache=True, fastmath=False, error_model="numpy", parallel=True)
-def bgnbd_pmf(r: float, alpha: float, a: float, b: float, t: float, n: np.ndarray) -> np.ndarray:
-    """Unconditional P(X(t) = n) for each n (FHL 2005 eq. 8); see :func:`pmf_one`."""
-    m = n.shape[0]
-    out = np.empty(m)
-    for i in prange(m):
-        out[i] = pmf_one(r, alpha, a, b, t, n[i])
-    return out
-
-
-@njit(cache=True, fastmath=False, error_model="numpy", parallel=True)
-def bgnbd_conditional_pmf(
-    r: float,
-    alpha: float,
-    a: float,
-    b: float,
-    x: np.ndarray,
-    t_x: np.ndarray,
-    T: np.ndarray,
-    t: float,
-    n: int,
-) -> np.ndarray:
-    """P(Y(t) = n | x, t_x, T) per customer; see :func:`conditional_pmf_one`."""
-    m = x.shape[0]
-    out = np.empty(m)
-    for i in prange(m):
-        out[i] = conditional_pmf_one(r, alpha, a, b, x[i], t_x[i], T[i], t, n)
-    return out
-
-
-@njit(cache=True, fastmath=False, error_model="numpy", parallel=True)
-def bgnbd_dert(
-    r: float,
-    alpha: float,
-    a: float,
-    b: float,
-    x: np.ndarray,
-    t_x: np.ndarray,
-    T: np.ndarray,
-    delta: np.ndarray,
-) -> np.ndarray:
-    """DERT per customer at per-customer continuous discount rates; see :func:`dert_one`."""
-    m = x.shape[0]
-    out = np.empty(m)
-    for i in prange(m):
-        out[i] = dert_one(r, alpha, a, b, x[i], t_x[i], T[i], delta[i])
-    return out
+        return getattr(drivers, _DRIVER_ALIASES[name])
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -465,6 +465,27 @@ def clv_factor_table(
 # --------------------------------------------------------------------------------------
 
 
+# inline="always": inlined in Numba IR, so the hot BG/NBD loop is the code it was before.
+@njit(cache=True, fastmath=False, error_model="numpy", inline="always")
+def _from_alive(
+    quantity: int, pa: float, pdead: float, table: np.ndarray, d: int, k: int, p: float, q: float, gamma: float,
+    x: float, m: float, margin: float,
+) -> float:
+    """A quantity of one (draw d, customer of key k) from its P_alive ``pa`` and
+    ``pdead = 1 - pa``: ``pa · F`` (F = ``table[d, k]``; not read for ``P_ALIVE``), times
+    ``margin · E[Z | x, m]`` (FHL 2005, JMR 42(4), eq. 5) for ``CLV``; ``pdead · F · margin ·
+    E[Z | x, m]`` for ``LOST``; plus ``pdead`` for ``PMF`` (n = 0: the dead make no purchase).
+    The algebra shared by every family's block fill (:func:`_fill`, :func:`family_fill`)."""
+    val = pdead if quantity == LOST else pa
+    if quantity != P_ALIVE:
+        val *= table[d, k]
+        if quantity == CLV or quantity == LOST:
+            val *= margin * gg_expected_spend_one(p, q, gamma, x, m)
+        elif quantity == PMF:
+            val += pdead
+    return val
+
+
 @njit(cache=True, fastmath=False, error_model="numpy", parallel=True)
 def _fill(
     quantity: int,
@@ -516,15 +537,7 @@ def _fill(
                 val = 1.0
             if with_alive:
                 alive_out[d, i] = val
-            if quantity == LOST:
-                val = pdead
-            if quantity != P_ALIVE:
-                val *= table[d, k]
-                if quantity == CLV or quantity == LOST:
-                    val *= margin[i] * gg_expected_spend_one(p[d], q[d], gamma[d], xk, m[i])
-                elif quantity == PMF:  # n = 0: the dead make no purchase
-                    val += pdead
-            out[d, i] = val
+            out[d, i] = _from_alive(quantity, val, pdead, table, d, k, p[d], q[d], gamma[d], xk, m[i], margin[i])
 
 
 @njit(cache=True, fastmath=False, error_model="numpy")
@@ -677,15 +690,7 @@ def family_fill(
             pdead = 1.0 - val
             if with_alive:
                 alive_out[d, i] = val
-            if quantity == LOST:
-                val = pdead
-            if quantity != P_ALIVE:
-                val *= table[d, k]
-                if quantity == CLV or quantity == LOST:
-                    val *= margin[i] * gg_expected_spend_one(p[d], q[d], gamma[d], xk, m[i])
-                elif quantity == PMF:  # n = 0: the dead make no purchase
-                    val += pdead
-            out[d, i] = val
+            out[d, i] = _from_alive(quantity, val, pdead, table, d, k, p[d], q[d], gamma[d], xk, m[i], margin[i])
 
 
 # --------------------------------------------------------------------------------------

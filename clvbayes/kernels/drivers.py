@@ -53,6 +53,9 @@ CORE_NAMES = {
     "alive_factor_one": "_alive_factor_one",
     "replicate_one": "_replicate_one",
     "holdout_replicate_one": "_holdout_replicate_one",
+    # bound in clvbayes.kernels.simulate (the event-by-event simulator)
+    "latent_one": "_latent_one",
+    "drops_out_one": "_drops_out_one",
 }
 
 _loglik_one = _bg.bgnbd_loglik_one

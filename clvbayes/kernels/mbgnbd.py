@@ -589,3 +589,37 @@ def holdout_replicate_one(
     lam = np.random.gamma(r + x, 1.0 / (alpha + T))
     j, _ = _count_and_last(lam, a, b + x + 1.0, t, False)
     return j
+
+
+# --------------------------------------------------------------------------------------
+# Event-by-event simulation (the cores of clvbayes.kernels.simulate)
+# --------------------------------------------------------------------------------------
+
+# The latent draws are BG/NBD's: λ ~ Gamma(r, rate α), p ~ Beta(a, b), no lifetime drawn up
+# front (BDF 2007 section 2).
+from clvbayes.kernels.simulate import latent_one  # noqa: E402
+
+
+@njit(cache=True, error_model="numpy")
+def drops_out_one(r: float, alpha: float, a: float, b: float, lam: float, p_drop: float, k: int) -> bool:
+    """Whether an MBG/NBD customer drops out right after purchase ``k``: with probability
+    ``p_drop`` after every purchase, the first (``k = 0``, at time 0) included (BDF 2007
+    section 2; one uniform).
+
+    Parameters
+    ----------
+    r, alpha, a, b : float
+        MBG/NBD parameters (unused: the latent draws carry the customer).
+    lam, p_drop : float
+        The customer's latent draws (:func:`latent_one`).
+    k : int
+        Purchases so far after the first one.
+
+    Returns
+    -------
+    bool
+    """
+    return np.random.random() < p_drop
+
+
+__all__ += ["latent_one", "drops_out_one"]

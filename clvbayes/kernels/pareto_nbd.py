@@ -890,3 +890,46 @@ def holdout_replicate_one(
     mu = np.random.gamma(s, 1.0 / (beta + T))
     k, _ = _count_and_last(lam, mu, t)
     return k
+
+
+# --------------------------------------------------------------------------------------
+# Event-by-event simulation (the cores of clvbayes.kernels.simulate)
+# --------------------------------------------------------------------------------------
+
+
+@njit(cache=True, error_model="numpy")
+def latent_one(r: float, alpha: float, s: float, beta: float) -> tuple[float, float, float]:
+    """A new Pareto/NBD customer's latent draws ``(λ, μ, τ)``.
+
+    SMC (1987) section 2: ``λ ~ Gamma(r, rate α)``, ``μ ~ Gamma(s, rate β)``, lifetime
+    ``τ ~ Exp(μ)`` (by inversion, ``-ln(1 - U)/μ``; ``inf`` where μ underflows to 0 for
+    tiny s). Draw order ``λ, μ, U``, from Numba's global generator.
+
+    Parameters
+    ----------
+    r, alpha, s, beta : float
+        Pareto/NBD parameters (> 0).
+
+    Returns
+    -------
+    tuple of float
+    """
+    lam = np.random.gamma(r, 1.0 / alpha)
+    mu = np.random.gamma(s, 1.0 / beta)
+    e = -math.log(1.0 - np.random.random())
+    return lam, mu, (e / mu if mu > 0.0 else math.inf)
+
+
+@njit(cache=True, error_model="numpy")
+def drops_out_one(r: float, alpha: float, s: float, beta: float, lam: float, mu: float, k: int) -> bool:
+    """Never: a Pareto/NBD customer's dropout is the lifetime of :func:`latent_one`, not an
+    event at purchases (SMC 1987). No draws.
+
+    Returns
+    -------
+    bool
+    """
+    return False
+
+
+__all__ += ["latent_one", "drops_out_one"]

@@ -10,11 +10,19 @@ independent priors, so their joint posterior is the product of the two posterior
 pairing the k-th BG/NBD draw with the k-th Gamma-Gamma draw of two independent chains of
 samples is a sample from it. CLV uses each such pair as it is (draw by draw), never a
 posterior mean of either model.
+
+**Draws in place of models.** Every value function takes a fitted model *or* its
+:class:`ParameterDraws` (:func:`parameter_draws`, or a part of :func:`joint_draws` taken by
+:meth:`ParameterDraws.select`): the draws are all the value engine reads from a model. This
+is how the Dask scorer ships a few arrays to its workers instead of fitted models
+(:mod:`clvbayes.distributed.scoring`), and how spend alone is computed without a purchase
+model (``bgnbd=None``).
 """
 
 from __future__ import annotations
 
 import numbers
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -61,6 +69,18 @@ class ParameterDraws:
     def __getitem__(self, name: str) -> np.ndarray:
         return self.values[name]
 
+    def select(self, names: Sequence[str], family: str | None = None) -> ParameterDraws:
+        """The draws of the parameters ``names`` only, on the same grid and with the same
+        source: e.g. the purchase part (``family`` its name) or the spend part (``family``
+        None) of :func:`joint_draws`, which :func:`joint_draws` pairs back identically.
+
+        Raises
+        ------
+        KeyError
+            For a name these draws do not have.
+        """
+        return ParameterDraws({k: self.values[k] for k in names}, self.chain, self.draw, self.source, family)
+
     def thin(self, n_draws: int | None) -> ParameterDraws:
         """Keep about ``n_draws`` draws in all: evenly spaced draws, the same positions in
         every chain (``ceil(n_draws / chains)`` per chain), so the grid stays a grid."""
@@ -94,8 +114,10 @@ def parameter_draws(model, n_draws: int | None = None) -> ParameterDraws:
     Parameters
     ----------
     model
-        A :class:`~clvbayes.BetaGeoModel` or :class:`~clvbayes.GammaGammaModel` after
-        ``fit()`` (posterior), ``fit_mle()``/``fit(method="map")``/``from_params`` (point).
+        A purchase model (:class:`~clvbayes.BetaGeoModel`, any family) or a
+        :class:`~clvbayes.GammaGammaModel` after ``fit()`` (posterior),
+        ``fit_mle()``/``fit(method="map")``/``from_params`` (point); or a
+        :class:`ParameterDraws`, returned as it is (thinned to ``n_draws``).
     n_draws
         Keep about this many draws, evenly spaced within each chain (:meth:`ParameterDraws.thin`;
         default: all). Thinning, not random: the same call gives the same draws.
@@ -112,6 +134,8 @@ def parameter_draws(model, n_draws: int | None = None) -> ParameterDraws:
         For non-positive or non-finite draws.
     """
     n_draws = _check_n_draws(n_draws)
+    if isinstance(model, ParameterDraws):
+        return model.thin(n_draws)
     names = tuple(model.param_names)
     family = getattr(getattr(model, "family", None), "name", None)
     idata = getattr(model, "idata_", None)
@@ -146,17 +170,29 @@ def joint_draws(bgnbd, gamma_gamma=None, n_draws: int | None = None) -> Paramete
     Parameters
     ----------
     bgnbd
-        A fitted :class:`~clvbayes.BetaGeoModel`.
+        A fitted purchase model (:class:`~clvbayes.BetaGeoModel`, any family) or its
+        :class:`ParameterDraws`; None for spend alone (then the Gamma-Gamma draws, with no
+        purchase parameters and ``family`` None).
     gamma_gamma
-        A fitted :class:`~clvbayes.GammaGammaModel`, or None (no spend parameters).
+        A fitted :class:`~clvbayes.GammaGammaModel` or its :class:`ParameterDraws`, or None
+        (no spend parameters).
     n_draws
         Keep about this many joint draws (default: all).
 
     Returns
     -------
     ParameterDraws
+
+    Raises
+    ------
+    ValueError
+        When both are None.
     """
     n_draws = _check_n_draws(n_draws)
+    if bgnbd is None:
+        if gamma_gamma is None:
+            raise ValueError("joint_draws needs a purchase model, a Gamma-Gamma model or both.")
+        return parameter_draws(gamma_gamma, n_draws).select(GG_PARAMS)
     bg = parameter_draws(bgnbd, n_draws)
     if gamma_gamma is None:
         return bg

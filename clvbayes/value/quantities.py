@@ -237,9 +237,12 @@ def customer_metrics(
     Parameters
     ----------
     bgnbd
-        Fitted :class:`~clvbayes.BetaGeoModel` (posterior draws, or point estimates).
+        Fitted purchase model (:class:`~clvbayes.BetaGeoModel` or another family; posterior
+        draws, or point estimates), or its :class:`~clvbayes.value.draws.ParameterDraws`
+        (then ``data`` is needed); None when the only quantity is ``spend``.
     gamma_gamma
-        Fitted :class:`~clvbayes.GammaGammaModel`; needed for ``clv``, ``lost_value``,
+        Fitted :class:`~clvbayes.GammaGammaModel` or its
+        :class:`~clvbayes.value.draws.ParameterDraws`; needed for ``clv``, ``lost_value``,
         ``spend``. Its draws are paired with the BG/NBD draws (:func:`clvbayes.value.draws.joint_draws`).
     data
         Customer summary (default: the BG/NBD model's data); ``monetary_value`` is needed
@@ -282,6 +285,9 @@ def customer_metrics(
     needs_spend = any(QUANTITIES[q][1] for q in quantities)
     if needs_spend and gamma_gamma is None:
         raise ValueError(f"{[q for q in quantities if QUANTITIES[q][1]]} need a fitted GammaGammaModel (gamma_gamma=...).")
+    if bgnbd is None and any(q != "spend" for q in quantities):
+        raise ValueError(f"{[q for q in quantities if q != 'spend']} need a fitted purchase model (bgnbd=...); "
+                         "only 'spend' is computed from the Gamma-Gamma model alone.")
     probs = _check_probs(quantiles, hdi_prob)
     horizons = dict(horizons or {})
     specs = []
@@ -307,7 +313,7 @@ def _evaluate(
         data = _default_data(bgnbd, gamma_gamma)
     cust = customer_arrays(
         data, spend=needs_spend, margin=margin, discount_rate=discount_rate, time_unit=time_unit, segment=segment,
-        purchases=not isinstance(bgnbd, _SpendOnly),
+        purchases=bgnbd is not None,
     )
     draws = joint_draws(bgnbd, gamma_gamma, n_draws)
     if needs_spend:
@@ -343,6 +349,8 @@ def _evaluate(
 def _default_data(bgnbd, gamma_gamma) -> pd.DataFrame:
     """The BG/NBD model's customer summary, with the Gamma-Gamma model's ``monetary_value``
     when spend is needed and only that model has it (e.g. two models loaded from files)."""
+    if isinstance(bgnbd, ParameterDraws):
+        raise ValueError("Parameter draws carry no customers: pass the customer summary (data=...).")
     data = bgnbd._data_or_default(None)
     if gamma_gamma is None or "monetary_value" in data.columns or getattr(gamma_gamma, "data", None) is None:
         return data
@@ -475,7 +483,7 @@ def expected_spend(
     """
     if data is None:
         data = gamma_gamma._data_or_default(None)
-    return _one("spend", _SpendOnly(), gamma_gamma, data, margin=margin, **kwargs)
+    return _one("spend", None, gamma_gamma, data, margin=margin, **kwargs)
 
 
 def probability_of_purchases(
@@ -506,14 +514,3 @@ def probability_of_purchases(
         discount_rate=0.0, margin=1.0, time_unit=time_unit, segment=segment, probs=probs, hdi_prob=float(hdi_prob),
         n_draws=n_draws, keep_draws=keep_draws, block_size=block_size, extra={"n": int(n)},
     )[name]
-
-
-class _SpendOnly:
-    """Stands in for a BG/NBD model when only spend is computed: the grid of the
-    Gamma-Gamma draws, placeholder purchase parameters (not used by the SPEND kernel)."""
-
-    param_names = ("r", "alpha", "a", "b")
-    idata_ = None
-
-    def _params_array(self) -> np.ndarray:
-        return np.ones(4)

@@ -19,7 +19,7 @@ from numba import njit, prange
 from numba.core.dispatcher import Dispatcher
 
 from clvbayes.families import Family, get_family
-from clvbayes.families.compiled import drivers_for
+from clvbayes.families.compiled import drivers_for, loglik_data_for
 from clvbayes.kernels.special import PARALLEL_MIN_ROWS
 
 __all__ = [
@@ -76,10 +76,9 @@ def posterior_draws(posterior, param_names: tuple[str, ...]) -> tuple[xr.Dataset
 
 
 @njit(cache=True, fastmath=False, error_model="numpy", parallel=True)
-def _fill_parallel(kernel, draws: np.ndarray, x: np.ndarray, t_x: np.ndarray, T: np.ndarray,
-                   out: np.ndarray) -> None:
+def _fill_parallel(kernel, draws: np.ndarray, data: tuple, out: np.ndarray) -> None:
     for s in prange(draws.shape[0]):
-        out[:, s] = kernel(draws[s, 0], draws[s, 1], draws[s, 2], draws[s, 3], x, t_x, T)
+        out[:, s] = kernel(draws[s, 0], draws[s, 1], draws[s, 2], draws[s, 3], *data)
 
 
 def loglik_block(loglik_rows: LoglikRows, draws: np.ndarray, x: np.ndarray, t_x: np.ndarray, T: np.ndarray,
@@ -93,11 +92,12 @@ def loglik_block(loglik_rows: LoglikRows, draws: np.ndarray, x: np.ndarray, t_x:
     """
     n, S = x.size, draws.shape[0]
     out = np.empty((n, S)) if out is None else out[:n]
+    data = loglik_data_for(loglik_rows)(x, t_x, T)  # (x, t_x, T, *θ-free extras), once per block
     if parallel and isinstance(loglik_rows, Dispatcher) and n < PARALLEL_MIN_ROWS:
-        _fill_parallel(loglik_rows, draws, x, t_x, T, out)
+        _fill_parallel(loglik_rows, draws, data, out)
         return out
     for s in range(S):
-        out[:, s] = loglik_rows(draws[s, 0], draws[s, 1], draws[s, 2], draws[s, 3], x, t_x, T)
+        out[:, s] = loglik_rows(draws[s, 0], draws[s, 1], draws[s, 2], draws[s, 3], *data)
     return out
 
 

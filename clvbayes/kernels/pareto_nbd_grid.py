@@ -368,7 +368,10 @@ def _row(
     if gb == ga:
         m1 = m2_ = m3 = m4 = m5 = m6 = 0.0
     elif not ok:
-        return _fallback(r, alpha, s, beta, xi, t_x[i], T[i], nacc)
+        # the gradient from the per-row kernel, the value from the tables (as the value
+        # kernels give it: loglik_sum equals loglik_sum_grad's value bit for bit)
+        _, d_r, d_a, d_s, d_b = loglik_grad_one(r, alpha, s, beta, xi, t_x[i], T[i])
+        return ll, d_r, d_a, d_s, d_b
     # the gradient of pareto_nbd.loglik_grad_one, with the same cancellation-avoiding forms
     d_r = bsc[b, 2] - (w1 * ttab[gb, 0] + w2 * m1)
     F_a = w1 * ttab[gb, 2] + w2 * m3

@@ -246,3 +246,15 @@ def test_pymc_model_logp_and_dlogp_equal_the_kernel():
         # d/d(log θ) of loglik + log prior (HalfNormal: -θ²/(2σ²)) = θ (∂loglik - θ/σ²)
         thv = np.array(th)
         np.testing.assert_allclose(dlogp(point), thv * (grad - thv / sigma**2), rtol=1e-12)
+
+
+@pytest.mark.parametrize("parallel", [False, True])
+def test_pointwise_block_uses_the_prepared_kernel(parallel):
+    from clvbayes.comparison.pointwise import loglik_block, resolve_loglik_rows
+
+    rng = np.random.default_rng(12)
+    x, t_x, T = daily(rng, 300)
+    draws = np.array([CDNOW, (1.0, 5.0, 2.0, 30.0), (0.3, 20.0, 0.2, 3.0)])
+    out = loglik_block(resolve_loglik_rows("pnbd"), draws, x, t_x, T, parallel=parallel)
+    want = np.column_stack([reference_rows(th, x, t_x, T) for th in draws])
+    np.testing.assert_allclose(out, want, rtol=1e-12, atol=0)

@@ -21,9 +21,10 @@ the per-row kernel.
 kernel), each segment between consecutive times is integrated by 12-node Gauss-Legendre
 panels at most ``min(2, 5/(A+s+1))`` wide in u: the integrand ``exp φ(u)`` with
 ``|φ'| <= A + s + 1`` is analytic in a strip of half-width π, and that panel rule is the one
-the per-row kernel uses (error ~1e-17 relative per panel). Panels that cover a whole
-segment have x-independent nodes, computed once per call; a block then costs one exp and
-seven multiply-adds per node. Scaled by ``h_x`` at the block's first time (``h_x`` decreases,
+the per-row kernel uses (error ~1e-17 relative per panel); a segment at most 0.4 wide with
+``(A+s+1) w <= 0.6`` (most segments of daily data) takes one 6-node panel (error < 1e-17,
+see ``_KW6``). Panels that cover a whole segment have x-independent nodes, computed once per
+call; a block then costs one exp and seven multiply-adds per node. Scaled by ``h_x`` at the block's first time (``h_x`` decreases,
 so every scaled value is <= 1; a block whose h_x falls by more than e^600 over its range, or
 that needs more than ``n_points + 8 n_rows`` panels, goes to the per-row kernel), the block
 stores prefix sums P and suffix sums S (compensated summation) of seven integrals:
@@ -62,6 +63,12 @@ from clvbayes.kernels.special import CHUNK, PARALLEL_MIN_ROWS, digamma_diff, lnp
 
 __all__ = ["prepare", "loglik_rows", "loglik_sum", "loglik_sum_grad"]
 
+# Segments at most _W6 wide in u with (A+s+1) w <= _KW6 take 6 Gauss-Legendre nodes: the
+# rule's error for e^{ku} is (kw)^12 (6!)^4 / (13 (12!)^3) < 1e-18 relative at kw = 0.6, and
+# the strip of analyticity (half-width π) gives ρ^-12 < 1e-17 at w = 0.4.
+_GL6_X, _GL6_W = np.polynomial.legendre.leggauss(6)
+_W6 = 0.4
+_KW6 = 0.6
 # Accumulators per time point: prefix sums in columns 0..NACC-1, suffix sums after.
 _NACC = 7
 # A block's integrand may fall by at most e^_MAXDROP over its range (scaled values stay
@@ -143,18 +150,20 @@ def _time_table(alpha: float, beta: float, times: np.ndarray) -> np.ndarray:
 
 
 @njit(cache=True, fastmath=False, error_model="numpy")
-def _panel_nodes(alpha: float, beta: float, u0: float, u1: float, out: np.ndarray, k0: int) -> None:
-    """Rows k0.. of ``out``: the 12 Gauss-Legendre nodes on [u0, u1] in u = ln(1 + τ/c) as
-    ``(weight dτ, ℓ_a, ℓ_b, τ/(α+τ), α/(α+τ), τ/(β+τ), β/(β+τ))``."""
+def _panel_nodes(
+    alpha: float, beta: float, u0: float, u1: float, gx: np.ndarray, gw: np.ndarray, out: np.ndarray, k0: int
+) -> None:
+    """Rows k0.. of ``out``: the Gauss-Legendre nodes ``gx`` (weights ``gw``) on [u0, u1] in
+    u = ln(1 + τ/c) as ``(weight dτ, ℓ_a, ℓ_b, τ/(α+τ), α/(α+τ), τ/(β+τ), β/(β+τ))``."""
     c = min(alpha, beta)
     half = 0.5 * (u1 - u0)
     mid = 0.5 * (u1 + u0)
-    for i in range(_NGL):
-        u = mid + half * _GL_X[i]
+    for i in range(gx.size):
+        u = mid + half * gx[i]
         em = math.expm1(u)
         tau = c * em
         k = k0 + i
-        out[k, 0] = half * _GL_W[i] * c * (1.0 + em)  # dτ = c e^u du
+        out[k, 0] = half * gw[i] * c * (1.0 + em)  # dτ = c e^u du
         # ℓ = u exactly for the smaller rate
         out[k, 1] = u if c == alpha else math.log1p(tau / alpha)
         out[k, 2] = u if c == beta else math.log1p(tau / beta)
@@ -166,17 +175,28 @@ def _panel_nodes(alpha: float, beta: float, u0: float, u1: float, out: np.ndarra
         out[k, 6] = beta * ib
 
 
+@njit(cache=True, fastmath=False, error_model="numpy")
+def _base_nodes(alpha: float, beta: float, U: np.ndarray, used: np.ndarray, j: int, nodes: np.ndarray,
+                nodes6: np.ndarray) -> None:
+    """Segment j's one-panel nodes, 12 and 6 of them (x-independent)."""
+    if used[j]:
+        _panel_nodes(alpha, beta, U[j], U[j + 1], _GL_X, _GL_W, nodes, j * _NGL)
+        _panel_nodes(alpha, beta, U[j], U[j + 1], _GL6_X, _GL6_W, nodes6, j * 6)
+
+
 @njit(cache=True, fastmath=False, error_model="numpy", parallel=True)
-def _base_nodes_par(alpha: float, beta: float, U: np.ndarray, used: np.ndarray, nodes: np.ndarray) -> None:
+def _base_nodes_par(alpha: float, beta: float, U: np.ndarray, used: np.ndarray, nodes: np.ndarray,
+                    nodes6: np.ndarray) -> None:
     for j in prange(used.size):
-        if used[j]:
-            _panel_nodes(alpha, beta, U[j], U[j + 1], nodes, j * _NGL)
+        _base_nodes(alpha, beta, U, used, j, nodes, nodes6)
 
 
 @njit(cache=True, fastmath=False, error_model="numpy")
-def _accumulate(nodes: np.ndarray, k0: int, A: float, s1: float, lh0: float, nacc: int, acc: np.ndarray) -> None:
-    """Add the 12 nodes from row k0 of ``nodes`` to ``acc``: ``Σ w h/h0 · (1, ℓ_a, ...)``."""
-    for k in range(k0, k0 + _NGL):
+def _accumulate(
+    nodes: np.ndarray, k0: int, nn: int, A: float, s1: float, lh0: float, nacc: int, acc: np.ndarray
+) -> None:
+    """Add the nn nodes from row k0 of ``nodes`` to ``acc``: ``Σ w h/h0 · (1, ℓ_a, ...)``."""
+    for k in range(k0, k0 + nn):
         v = nodes[k, 0] * math.exp(-A * nodes[k, 1] - s1 * nodes[k, 2] - lh0)
         acc[0] += v
         if nacc > 1:
@@ -199,8 +219,8 @@ def _add(total: np.ndarray, comp: np.ndarray, v: np.ndarray, nacc: int) -> None:
 @njit(cache=True, fastmath=False, error_model="numpy")
 def _block(
     r: float, alpha: float, s: float, beta: float, b: int, bx: np.ndarray, bg0: np.ndarray, bn: np.ndarray,
-    off: np.ndarray, U: np.ndarray, ttab: np.ndarray, nodes: np.ndarray, nacc: int, tab: np.ndarray,
-    bsc: np.ndarray, bok: np.ndarray,
+    off: np.ndarray, U: np.ndarray, ttab: np.ndarray, nodes: np.ndarray, nodes6: np.ndarray, nacc: int,
+    tab: np.ndarray, bsc: np.ndarray, bok: np.ndarray,
 ) -> None:
     """Prefix and suffix sums of block b into ``tab`` (rows off[b]..), its ``(ln h_x(t_g0),
     x terms of ln L and ∂r)`` into ``bsc[b]``; ``bok[b]`` False if the block is left to the
@@ -233,15 +253,18 @@ def _block(
     for k in range(npt - 1):
         j = g0 + k
         seg[:] = 0.0
-        m = max(1, int(math.ceil((U[j + 1] - U[j]) / wmax)))
-        if m == 1:
-            _accumulate(nodes, j * _NGL, A, s1, lh0, nacc, seg)
+        wj = U[j + 1] - U[j]
+        m = max(1, int(math.ceil(wj / wmax)))
+        if wj <= _W6 and wj * (A + s1) <= _KW6:
+            _accumulate(nodes6, j * 6, 6, A, s1, lh0, nacc, seg)
+        elif m == 1:
+            _accumulate(nodes, j * _NGL, _NGL, A, s1, lh0, nacc, seg)
         else:
-            h = (U[j + 1] - U[j]) / m
+            h = wj / m
             for p in range(m):
                 u1 = U[j + 1] if p == m - 1 else U[j] + (p + 1) * h
-                _panel_nodes(alpha, beta, U[j] + p * h, u1, tmp, 0)
-                _accumulate(tmp, 0, A, s1, lh0, nacc, seg)
+                _panel_nodes(alpha, beta, U[j] + p * h, u1, _GL_X, _GL_W, tmp, 0)
+                _accumulate(tmp, 0, _NGL, A, s1, lh0, nacc, seg)
         _add(total, comp, seg, nacc)
         for q in range(nacc):
             tab[o + k + 1, q] = total[q] + comp[q]
@@ -267,11 +290,11 @@ def _block(
 @njit(cache=True, fastmath=False, error_model="numpy", parallel=True)
 def _blocks_par(
     r: float, alpha: float, s: float, beta: float, bx: np.ndarray, bg0: np.ndarray, bn: np.ndarray,
-    off: np.ndarray, U: np.ndarray, ttab: np.ndarray, nodes: np.ndarray, nacc: int, tab: np.ndarray,
-    bsc: np.ndarray, bok: np.ndarray,
+    off: np.ndarray, U: np.ndarray, ttab: np.ndarray, nodes: np.ndarray, nodes6: np.ndarray, nacc: int,
+    tab: np.ndarray, bsc: np.ndarray, bok: np.ndarray,
 ) -> None:
     for b in prange(bx.size):
-        _block(r, alpha, s, beta, b, bx, bg0, bn, off, U, ttab, nodes, nacc, tab, bsc, bok)
+        _block(r, alpha, s, beta, b, bx, bg0, bn, off, U, ttab, nodes, nodes6, nacc, tab, bsc, bok)
 
 
 @njit(cache=True, fastmath=False, error_model="numpy")
@@ -291,18 +314,18 @@ def _tables(
         for j in range(g0, g0 + npt - 1):
             used[j] = True
     nodes = np.empty((nseg * _NGL, _NACC))
+    nodes6 = np.empty((nseg * 6, _NACC))
     tab = np.empty((max(int(off[bx.size]), 1), 2 * nacc + 1))
     bsc = np.zeros((bx.size, 3))
     bok = np.zeros(bx.size, dtype=np.bool_)
     if threaded:
-        _base_nodes_par(alpha, beta, U, used, nodes)
-        _blocks_par(r, alpha, s, beta, bx, bg0, bn, off, U, ttab, nodes, nacc, tab, bsc, bok)
+        _base_nodes_par(alpha, beta, U, used, nodes, nodes6)
+        _blocks_par(r, alpha, s, beta, bx, bg0, bn, off, U, ttab, nodes, nodes6, nacc, tab, bsc, bok)
     else:
         for j in range(nseg):
-            if used[j]:
-                _panel_nodes(alpha, beta, U[j], U[j + 1], nodes, j * _NGL)
+            _base_nodes(alpha, beta, U, used, j, nodes, nodes6)
         for b in range(bx.size):
-            _block(r, alpha, s, beta, b, bx, bg0, bn, off, U, ttab, nodes, nacc, tab, bsc, bok)
+            _block(r, alpha, s, beta, b, bx, bg0, bn, off, U, ttab, nodes, nodes6, nacc, tab, bsc, bok)
     return ttab, tab, bsc, bok
 
 
@@ -359,12 +382,13 @@ def _row(
         return ll, 0.0, 0.0, 0.0, 0.0
     # moments ⟨f⟩ over h on [t_x, T] (0 where E2 = 0)
     ok = True
-    m1, ok = _moment(tab, pa, pb, 1, nacc, use_prefix, i0, ok)
-    m2_, ok = _moment(tab, pa, pb, 2, nacc, use_prefix, i0, ok)
-    m3, ok = _moment(tab, pa, pb, 3, nacc, use_prefix, i0, ok)
-    m4, ok = _moment(tab, pa, pb, 4, nacc, use_prefix, i0, ok)
-    m5, ok = _moment(tab, pa, pb, 5, nacc, use_prefix, i0, ok)
-    m6, ok = _moment(tab, pa, pb, 6, nacc, use_prefix, i0, ok)
+    inv_i0 = 1.0 / i0
+    m1, ok = _moment(tab, pa, pb, 1, nacc, use_prefix, inv_i0, ok)
+    m2_, ok = _moment(tab, pa, pb, 2, nacc, use_prefix, inv_i0, ok)
+    m3, ok = _moment(tab, pa, pb, 3, nacc, use_prefix, inv_i0, ok)
+    m4, ok = _moment(tab, pa, pb, 4, nacc, use_prefix, inv_i0, ok)
+    m5, ok = _moment(tab, pa, pb, 5, nacc, use_prefix, inv_i0, ok)
+    m6, ok = _moment(tab, pa, pb, 6, nacc, use_prefix, inv_i0, ok)
     if gb == ga:
         m1 = m2_ = m3 = m4 = m5 = m6 = 0.0
     elif not ok:
@@ -386,7 +410,7 @@ def _row(
 
 @njit(cache=True, fastmath=False, error_model="numpy")
 def _moment(
-    tab: np.ndarray, pa: int, pb: int, q: int, nacc: int, use_prefix: bool, i0: float, ok: bool
+    tab: np.ndarray, pa: int, pb: int, q: int, nacc: int, use_prefix: bool, inv_i0: float, ok: bool
 ) -> tuple[float, bool]:
     """``(⟨f_q⟩, ok and the difference's ratio <= _MRATIO)`` on [t_a, t_b]."""
     if use_prefix:
@@ -395,7 +419,7 @@ def _moment(
     else:
         iq = tab[pa, nacc + q] - tab[pb, nacc + q]
         xq = tab[pa, nacc + q] + tab[pb, nacc + q]
-    return iq / i0, ok and xq <= _MRATIO * iq
+    return iq * inv_i0, ok and xq <= _MRATIO * iq
 
 
 @njit(cache=True, fastmath=False, error_model="numpy")

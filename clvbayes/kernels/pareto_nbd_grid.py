@@ -35,7 +35,7 @@ per-row kernel's gradient, :func:`clvbayes.kernels.pareto_nbd.loglik_grad_one`).
 **Per row** ``I = P(T) - P(t_x)`` or ``S(t_x) - S(T)``: the one with the smaller terms. Both
 P and S carry a relative error ~ε, so the difference has relative error
 ``ε (2 + (X(t_x) + X(T)) / I)`` (X the chosen sums); a row is accepted only if that bound,
-times E2's share w2 of the bracket, is below 1e-13 |ln L| (and, for the gradient, each
+times E2's share w2 = I/(E1+E2) of the bracket, is below 1e-13 |ln L| (and, for the gradient, each
 moment's ratio is below 1e3); other rows, and the x = 0 rows whose ln L is formed from the
 complement Q = 1 - L (``_needs_complement``), are evaluated by the per-row kernel. Each row
 costs one log, one exp and one log1p; ``ℓ_a, ℓ_b, τ/(c+τ), c/(c+τ)`` at the rows' T come
@@ -353,8 +353,8 @@ def _row(
     lnB = lnE1
     w1 = 1.0
     w2 = 0.0
-    ratio = 0.0
-    i0 = 1.0
+    inv_bs = 0.0  # 1 / (E1 + E2) in the block's scaling
+    err = 0.0  # ε (X(t_x) + X(T) + 2 I) w2 / I: the bound on ln L's error (module docstring)
     o = int(off[b]) - int(bg0[b])
     pa = o + ga
     pb = o + gb
@@ -369,33 +369,41 @@ def _row(
             xs = tab[pa, nacc] + tab[pb, nacc]
         if not i0 > 0.0:
             return _fallback(r, alpha, s, beta, xi, t_x[i], T[i], nacc)
-        ratio = xs / i0
         e1 = tab[pb, 2 * nacc]
         bs = e1 + i0
+        inv_bs = 1.0 / bs
         lnB = lsb + bsc[b, 0] + math.log(bs)
-        w1 = e1 / bs
-        w2 = i0 / bs
+        w1 = e1 * inv_bs
+        w2 = i0 * inv_bs
+        err = _EPS * (xs + 2.0 * i0) * inv_bs
     ll = bsc[b, 1] + lnB
-    if _needs_complement(xi, lnB, lnE1) or _EPS * (2.0 + ratio) * w2 > _TOL * abs(ll):
+    if _needs_complement(xi, lnB, lnE1) or err > _TOL * abs(ll):
         return _fallback(r, alpha, s, beta, xi, t_x[i], T[i], nacc)
     if nacc == 1:
         return ll, 0.0, 0.0, 0.0, 0.0
-    # moments ⟨f⟩ over h on [t_x, T] (0 where E2 = 0)
+    # w2 ⟨f⟩ = ∫ h f / (E1 + E2) over [t_x, T] for the six factors (0 where E2 = 0)
     ok = True
-    inv_i0 = 1.0 / i0
-    m1, ok = _moment(tab, pa, pb, 1, nacc, use_prefix, inv_i0, ok)
-    m2_, ok = _moment(tab, pa, pb, 2, nacc, use_prefix, inv_i0, ok)
-    m3, ok = _moment(tab, pa, pb, 3, nacc, use_prefix, inv_i0, ok)
-    m4, ok = _moment(tab, pa, pb, 4, nacc, use_prefix, inv_i0, ok)
-    m5, ok = _moment(tab, pa, pb, 5, nacc, use_prefix, inv_i0, ok)
-    m6, ok = _moment(tab, pa, pb, 6, nacc, use_prefix, inv_i0, ok)
-    if gb == ga:
-        m1 = m2_ = m3 = m4 = m5 = m6 = 0.0
-    elif not ok:
+    y1, ok = _moment(tab, pa, pb, 1, nacc, use_prefix, inv_bs, ok)
+    y2, ok = _moment(tab, pa, pb, 2, nacc, use_prefix, inv_bs, ok)
+    y3, ok = _moment(tab, pa, pb, 3, nacc, use_prefix, inv_bs, ok)
+    y4, ok = _moment(tab, pa, pb, 4, nacc, use_prefix, inv_bs, ok)
+    y5, ok = _moment(tab, pa, pb, 5, nacc, use_prefix, inv_bs, ok)
+    y6, ok = _moment(tab, pa, pb, 6, nacc, use_prefix, inv_bs, ok)
+    if gb > ga and not ok:
         # the gradient from the per-row kernel, the value from the tables (as the value
         # kernels give it: loglik_sum equals loglik_sum_grad's value bit for bit)
         _, d_r, d_a, d_s, d_b = loglik_grad_one(r, alpha, s, beta, xi, t_x[i], T[i])
         return ll, d_r, d_a, d_s, d_b
+    # the gradient of pareto_nbd.loglik_grad_one, with the same cancellation-avoiding forms
+    d_r = bsc[b, 2] - (w1 * ttab[gb, 0] + y1)
+    F_a = w1 * ttab[gb, 2] + y3
+    G_a = w1 * ttab[gb, 3] + y4
+    d_a = _difference(A * F_a, xi, r, A * G_a) / alpha
+    d_s = w2 / s - (w1 * ttab[gb, 1] + y2)
+    p1 = s * w1 * ttab[gb, 4] + (s + 1.0) * y5
+    m2 = s * w1 * ttab[gb, 5] + (s + 1.0) * y6
+    d_b = _difference(p1, w2, s, m2) / beta
+    return ll, d_r, d_a, d_s, d_b
     # the gradient of pareto_nbd.loglik_grad_one, with the same cancellation-avoiding forms
     d_r = bsc[b, 2] - (w1 * ttab[gb, 0] + w2 * m1)
     F_a = w1 * ttab[gb, 2] + w2 * m3
@@ -410,16 +418,16 @@ def _row(
 
 @njit(cache=True, fastmath=False, error_model="numpy")
 def _moment(
-    tab: np.ndarray, pa: int, pb: int, q: int, nacc: int, use_prefix: bool, inv_i0: float, ok: bool
+    tab: np.ndarray, pa: int, pb: int, q: int, nacc: int, use_prefix: bool, scale: float, ok: bool
 ) -> tuple[float, bool]:
-    """``(⟨f_q⟩, ok and the difference's ratio <= _MRATIO)`` on [t_a, t_b]."""
+    """``(scale ∫ h f_q over [t_a, t_b], ok and the difference's ratio <= _MRATIO)``."""
     if use_prefix:
         iq = tab[pb, q] - tab[pa, q]
         xq = tab[pb, q] + tab[pa, q]
     else:
         iq = tab[pa, nacc + q] - tab[pb, nacc + q]
         xq = tab[pa, nacc + q] + tab[pb, nacc + q]
-    return iq * inv_i0, ok and xq <= _MRATIO * iq
+    return iq * scale, ok & (xq <= _MRATIO * iq)
 
 
 @njit(cache=True, fastmath=False, error_model="numpy")

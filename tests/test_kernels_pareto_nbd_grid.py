@@ -258,3 +258,14 @@ def test_pointwise_block_uses_the_prepared_kernel(parallel):
     out = loglik_block(resolve_loglik_rows("pnbd"), draws, x, t_x, T, parallel=parallel)
     want = np.column_stack([reference_rows(th, x, t_x, T) for th in draws])
     np.testing.assert_allclose(out, want, rtol=1e-12, atol=0)
+
+
+def test_stale_prepared_arrays_give_the_per_row_values():
+    # data swapped without a new prepare(): every row the arrays do not describe is left to
+    # the per-row kernel (no wrong value, no out-of-range read)
+    rng = np.random.default_rng(13)
+    x, t_x, T = daily(rng, 400)
+    x2, t2, T2 = daily(np.random.default_rng(14), 900)
+    for prep in [g.prepare(x, t_x, T), g.prepare(x[:3], t_x[:3], T[:3])]:
+        rows = g.loglik_rows(*CDNOW, x2, t2, T2, *prep)
+        np.testing.assert_allclose(rows, reference_rows(CDNOW, x2, t2, T2), rtol=1e-12, atol=0)

@@ -46,8 +46,10 @@ in order (``prange`` from ``special.PARALLEL_MIN_ROWS`` rows on): sums do not de
 thread count, and :func:`clvbayes.kernels.build.rebuild` with ``serial=True`` gives the
 same bits.
 
-Preconditions (not checked): the extra arrays are ``prepare(x, t_x, T)`` of the same rows;
-``0 <= t_x <= T``.
+The extra arrays should be ``prepare(x, t_x, T)`` of the same rows: a row they do not
+describe (its x, t_x or T is not the one indexed, e.g. data swapped without a new
+``prepare``) is evaluated by the per-row kernel, so foreign arrays cost speed, never
+accuracy. Preconditions (not checked): ``0 <= t_x <= T``.
 """
 
 from __future__ import annotations
@@ -235,6 +237,8 @@ def _block(
     s1 = s + 1.0
     g0 = int(bg0[b])
     g1 = g0 + npt - 1
+    if g0 < 0 or g1 >= ttab.shape[0]:
+        return
     lh0 = -A * ttab[g0, 0] - s1 * ttab[g0, 1]
     if lh0 - (-A * ttab[g1, 0] - s1 * ttab[g1, 1]) > _MAXDROP:
         return
@@ -289,11 +293,11 @@ def _block(
 
 @njit(cache=True, fastmath=False, error_model="numpy", parallel=True)
 def _blocks_par(
-    r: float, alpha: float, s: float, beta: float, bx: np.ndarray, bg0: np.ndarray, bn: np.ndarray,
+    r: float, alpha: float, s: float, beta: float, nb: int, bx: np.ndarray, bg0: np.ndarray, bn: np.ndarray,
     off: np.ndarray, U: np.ndarray, ttab: np.ndarray, nodes: np.ndarray, nodes6: np.ndarray, nacc: int,
     tab: np.ndarray, bsc: np.ndarray, bok: np.ndarray,
 ) -> None:
-    for b in prange(bx.size):
+    for b in prange(nb):
         _block(r, alpha, s, beta, b, bx, bg0, bn, off, U, ttab, nodes, nodes6, nacc, tab, bsc, bok)
 
 
@@ -308,23 +312,26 @@ def _tables(
     U = ttab[:, 0].copy() if c == alpha else ttab[:, 1].copy()
     nseg = max(times.size - 1, 0)
     used = np.zeros(nseg, dtype=np.bool_)
-    for b in range(bx.size):
+    # arrays of one prepare() call are consistent; others leave every row to the per-row kernel
+    nb = bx.size if off.size == bx.size + 1 and bg0.size == bx.size and bn.size == bx.size else 0
+    for b in range(nb):
         npt = int(off[b + 1]) - int(off[b])
         g0 = int(bg0[b])
-        for j in range(g0, g0 + npt - 1):
-            used[j] = True
+        if npt > 0 and 0 <= g0 and g0 + npt <= times.size:
+            for j in range(g0, g0 + npt - 1):
+                used[j] = True
     nodes = np.empty((nseg * _NGL, _NACC))
     nodes6 = np.empty((nseg * 6, _NACC))
-    tab = np.empty((max(int(off[bx.size]), 1), 2 * nacc + 1))
+    tab = np.empty((max(int(off[nb]) if nb > 0 else 0, 1), 2 * nacc + 1))
     bsc = np.zeros((bx.size, 3))
     bok = np.zeros(bx.size, dtype=np.bool_)
     if threaded:
         _base_nodes_par(alpha, beta, U, used, nodes, nodes6)
-        _blocks_par(r, alpha, s, beta, bx, bg0, bn, off, U, ttab, nodes, nodes6, nacc, tab, bsc, bok)
+        _blocks_par(r, alpha, s, beta, nb, bx, bg0, bn, off, U, ttab, nodes, nodes6, nacc, tab, bsc, bok)
     else:
         for j in range(nseg):
             _base_nodes(alpha, beta, U, used, j, nodes, nodes6)
-        for b in range(bx.size):
+        for b in range(nb):
             _block(r, alpha, s, beta, b, bx, bg0, bn, off, U, ttab, nodes, nodes6, nacc, tab, bsc, bok)
     return ttab, tab, bsc, bok
 
@@ -335,17 +342,38 @@ def _tables(
 
 
 @njit(cache=True, fastmath=False, error_model="numpy")
+def _indexed(
+    i: int, x: np.ndarray, t_x: np.ndarray, T: np.ndarray, times: np.ndarray, blk: np.ndarray, ia: np.ndarray,
+    ib: np.ndarray, bx: np.ndarray, bg0: np.ndarray, off: np.ndarray, bok: np.ndarray,
+) -> bool:
+    """Whether row i is in a tabulated block and the prepared arrays describe it (its x, t_x
+    and T are the ones indexed): stale or foreign arrays (data swapped without a new
+    ``prepare``) then give the per-row kernel's values, never a wrong or out-of-range read."""
+    if i >= blk.size:
+        return False
+    b = int(blk[i])
+    ga = int(ia[i])
+    gb = int(ib[i])
+    if not (0 <= b < bx.size and 0 <= ga <= gb < times.size):
+        return False
+    if not (bok[b] and bx[b] == x[i] and times[ga] == t_x[i] and times[gb] == T[i]):
+        return False
+    g0 = int(bg0[b])
+    return g0 <= ga and gb < g0 + int(off[b + 1]) - int(off[b])
+
+
+@njit(cache=True, fastmath=False, error_model="numpy")
 def _row(
     r: float, alpha: float, s: float, beta: float, i: int, x: np.ndarray, t_x: np.ndarray, T: np.ndarray,
-    blk: np.ndarray, ia: np.ndarray, ib: np.ndarray, bg0: np.ndarray, off: np.ndarray, ttab: np.ndarray,
-    tab: np.ndarray, bsc: np.ndarray, bok: np.ndarray, nacc: int, lsb: float,
+    times: np.ndarray, blk: np.ndarray, ia: np.ndarray, ib: np.ndarray, bx: np.ndarray, bg0: np.ndarray,
+    off: np.ndarray, ttab: np.ndarray, tab: np.ndarray, bsc: np.ndarray, bok: np.ndarray, nacc: int, lsb: float,
 ) -> tuple[float, float, float, float, float]:
     """``(ln L, ∂r, ∂α, ∂s, ∂β)`` of row i (gradient zeros when nacc == 1), from the tables
     or, where they cannot guarantee the accuracy, from the per-row kernel."""
-    b = int(blk[i])
     xi = x[i]
-    if not bok[b]:
+    if not _indexed(i, x, t_x, T, times, blk, ia, ib, bx, bg0, off, bok):
         return _fallback(r, alpha, s, beta, xi, t_x[i], T[i], nacc)
+    b = int(blk[i])
     gb = int(ib[i])
     ga = int(ia[i])
     A = r + xi
@@ -443,7 +471,8 @@ def _fallback(
 @njit(cache=True, fastmath=False, error_model="numpy")
 def _chunk(
     r: float, alpha: float, s: float, beta: float, x: np.ndarray, t_x: np.ndarray, T: np.ndarray,
-    w: np.ndarray, blk: np.ndarray, ia: np.ndarray, ib: np.ndarray, bg0: np.ndarray, off: np.ndarray,
+    w: np.ndarray, times: np.ndarray, blk: np.ndarray, ia: np.ndarray, ib: np.ndarray, bx: np.ndarray,
+    bg0: np.ndarray, off: np.ndarray,
     ttab: np.ndarray, tab: np.ndarray, bsc: np.ndarray, bok: np.ndarray, nacc: int, c: int,
     part: np.ndarray, rows_out: np.ndarray,
 ) -> None:
@@ -454,7 +483,7 @@ def _chunk(
     lsb = math.log(s / beta)
     acc = np.zeros(5)
     for i in range(lo, hi):
-        v = _row(r, alpha, s, beta, i, x, t_x, T, blk, ia, ib, bg0, off, ttab, tab, bsc, bok, nacc, lsb)
+        v = _row(r, alpha, s, beta, i, x, t_x, T, times, blk, ia, ib, bx, bg0, off, ttab, tab, bsc, bok, nacc, lsb)
         if rows_out.size > 0:
             rows_out[i] = v[0]
             continue
@@ -471,12 +500,13 @@ def _chunk(
 @njit(cache=True, fastmath=False, error_model="numpy", parallel=True)
 def _chunks_par(
     r: float, alpha: float, s: float, beta: float, x: np.ndarray, t_x: np.ndarray, T: np.ndarray,
-    w: np.ndarray, blk: np.ndarray, ia: np.ndarray, ib: np.ndarray, bg0: np.ndarray, off: np.ndarray,
+    w: np.ndarray, times: np.ndarray, blk: np.ndarray, ia: np.ndarray, ib: np.ndarray, bx: np.ndarray,
+    bg0: np.ndarray, off: np.ndarray,
     ttab: np.ndarray, tab: np.ndarray, bsc: np.ndarray, bok: np.ndarray, nacc: int, part: np.ndarray,
     rows_out: np.ndarray,
 ) -> None:
     for c in prange(part.shape[0]):
-        _chunk(r, alpha, s, beta, x, t_x, T, w, blk, ia, ib, bg0, off, ttab, tab, bsc, bok, nacc, c, part,
+        _chunk(r, alpha, s, beta, x, t_x, T, w, times, blk, ia, ib, bx, bg0, off, ttab, tab, bsc, bok, nacc, c, part,
                rows_out)
 
 
@@ -492,11 +522,11 @@ def _run(
     ttab, tab, bsc, bok = _tables(r, alpha, s, beta, times, bx, bg0, bn, off, nacc, threaded)
     part = np.zeros(((n + CHUNK - 1) // CHUNK, ncol))
     if threaded:
-        _chunks_par(r, alpha, s, beta, x, t_x, T, w, blk, ia, ib, bg0, off, ttab, tab, bsc, bok, nacc, part,
+        _chunks_par(r, alpha, s, beta, x, t_x, T, w, times, blk, ia, ib, bx, bg0, off, ttab, tab, bsc, bok, nacc, part,
                     rows_out)
     else:
         for c in range(part.shape[0]):
-            _chunk(r, alpha, s, beta, x, t_x, T, w, blk, ia, ib, bg0, off, ttab, tab, bsc, bok, nacc, c, part,
+            _chunk(r, alpha, s, beta, x, t_x, T, w, times, blk, ia, ib, bx, bg0, off, ttab, tab, bsc, bok, nacc, c, part,
                    rows_out)
     return sum_chunks(part)
 

@@ -35,10 +35,11 @@ per-row kernel's gradient, :func:`clvbayes.kernels.pareto_nbd.loglik_grad_one`).
 **Per row** ``I = P(T) - P(t_x)`` or ``S(t_x) - S(T)``: the one with the smaller terms. Both
 P and S carry a relative error ~ε, so the difference has relative error
 ``ε (2 + (X(t_x) + X(T)) / I)`` (X the chosen sums); a row is accepted only if that bound,
-times E2's share w2 = I/(E1+E2) of the bracket, is below 1e-13 |ln L| (and, for the gradient, each
-moment's ratio is below 1e3); other rows, and the x = 0 rows whose ln L is formed from the
-complement Q = 1 - L (``_needs_complement``), are evaluated by the per-row kernel. Each row
-costs one log, one exp and one log1p; ``ℓ_a, ℓ_b, τ/(c+τ), c/(c+τ)`` at the rows' T come
+times E2's share w2 = I/(E1+E2) of the bracket, is below 1e-13 |ln L| (a gradient moment whose ratio
+exceeds 1e3 takes the row's gradient, not its value, from the per-row kernel); other rows, and the x = 0 rows whose ln L is formed from the
+complement Q = 1 - L (``_needs_complement``), are evaluated by the per-row kernel. E1 is tabulated
+in the same scaling at every time of the block, so a row costs one log (of E1 + E2) and one
+division; ``ℓ_a, ℓ_b, τ/(c+τ), c/(c+τ)`` at the rows' T come
 from per-call tables over the distinct times.
 
 Array wrappers split rows into fixed chunks of ``special.CHUNK`` rows and add the chunk sums

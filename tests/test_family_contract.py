@@ -95,7 +95,7 @@ def test_drivers_equal_the_cores(family):
             [c["conditional_pmf_one"](*th, *h, 13.0, 2) for h in zip(x, t_x, T, strict=True)])
         np.testing.assert_array_equal(
             d.dert(*th, x, t_x, T, delta), [c["dert_one"](*th, *h, 0.002) for h in zip(x, t_x, T, strict=True)])
-        rows = d.loglik_rows(*th, x, t_x, T)
+        rows = d.loglik_rows(*th, *d.loglik_data(x, t_x, T))
         ref = np.array([c["loglik_one"](*th, *h) for h in zip(x, t_x, T, strict=True)])
         np.testing.assert_allclose(rows, ref, rtol=1e-13, atol=0)
 
@@ -123,13 +123,13 @@ def test_weighted_rows_equal_expanded_rows(family):
     w = rng.integers(1, 9, x.size).astype(float)
     ex = [np.repeat(v, w.astype(int)) for v in (x, t_x, T)]
     for th in POINTS:
-        v_w, g_w = d.loglik_sum_grad(*th, x, t_x, T, w)
-        v_e, g_e = d.loglik_sum_grad(*th, *ex, np.ones(ex[0].size))
+        v_w, g_w = d.loglik_sum_grad(*th, *d.loglik_data(x, t_x, T, w))
+        v_e, g_e = d.loglik_sum_grad(*th, *d.loglik_data(*ex, np.ones(ex[0].size)))
         assert v_w == pytest.approx(v_e, rel=1e-12)
         np.testing.assert_allclose(g_w, g_e, rtol=1e-10, atol=1e-9)
-        assert d.loglik_sum(*th, x, t_x, T, w) == v_w
-        assert d.serial_loglik_sum_grad(*th, x, t_x, T, w)[0] == v_w
-    assert d.loglik_sum(-1.0, 1.0, 1.0, 1.0, x, t_x, T, w) == -math.inf
+        assert d.loglik_sum(*th, *d.loglik_data(x, t_x, T, w)) == v_w
+        assert d.serial_loglik_sum_grad(*th, *d.loglik_data(x, t_x, T, w))[0] == v_w
+    assert d.loglik_sum(-1.0, 1.0, 1.0, 1.0, *d.loglik_data(x, t_x, T, w)) == -math.inf
 
 
 @pytest.mark.parametrize("th", POINTS)
@@ -267,11 +267,12 @@ def test_op_returns_the_drivers_value_and_gradient(family, mode):
     x, t_x, T = _rows(rng, 50)
     w = np.ones_like(x)
     ps = [pt.dscalar(n) for n in family.param_names]
-    val = FamilyLogLik(family.name)(*ps, x, t_x, T, w)
+    data = d.loglik_data(x, t_x, T, w)
+    val = FamilyLogLik(family.name)(*ps, *data)
     f = pytensor.function(ps, [val, *pytensor.grad(val, ps)], mode=mode)
     for th in POINTS:
         out = f(*th)
-        v, g = d.loglik_sum_grad(*th, x, t_x, T, w)
+        v, g = d.loglik_sum_grad(*th, *data)
         assert float(out[0]) == v
         np.testing.assert_array_equal(np.array([float(o) for o in out[1:]]), g)
 

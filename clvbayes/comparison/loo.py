@@ -44,6 +44,7 @@ from clvbayes.comparison.pointwise import (
 )
 from clvbayes.comparison.psis import loo_row, loo_rows, tail_length
 from clvbayes.families import Family, get_family
+from clvbayes.families.compiled import prepared_data_for
 
 __all__ = ["WeightedLoo", "weighted_loo", "relative_efficiency", "good_k", "ParetoKWarning"]
 
@@ -51,6 +52,9 @@ __all__ = ["WeightedLoo", "weighted_loo", "relative_efficiency", "good_k", "Pare
 BLOCK_BYTES = 16 * 2**20
 #: Most rows in one block: beyond, a row's S values are gathered from too far apart.
 MAX_BLOCK_ROWS = 512
+#: Rows per block for kernels with prepared arrays (evaluated per draw from Python: 4096 rows x
+#: 4000 draws is 131 MB).
+PREPARED_BLOCK_ROWS = 4096
 #: Rows gathered together from a block (8 doubles: one cache line per draw).
 _TILE = 8
 #: Largest number of customers :meth:`WeightedLoo.to_arviz` expands to.
@@ -251,7 +255,11 @@ def _loo_terms(kernel: LoglikRows, draws: np.ndarray, x: np.ndarray, t_x: np.nda
     elpd, lppd, k = np.full(n, np.nan), np.full(n, np.nan), np.full(n, np.nan)
     finite = np.zeros(n, dtype=np.bool_)
     block = int(max(1, min(n, MAX_BLOCK_ROWS, block_bytes // (8 * S))))
-    if isinstance(kernel, Dispatcher):
+    if prepared_data_for(kernel) is not None:
+        # Prepared arrays are built per block in Python (loglik_block): blocks of up to
+        # PREPARED_BLOCK_ROWS rows share the cost of the per-call tables.
+        block = int(max(1, min(n, max(block, PREPARED_BLOCK_ROWS))))
+    elif isinstance(kernel, Dispatcher):
         buf = np.empty((numba.config.NUMBA_NUM_THREADS, S * block))
         with numba.parallel_chunksize(1):  # blocks handed out one by one: rows differ in cost
             bind_kernel(_loo_fused, kernel)(draws, x, t_x, T, m_tail, block, buf, elpd, lppd, k, finite)

@@ -20,7 +20,7 @@ from numba import njit
 from numba.core.registry import CPUDispatcher as Dispatcher
 
 from clvbayes.families import Family, get_family
-from clvbayes.families.compiled import drivers_for
+from clvbayes.families.compiled import drivers_for, prepared_data_for
 from clvbayes.kernels import build
 
 __all__ = [
@@ -134,7 +134,18 @@ def _python_copy(kernel: Callable, replace: dict) -> Callable:
 
 def loglik_block(loglik_rows: LoglikRows, draws: np.ndarray, x: np.ndarray, t_x: np.ndarray,
                  T: np.ndarray) -> np.ndarray:
-    """``ln L(θ_s; x_i, t_x_i, T_i)`` as an array (rows, draws), a row's draws contiguous."""
+    """``ln L(θ_s; x_i, t_x_i, T_i)`` as an array (rows, draws), a row's draws contiguous.
+
+    A kernel that takes prepared arrays (:func:`clvbayes.families.compiled.prepared_data_for`:
+    Pareto/NBD's likelihood on the distinct times) gets them once for the block and is called
+    per draw from Python; any other through :func:`draws_block`."""
+    prepared = prepared_data_for(loglik_rows)
+    if prepared is not None:
+        data = prepared(x, t_x, T)
+        out = np.empty((x.size, draws.shape[0]))
+        for s in range(draws.shape[0]):
+            out[:, s] = loglik_rows(draws[s, 0], draws[s, 1], draws[s, 2], draws[s, 3], *data)
+        return out
     out = np.empty((draws.shape[0], x.size))
     bind_kernel(draws_block, loglik_rows)(draws, x, t_x, T, out)
     return np.ascontiguousarray(out.T)

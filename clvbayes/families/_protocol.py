@@ -116,6 +116,11 @@ class Family:
         Vectorised kernels that replace the generic drivers for this family (same
         signatures as :mod:`clvbayes.families.drivers` exposes), e.g. BG/NBD's tabulated
         log-likelihood sum. The generic driver is the reference they are tested against.
+        ``fast["prepare"]`` (a Python function) maps ``(x, t_x, T)`` to θ-free float64 arrays
+        computed once per data set, which the family's fast likelihood kernels take after the
+        data (``loglik_rows(θ, x, t_x, T, *extra)``, ``loglik_sum(θ, x, t_x, T, w, *extra)``);
+        callers get the argument tuple from
+        :meth:`clvbayes.families.compiled.Drivers.loglik_data`.
     mle_start : callable, optional
         ``mle_start(mean_x, mean_T) -> 4 numbers``: where MLE starts (default ``(1, mean_T /
         mean_x, 1, 1)``: the purchase rate r/α near the data's mean rate).

@@ -4,7 +4,13 @@
 :mod:`clvbayes.kernels.drivers` and the value-engine kernels of :mod:`clvbayes.kernels.clv`
 rebuilt with the family's scalar cores (:func:`clvbayes.kernels.build.rebuild`), replaced
 by the family's own ``fast`` kernels where it has them (BG/NBD's tabulated likelihood and
-its Chebyshev value tables). Builds are memoised per family and cached on disk by Numba.
+its Chebyshev value tables, Pareto/NBD's likelihood on the data's distinct times). Builds are
+memoised per family and cached on disk by Numba.
+
+A family's ``fast["prepare"]`` (optional) computes θ-free arrays from the data once; its
+likelihood kernels then take them after the data: ``loglik_rows(θ, x, t_x, T, *extra)``,
+``loglik_sum(θ, x, t_x, T, w, *extra)``. :meth:`Drivers.loglik_data` builds the argument
+tuple for any family, so callers never look at the family.
 """
 
 from __future__ import annotations
@@ -13,6 +19,8 @@ import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import numpy as np
+
 from clvbayes.families._protocol import Family, get_family
 from clvbayes.kernels import build
 from clvbayes.kernels import clv as _clv
@@ -20,7 +28,7 @@ from clvbayes.kernels import drivers as _drv
 from clvbayes.kernels import simulate as _evsim
 from clvbayes.kernels import tracking as _tracking
 
-__all__ = ["Drivers", "drivers_for"]
+__all__ = ["Drivers", "drivers_for", "prepared_data_for"]
 
 # Part of every tag: bump when the way drivers are rebuilt changes.
 _BUILD_VERSION = 1
@@ -36,8 +44,9 @@ class Drivers:
     alive_out, with_alive)`` are the value engine's per-draw kernels (parameter arrays of
     length D). ``simulate_population`` and ``simulate_transactions`` are the event-by-event
     simulator of :mod:`clvbayes.kernels.simulate` (``population``, ``transactions``) with the
-    family's ``latent_one`` and ``drops_out_one``. ``serial`` holds thread-free builds of the likelihood sums for samplers that
-    already run one chain per core.
+    family's ``latent_one`` and ``drops_out_one``. ``serial`` holds thread-free builds of the
+    likelihood sums for samplers that already run one chain per core. ``prepare`` is the
+    family's ``fast["prepare"]`` or None.
     """
 
     family: Family
@@ -59,6 +68,26 @@ class Drivers:
     expected_purchases_grid: Callable
     serial_loglik_sum: Callable
     serial_loglik_sum_grad: Callable
+    prepare: Callable | None = None
+
+    def loglik_data(self, x: np.ndarray, t_x: np.ndarray, T: np.ndarray,
+                    weights: np.ndarray | None = None) -> tuple[np.ndarray, ...]:
+        """The data arguments of the likelihood kernels: ``(x, t_x, T, *extra)`` for
+        ``loglik_rows``, ``(x, t_x, T, weights, *extra)`` for ``loglik_sum(_grad)`` (extra:
+        ``prepare(x, t_x, T)``, empty for a family without it). Compute it once per data
+        set: it is θ-free."""
+        cols = (x, t_x, T) if weights is None else (x, t_x, T, weights)
+        if self.prepare is None:
+            return cols
+        return (*cols, *self.prepare(x, t_x, T))
+
+    @property
+    def n_extra(self) -> int:
+        """Number of arrays :meth:`loglik_data` adds after the data columns."""
+        if self.prepare is None:
+            return 0
+        e = np.empty(0)
+        return len(self.prepare(e, e, e))
 
 
 _GENERIC = {
@@ -99,4 +128,18 @@ def drivers_for(family: Family | str) -> Drivers:
     serial_memo: dict = {}
     for name in ("loglik_sum", "loglik_sum_grad"):
         kernels[f"serial_{name}"] = build.rebuild(kernels[name], serial=True, tag="serial1", _memo=serial_memo)
-    return Drivers(family=family, **kernels)
+    d = Drivers(family=family, prepare=family.fast.get("prepare"), **kernels)
+    if d.prepare is not None:
+        _PREPARED_ROWS[d.loglik_rows] = d.loglik_data
+    return d
+
+
+# loglik_rows kernel of a family with fast["prepare"] -> its Drivers.loglik_data
+_PREPARED_ROWS: dict = {}
+
+
+def prepared_data_for(loglik_rows: Callable) -> Callable | None:
+    """``loglik_data(x, t_x, T)`` if ``loglik_rows`` is the per-row kernel of a family whose
+    kernels take prepared arrays (``fast["prepare"]``), else None (a kernel of the plain
+    ``(θ, x, t_x, T)`` signature)."""
+    return _PREPARED_ROWS.get(loglik_rows)

@@ -4,13 +4,15 @@ and what will they do next?", Management Science 33(1), 1-24).
 While alive a customer buys as a Poisson process of rate λ ~ Gamma(r, rate α); the lifetime
 is exponential with rate μ ~ Gamma(s, rate β), independent of λ. The math (likelihood and
 its gradient, P(alive), predictions, DERT, value factors, simulation) lives in
-:mod:`clvbayes.kernels.pareto_nbd`; this module registers it.
+:mod:`clvbayes.kernels.pareto_nbd`, the likelihood on data with few distinct times in
+:mod:`clvbayes.kernels.pareto_nbd_grid`; this module registers them.
 """
 
 from __future__ import annotations
 
 from clvbayes.families._protocol import Family, register
 from clvbayes.kernels import pareto_nbd as _k
+from clvbayes.kernels import pareto_nbd_grid as _grid
 
 
 def default_priors(mean_T: float) -> dict:
@@ -62,6 +64,14 @@ PARETO_NBD = register(
             "holdout_replicate_one": _k.holdout_replicate_one,
             "latent_one": _k.latent_one,
             "drops_out_one": _k.drops_out_one,
+        },
+        # The likelihood on the data's distinct times (one quadrature per x for all rows),
+        # the per-row kernel where that cannot guarantee its accuracy.
+        fast={
+            "prepare": _grid.prepare,
+            "loglik_rows": _grid.loglik_rows,
+            "loglik_sum": _grid.loglik_sum,
+            "loglik_sum_grad": _grid.loglik_sum_grad,
         },
         # The likelihood is a long ridge in (s, beta) (s and beta growing together at a fixed
         # mean dropout rate s/beta: the limit of no dropout heterogeneity). On CDNOW with the

@@ -59,6 +59,10 @@ independently and the future is a fresh Pareto/NBD process with these parameters
   ``E[λ'] E[1/(μ'+δ)] = E[λ'] (β'δ)^s U(s, s; β'δ)/δ`` of Fader, Hardie & Lee (2005),
   "RFM and CLV: using iso-value curves for customer base analysis", JMR 42(4).
 
+The array likelihood of a fit (:mod:`clvbayes.kernels.pareto_nbd_grid`) evaluates the same
+integral once per distinct x over the data's distinct times and falls back to
+:func:`loglik_one` / :func:`loglik_grad_one` where it cannot guarantee their accuracy.
+
 Preconditions (not checked): parameters > 0, integer-valued x >= 0, 0 <= t_x <= T, t >= 0,
 δ >= 0.
 """

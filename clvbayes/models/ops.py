@@ -71,6 +71,7 @@ __all__ = [
     "BGNBDData",
     "GammaGammaData",
     "bgnbd_data",
+    "family_data",
     "gamma_gamma_data",
     "bgnbd_loglik_tensor",
     "gamma_gamma_loglik_tensor",
@@ -233,7 +234,8 @@ class FamilyLogLik(LogLikSumOp):
     """Weighted log-likelihood ``Σ w_i ln L(θ | x_i, t_x_i, T_i)`` of a purchase model family.
 
     Inputs: the family's four parameters (:attr:`Family.param_names`), then ``(x, t_x, T,
-    weights)``. The kernels are the family's compiled drivers
+    weights)`` and, for a family with ``fast["prepare"]``, its prepared arrays
+    (:func:`family_data` gives them all). The kernels are the family's compiled drivers
     (:func:`clvbayes.families.compiled.drivers_for`): one Op class serves every family.
 
     Parameters
@@ -245,7 +247,6 @@ class FamilyLogLik(LogLikSumOp):
     """
 
     __props__ = ("family", "with_grad", "parallel")
-    data_names = ("x", "t_x", "T", "weights")
 
     def __init__(self, family: str = "bgnbd", with_grad: bool = True, parallel: bool = False) -> None:
         super().__init__(with_grad=with_grad, parallel=parallel)
@@ -256,6 +257,12 @@ class FamilyLogLik(LogLikSumOp):
         return get_family(self.family).param_names
 
     @property
+    def data_names(self) -> tuple[str, ...]:  # type: ignore[override]
+        """``(x, t_x, T, weights)`` then the family's prepared arrays (``prepared0``, ...;
+        :meth:`clvbayes.families.compiled.Drivers.loglik_data`)."""
+        return ("x", "t_x", "T", "weights", *(f"prepared{k}" for k in range(_n_extra(self.family))))
+
+    @property
     def _kernels(self) -> dict:  # type: ignore[override]
         return family_kernels(self.family)
 
@@ -264,6 +271,11 @@ class FamilyLogLik(LogLikSumOp):
 
     def __str__(self) -> str:
         return f"{type(self).__name__}{{{self.family}, with_grad={self.with_grad}, parallel={self.parallel}}}"
+
+
+@functools.cache
+def _n_extra(family: str) -> int:
+    return drivers_for(family).n_extra
 
 
 class BGNBDLogLik(FamilyLogLik):
@@ -349,6 +361,27 @@ def _numba_funcify_loglik_sum(op: LogLikSumOp, node=None, **kwargs):
         # scheduler symbols at link time (LLVM "Symbol not found: allocate_sched" otherwise).
         numba.get_num_threads()
 
+    if n == 4 and len(op.data_names) == 12 and op.with_grad:
+
+        @numba_njit
+        def prepared_loglik_sum_grad_op(p0, p1, p2, p3, d0, d1, d2, d3, e0, e1, e2, e3, e4, e5, e6, e7):
+            v0, v1, v2, v3 = p0[()], p1[()], p2[()], p3[()]
+            if v0 > 0.0 and v1 > 0.0 and v2 > 0.0 and v3 > 0.0:
+                val, g = kernel(v0, v1, v2, v3, d0, d1, d2, d3, e0, e1, e2, e3, e4, e5, e6, e7)
+                return np.asarray(val), g
+            return np.asarray(-np.inf), np.full(4, np.nan)
+
+        return prepared_loglik_sum_grad_op, key
+    if n == 4 and len(op.data_names) == 12:
+
+        @numba_njit
+        def prepared_loglik_sum_op(p0, p1, p2, p3, d0, d1, d2, d3, e0, e1, e2, e3, e4, e5, e6, e7):
+            v0, v1, v2, v3 = p0[()], p1[()], p2[()], p3[()]
+            if v0 > 0.0 and v1 > 0.0 and v2 > 0.0 and v3 > 0.0:
+                return np.asarray(kernel(v0, v1, v2, v3, d0, d1, d2, d3, e0, e1, e2, e3, e4, e5, e6, e7))
+            return np.asarray(-np.inf)
+
+        return prepared_loglik_sum_op, key
     if n == 4 and op.with_grad:
 
         @numba_njit
@@ -482,6 +515,33 @@ def bgnbd_data(
     if not shared:
         return BGNBDData(*cols.values())
     return BGNBDData(*_as_shared(name, cols))
+
+
+def family_data(
+    family: str,
+    frequency: Any,
+    recency: Any,
+    T: Any,
+    *,
+    weights: Any = None,
+    compress: bool = True,
+    shared: bool = True,
+    name: str | None = None,
+) -> tuple:
+    """All data inputs of :class:`FamilyLogLik` for ``family``: ``(x, t_x, T, weights)`` as
+    :func:`bgnbd_data` makes them, then the family's prepared arrays
+    (:meth:`clvbayes.families.compiled.Drivers.loglik_data`; none for most families),
+    computed once here. Shared variables are named ``{name}_{data name}`` (name defaults to
+    the family's); swapping the data (``pm.set_data``, ``compiled.with_data``) must swap
+    the prepared arrays with it.
+    """
+    family = get_family(family).name
+    cols = bgnbd_data(frequency, recency, T, weights=weights, compress=compress, shared=False)
+    arrays = drivers_for(family).loglik_data(cols.x, cols.t_x, cols.T, cols.weights)
+    if not shared:
+        return tuple(arrays)
+    names = FamilyLogLik(family).data_names
+    return tuple(_as_shared(family if name is None else name, dict(zip(names, arrays, strict=True))))
 
 
 def gamma_gamma_data(

@@ -22,7 +22,7 @@ from clvbayes.families import Family
 from clvbayes.families.compiled import drivers_for
 from clvbayes.models import identification
 from clvbayes.models.base import WEIGHT_COLUMN, BTYDModel, compress_weighted
-from clvbayes.models.ops import FamilyLogLik, bgnbd_data
+from clvbayes.models.ops import FamilyLogLik, family_data
 from clvbayes.models.predictive import extend_idata as extend_idata_groups
 from clvbayes.models.predictive import purchase_posterior_predictive, purchase_prior_predictive
 from clvbayes.models.priors import Prior, resolve_priors
@@ -113,10 +113,10 @@ class PurchaseModel(BTYDModel):
             theta = [priors[name].create(name) for name in self.param_names]
             w = self._weights()
             if w is None:
-                data = bgnbd_data(x, t_x, T, name=self.family.name)
+                data = family_data(self.family.name, x, t_x, T)
             else:  # a compressed table: same distinct rows and counts as the full summary
                 (xu, txu, Tu), wu = compress_weighted(x, t_x, T, weights=w)
-                data = bgnbd_data(xu, txu, Tu, weights=wu, compress=False, name=self.family.name)
+                data = family_data(self.family.name, xu, txu, Tu, weights=wu, compress=False)
             pm.Potential("loglik", FamilyLogLik(self.family.name)(*theta, *data))
         return model
 
@@ -140,9 +140,10 @@ class PurchaseModel(BTYDModel):
         (xu, txu, Tu), w = compress_weighted(x, t_x, T, weights=w_rows)
 
         kernel = self._drivers.loglik_sum_grad
+        data = self._drivers.loglik_data(xu, txu, Tu, w)  # once: θ-free
 
         def loglik_grad(params: np.ndarray) -> tuple[float, np.ndarray]:
-            return kernel(*params, xu, txu, Tu, w)
+            return kernel(*params, *data)
 
         mean_x = max(float(np.average(x, weights=w_rows)), 1e-2)
         start = np.asarray(self.family.mle_start(mean_x, float(np.average(T, weights=w_rows))), dtype=float)

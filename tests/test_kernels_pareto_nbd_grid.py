@@ -248,16 +248,28 @@ def test_pymc_model_logp_and_dlogp_equal_the_kernel():
         np.testing.assert_allclose(dlogp(point), thv * (grad - thv / sigma**2), rtol=1e-12)
 
 
-@pytest.mark.parametrize("parallel", [False, True])
-def test_pointwise_block_uses_the_prepared_kernel(parallel):
+def test_pointwise_block_and_loo_use_the_prepared_kernel():
+    from clvbayes.comparison.loo import _loo_terms
     from clvbayes.comparison.pointwise import loglik_block, resolve_loglik_rows
+    from clvbayes.comparison.psis import loo_rows, tail_length
 
     rng = np.random.default_rng(12)
     x, t_x, T = daily(rng, 300)
     draws = np.array([CDNOW, (1.0, 5.0, 2.0, 30.0), (0.3, 20.0, 0.2, 3.0)])
-    out = loglik_block(resolve_loglik_rows("pnbd"), draws, x, t_x, T, parallel=parallel)
+    kernel = resolve_loglik_rows("pnbd")
+    out = loglik_block(kernel, draws, x, t_x, T)
     want = np.column_stack([reference_rows(th, x, t_x, T) for th in draws])
     np.testing.assert_allclose(out, want, rtol=1e-12, atol=0)
+    # LOO terms through the prepared-block path equal PSIS-LOO of the reference matrix
+    draws = np.array(CDNOW) * np.exp(np.random.default_rng(13).normal(0, 0.05, (40, 4)))
+    m = tail_length(40, 1.0)
+    elpd, lppd, k, finite = _loo_terms(kernel, draws, x, t_x, T, m, 2**20)
+    ref = np.column_stack([reference_rows(th, x, t_x, T) for th in draws])
+    e2, l2, k2 = np.empty(x.size), np.empty(x.size), np.empty(x.size)
+    loo_rows(np.ascontiguousarray(ref), m, e2, l2, k2)
+    assert finite.all()
+    np.testing.assert_allclose(elpd, e2, rtol=1e-11)
+    np.testing.assert_allclose(k, k2, rtol=1e-9, atol=1e-9)
 
 
 def test_stale_prepared_arrays_give_the_per_row_values():

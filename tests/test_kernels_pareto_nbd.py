@@ -242,6 +242,21 @@ def test_alive_factor_codes():
         k.p_alive_one(r, a, 2.5, b, x, t_x, T) * rate * (b + T) / 1.5, rel=1e-14)
 
 
+@pytest.mark.parametrize("T", [5e-324, 1e-310, 1e-200, 1e-151, 1e-149, 1e-12])
+def test_vanishing_age_is_finite(T):
+    """A customer observed for a vanishing time (CI found NaN at T = 5e-324, where the
+    integral's panels are 0 wide): alive, ln L = -r T/α to first order, E2/E1 = s T/β."""
+    r, a, s, b = 0.7, 2.0, 1.3, 3.0
+    assert k.p_alive_one(r, a, s, b, 0.0, 0.0, T) == pytest.approx(1.0 - s * T / b, rel=0, abs=1e-20)
+    assert k.loglik_one(r, a, s, b, 0.0, 0.0, T) == pytest.approx(-r * T / a, rel=1e-9)
+    g = k.loglik_grad_one(r, a, s, b, 0.0, 0.0, T)
+    assert all(math.isfinite(v) for v in g)
+    assert g[1] == pytest.approx(-T / a, rel=1e-9)
+    lnE1, dd, n, lnE2 = k._log_terms(r, a, s, b, 2.0, T / 2, T, k._no_nodes())
+    assert math.exp(dd) == pytest.approx(s * (T / 2) / (b + T / 2), rel=1e-9)
+    assert math.isfinite(k.conditional_expected_purchases_one(r, a, s, b, 2.0, T / 2, T, 10.0))
+
+
 @settings(max_examples=80, deadline=None)
 @given(st.floats(1e-3, 1e3), st.floats(1e-3, 1e3), st.floats(1e-3, 1e3), st.floats(1e-3, 1e3),
        st.integers(0, 1000), st.floats(0, 1), st.floats(0, 1e3), st.floats(1e-2, 1e3), st.floats(1e-4, 1.0))

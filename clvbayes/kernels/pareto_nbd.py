@@ -326,8 +326,13 @@ def _log_terms(
     if not (T > t_x):
         return lnE1, -math.inf, 0, -math.inf
     ct, qa, qca, qb, qcb, U = _setup(alpha, beta, t_x, T)
-    lmax, ssum, n = _integrate(1.0, A, qa, qca, s + 1.0, qb, qcb, 0.0, 0.0, U, out)
     gap = T - t_x
+    if U < 1e-150:
+        # A vanishing gap (down to T = 5e-324, where the panels of the walk would be 0 wide):
+        # E2/E1 = s gap/(β + t_x) (1 + O(U (A + s))), exact in double precision here.
+        d = math.log(s) + math.log(gap) - math.log(beta + t_x)
+        return lnE1, d, 0, lnE1 + d
+    lmax, ssum, n = _integrate(1.0, A, qa, qca, s + 1.0, qb, qcb, 0.0, 0.0, U, out)
     lj = math.log(s * qb) + lmax + math.log(ssum)
     d = lj + A * math.log1p(gap / (alpha + t_x)) + s * math.log1p(gap / (beta + t_x))
     lnE2 = lj - A * math.log1p(t_x / alpha) - s * math.log1p(t_x / beta)

@@ -13,7 +13,11 @@ Both return the total and the gradient with respect to every cell's or row's par
 (natural scale); the chain rule to coefficients or hyper-parameters is left to the model
 graph (PyTensor). The names ``_loglik_sum_grad`` / ``_loglik_grad_one`` are bound to
 BG/NBD here and rebound per family by :func:`clvbayes.kernels.build.rebuild`, as in
-:mod:`clvbayes.kernels.drivers`. Sums are taken in cell order / fixed row chunks: the same
+:mod:`clvbayes.kernels.drivers`. A family whose fast sum takes prepared arrays
+(``fast["prepare"]``, Pareto/NBD) binds ``_loglik_sum_grad`` to its plain per-row sum
+(the generic driver rebuilt with its cores): the prepared arrays are per data set, not per
+cell slice. The covariate model (:mod:`clvbayes.models.covariate`) does not use this kernel;
+it calls the family's Op once per cell. Sums are taken in cell order / fixed row chunks: the same
 bits for any thread count.
 """
 

@@ -5,7 +5,7 @@ A covariate enters a BTYD model through ``exp(Z_i · β)`` scaling one populatio
 ``Z`` from named columns of a customer table and records how, so that coefficients can be
 reported on the scale of the data and new customers can be encoded the same way.
 
-Encoding (decided here, documented in ``docs/howto/covariates.md``):
+Encoding (decided here, documented in ``docs/guide/covariates.md``):
 
 - **numeric** columns (integer, float, boolean) are *standardised*: ``z = (v - mean) / sd``
   (population sd). Centring makes the baseline parameter that of an average customer and

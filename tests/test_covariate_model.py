@@ -161,3 +161,26 @@ def test_the_guide_example_prints_the_figures_it_quotes(capsys):
     out = capsys.readouterr().out
     for figure in ("0.660", "0.071", "0.064", "0.681", "0.575"):
         assert figure in out and figure in text
+
+
+def test_posterior_predictions_average_the_draws_of_each_cell():
+    import arviz as az
+
+    df = _segments("pnbd", {"web": 1.0, "store": 0.5}, 100, 51)
+    m = CovariatePurchaseModel(df, family="pnbd", purchase_covariates=["channel"], dropout_covariates=["channel"])
+    rng = np.random.default_rng(2)
+    post = {p: v * np.exp(rng.normal(0, 0.1, (2, 3))) for p, v in BASE["pnbd"].items()}
+    post["gamma_purchase"] = rng.normal(0, 0.3, (2, 3, 1))
+    post["gamma_dropout"] = rng.normal(0, 0.3, (2, 3, 1))
+    m.idata_ = az.from_dict(posterior=post)
+    pa = m.probability_alive(draws=None)
+    d = drivers_for("pnbd")
+    for i in (0, 150):
+        z = float(df["channel"].iloc[i] == "web")  # reference "store"
+        vals = []
+        for c in range(2):
+            for k in range(3):
+                th = (post["r"][c, k], post["alpha"][c, k] * np.exp(-z * post["gamma_purchase"][c, k, 0]),
+                      post["s"][c, k], post["beta"][c, k] * np.exp(-z * post["gamma_dropout"][c, k, 0]))
+                vals.append(d.p_alive(*th, *(np.array([v]) for v in (m.x[i], m.t_x[i], m.T[i])))[0])
+        assert pa.iloc[i] == pytest.approx(np.mean(vals), rel=1e-14)

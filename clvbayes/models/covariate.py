@@ -238,8 +238,13 @@ class CovariatePurchaseModel:
         model = self.model
         start = model.initial_point()
         mean_x = max(float(np.mean(self.x)), 1e-2)
+        rvs = {rv.name: rv for rv in model.free_RVs}
         for name, v in zip(self.param_names, self.family.mle_start(mean_x, float(np.mean(self.T))), strict=True):
-            start[f"{name}_log__"] = np.log(v)
+            rv = rvs[name]
+            tr = model.rvs_to_transforms.get(rv)
+            # start the base parameters where the family's MLE starts (coefficients at 0)
+            start[model.rvs_to_values[rv].name] = np.asarray(
+                v if tr is None else tr.forward(np.float64(v), *rv.owner.inputs).eval(), dtype=float)
         x0 = DictToArrayBijection.map(start)
         logp = model.compile_logp(jacobian=False)
         dlogp = model.compile_dlogp(jacobian=False)
@@ -254,10 +259,10 @@ class CovariatePurchaseModel:
         res = so.minimize(f, x0.data, jac=True, method="L-BFGS-B", options={"maxiter": 5000, "gtol": 1e-8})
         point = DictToArrayBijection.rmap(RaveledVars(res.x, x0.point_map_info), start)
         out = {}
-        for name in self.param_names:
-            out[name] = np.exp(np.asarray(point[f"{name}_log__"], dtype=float))
-        for name in self.coefficient_names:
-            out[name] = np.asarray(point[name], dtype=float)
+        for name, rv in rvs.items():
+            tr = model.rvs_to_transforms.get(rv)
+            v = point[model.rvs_to_values[rv].name]
+            out[name] = np.asarray(v if tr is None else tr.backward(v, *rv.owner.inputs).eval(), dtype=float)
         self.map_ = out
         self.log_posterior_ = -float(res.fun)
         self.map_result_ = res

@@ -36,6 +36,7 @@ from clvbayes.models.identification import WeakIdentificationWarning
 from clvbayes.models.mle import ConvergenceWarning
 from clvbayes.models.named import ModifiedBetaGeoModel, ParetoNBDModel
 from clvbayes.models.purchase import PurchaseModel, load_model, model_class
+from clvbayes.models.covariate import CovariatePurchaseModel
 from clvbayes.models.priors import Prior
 from clvbayes.sbc import simulation_based_calibration
 from clvbayes.simulation import simulate_customers
@@ -75,6 +76,7 @@ __all__ = [
     "ModifiedBetaGeoModel",
     "ParetoNBDModel",
     "PurchaseModel",
+    "CovariatePurchaseModel",
     "model_class",
     "load_model",
     "simulate_customers",

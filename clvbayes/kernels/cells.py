@@ -1,0 +1,134 @@
+"""Likelihood sums when the parameters differ between groups of rows or between rows.
+
+Covariates and hierarchical segments give every customer (or every design cell) its own
+four parameters. Two layouts cover both:
+
+- **cells** (categorical covariates, segments): rows sorted by cell, ``start[c]:start[c+1]``
+  the compressed rows of cell ``c`` with parameters ``theta[c]``. Each cell is one call of the
+  family's own weighted-sum kernel (BG/NBD's tabulated one included), so a cell costs what
+  a fit without covariates costs on those rows.
+- **rows** (continuous covariates): ``theta[i]`` per row, through the scalar gradient core.
+
+Both return the total and the gradient with respect to every cell's or row's parameters
+(natural scale); the chain rule to coefficients or hyper-parameters is left to the model
+graph (PyTensor). The names ``_loglik_sum_grad`` / ``_loglik_grad_one`` are bound to
+BG/NBD here and rebound per family by :func:`clvbayes.kernels.build.rebuild`, as in
+:mod:`clvbayes.kernels.drivers`. A family whose fast sum takes prepared arrays
+(``fast["prepare"]``, Pareto/NBD) binds ``_loglik_sum_grad`` to its plain per-row sum
+(the generic driver rebuilt with its cores): the prepared arrays are per data set, not per
+cell slice. The covariate model (:mod:`clvbayes.models.covariate`) does not use this kernel;
+it calls the family's Op once per cell. Sums are taken in cell order / fixed row chunks: the same
+bits for any thread count.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit, prange
+
+from clvbayes.kernels import bgnbd as _bg
+from clvbayes.kernels.special import CHUNK, PARALLEL_MIN_ROWS
+
+__all__ = ["cell_loglik_sum_grad", "row_loglik_sum_grad"]
+
+_loglik_sum_grad = _bg.bgnbd_loglik_sum_grad
+_loglik_grad_one = _bg.bgnbd_loglik_grad_one
+
+
+@njit(cache=True, fastmath=False, error_model="numpy")
+def cell_loglik_sum_grad(theta: np.ndarray, x: np.ndarray, t_x: np.ndarray, T: np.ndarray, weights: np.ndarray,
+                         start: np.ndarray) -> tuple[float, np.ndarray]:
+    """``Σ_c Σ_{i in c} w_i ln L(θ_c | row i)`` and its gradient in every ``θ_c``.
+
+    Parameters
+    ----------
+    theta : np.ndarray
+        Shape (C, 4): each cell's parameters, in the family's order.
+    x, t_x, T, weights : np.ndarray
+        float64 rows, sorted by cell (weights: customers per compressed row).
+    start : np.ndarray
+        int64, length C + 1: cell ``c`` holds rows ``start[c]`` to ``start[c+1] - 1``.
+
+    Returns
+    -------
+    value : float
+        The total (``-inf`` when any cell's parameters leave the support).
+    grad : np.ndarray
+        Shape (C, 4): derivative of the total with respect to ``theta[c, k]``.
+    """
+    C = theta.shape[0]
+    grad = np.empty((C, 4))
+    total = 0.0
+    for c in range(C):
+        lo = start[c]
+        hi = start[c + 1]
+        v, g = _loglik_sum_grad(theta[c, 0], theta[c, 1], theta[c, 2], theta[c, 3],
+                                x[lo:hi], t_x[lo:hi], T[lo:hi], weights[lo:hi])
+        total += v
+        for k in range(4):
+            grad[c, k] = g[k]
+    return total, grad
+
+
+@njit(cache=True, fastmath=False, error_model="numpy")
+def _row_chunk(theta, x, t_x, T, w, lo, hi, grad):
+    acc = 0.0
+    for i in range(lo, hi):
+        ll, g0, g1, g2, g3 = _loglik_grad_one(theta[i, 0], theta[i, 1], theta[i, 2], theta[i, 3], x[i], t_x[i], T[i])
+        wi = w[i]
+        acc += wi * ll
+        grad[i, 0] = wi * g0
+        grad[i, 1] = wi * g1
+        grad[i, 2] = wi * g2
+        grad[i, 3] = wi * g3
+    return acc
+
+
+@njit(cache=True, fastmath=False, error_model="numpy", parallel=True)
+def _row_chunks_par(theta, x, t_x, T, w, part, grad):
+    n = x.shape[0]
+    for c in prange(part.shape[0]):
+        part[c] = _row_chunk(theta, x, t_x, T, w, c * CHUNK, min(n, (c + 1) * CHUNK), grad)
+
+
+@njit(cache=True, fastmath=False, error_model="numpy")
+def row_loglik_sum_grad(theta: np.ndarray, x: np.ndarray, t_x: np.ndarray, T: np.ndarray,
+                        weights: np.ndarray) -> tuple[float, np.ndarray]:
+    """``Σ_i w_i ln L(θ_i | row i)`` and its gradient in every row's ``θ_i``.
+
+    Parameters
+    ----------
+    theta : np.ndarray
+        Shape (n, 4): each row's parameters.
+    x, t_x, T, weights : np.ndarray
+        float64 rows.
+
+    Returns
+    -------
+    value : float
+        The total, summed in fixed chunks (``-inf`` when a row's parameters leave the support).
+    grad : np.ndarray
+        Shape (n, 4): ``w_i ∂ ln L_i / ∂θ_i``.
+    """
+    n = x.shape[0]
+    grad = np.empty((n, 4))
+    for i in range(n):
+        ok = True
+        for k in range(4):
+            v = theta[i, k]
+            ok = ok and v > 0.0 and v < math.inf
+        if not ok:
+            grad[:, :] = math.nan
+            return -math.inf, grad
+    part = np.empty((n + CHUNK - 1) // CHUNK)
+    if n >= PARALLEL_MIN_ROWS:
+        _row_chunks_par(theta, x, t_x, T, weights, part, grad)
+    else:
+        for c in range(part.shape[0]):
+            part[c] = _row_chunk(theta, x, t_x, T, weights, c * CHUNK, min(n, (c + 1) * CHUNK), grad)
+    total = 0.0
+    for c in range(part.shape[0]):
+        total += part[c]
+    return total, grad

@@ -1,0 +1,337 @@
+"""Purchase/dropout models with static categorical covariates (design cells), any family.
+
+Links (``z_i`` the customer's covariate row, standardised / treatment coded by
+:func:`clvbayes.covariates.build_design`; ``r`` and ``s`` carry no covariates):
+
+- BG/NBD, MBG/NBD, PyMC-Marketing's ``BetaGeoModel`` / ``ModifiedBetaGeoModel``
+  parameterisation (``purchase_covariates`` / ``dropout_covariates`` in their docs; dropout
+  covariates enter both beta parameters)::
+
+      alpha_i = alpha exp(-z_i' gamma_purchase),  a_i = a exp(z_i' gamma_a),  b_i = b exp(z_i' gamma_b)
+
+- Pareto/NBD, CLVTools' static covariates (``SetStaticCovariates``; Bachmann, Meierer & Näf
+  2021, "The role of time-varying contextual factors in latent attrition models for
+  customer base analysis", Marketing Science 40(4), eq. for the static case)::
+
+      alpha_i = alpha exp(-z_i' gamma_purchase),  beta_i = beta exp(-z_i' gamma_dropout)
+
+  so a positive ``gamma_purchase`` means a higher purchase rate (``E[lambda] = r/alpha_i``),
+  a positive ``gamma_dropout`` a higher dropout rate (``E[mu] = s/beta_i``).
+
+Likelihood (cells path): every distinct design row is a cell; the customers of a cell share
+their parameters, so their ``(x, t_x, T)`` rows are compressed within the cell and the cell's
+log-likelihood is one call of the family's own Op (:class:`~clvbayes.models.ops.FamilyLogLik`,
+with its fast kernel and nutpie Numba registration). The cells' terms are summed into one
+``pm.Potential``. Continuous covariates make (almost) every customer a cell: they need the
+per-customer path, which is not built yet (:data:`MAX_CELLS`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import arviz as az
+import numpy as np
+import pandas as pd
+import pymc as pm
+import pytensor.tensor as pt
+
+from clvbayes.covariates import build_design, join_attributes
+from clvbayes.covariates.design import Design
+from clvbayes.data.validate import require_history, validate_rfm
+from clvbayes.families import get_family
+from clvbayes.families.compiled import drivers_for
+from clvbayes.models.base import compress_weighted
+from clvbayes.models.ops import FamilyLogLik, family_data
+from clvbayes.models.priors import Prior, resolve_priors
+
+__all__ = ["CovariatePurchaseModel", "COVARIATE_LINKS", "MAX_CELLS"]
+
+MAX_CELLS = 256
+
+# family -> linked parameter -> (coefficient name, covariate side, sign in the exponent)
+COVARIATE_LINKS: dict[str, dict[str, tuple[str, str, float]]] = {
+    "bgnbd": {"alpha": ("gamma_purchase", "purchase", -1.0), "a": ("gamma_a", "dropout", 1.0),
+              "b": ("gamma_b", "dropout", 1.0)},
+    "pnbd": {"alpha": ("gamma_purchase", "purchase", -1.0), "beta": ("gamma_dropout", "dropout", -1.0)},
+}
+COVARIATE_LINKS["mbgnbd"] = COVARIATE_LINKS["bgnbd"]
+
+
+def _with_ids(frame: pd.DataFrame, customer_id: str) -> pd.DataFrame:
+    if customer_id in frame.columns:
+        return frame
+    out = frame.copy()
+    out[customer_id] = frame.index.to_numpy()
+    return out
+
+
+class CovariatePurchaseModel:
+    """A purchase/dropout model whose parameters depend on categorical customer covariates.
+
+    Parameters
+    ----------
+    data : pandas.DataFrame
+        The customer summary (``frequency``, ``recency``, ``T``; as
+        :func:`clvbayes.rfm_summary`), possibly with the covariate columns.
+    attributes : pandas.DataFrame, optional
+        Customer attributes joined by ``customer_id`` (:func:`clvbayes.covariates.join_attributes`:
+        ids missing on either side are an error).
+    family : {"bgnbd", "pnbd", "mbgnbd"}
+    purchase_covariates, dropout_covariates : sequence of str
+        Covariate columns of each side (links in the module docstring).
+    priors : mapping, optional
+        Priors of the base parameters (default: the family's).
+    coefficient_prior_sigma : float, default 1.0
+        ``Normal(0, sigma)`` on every coefficient (standardised / treatment-coded scale).
+    customer_id : str, default "customer_id"
+    categorical : sequence of str
+        Numeric columns to treat as categorical.
+    max_cells : int, default :data:`MAX_CELLS`
+    min_level_count : int, default 2
+        As :func:`~clvbayes.covariates.build_design`.
+    """
+
+    def __init__(self, data: pd.DataFrame, attributes: pd.DataFrame | None = None, *, family: str = "bgnbd",
+                 purchase_covariates: Sequence[str] = (), dropout_covariates: Sequence[str] = (),
+                 priors: Mapping[str, Prior] | None = None, coefficient_prior_sigma: float = 1.0,
+                 customer_id: str = "customer_id", categorical: Sequence[str] = (), max_cells: int = MAX_CELLS,
+                 min_level_count: int = 2) -> None:
+        self.family = get_family(family)
+        if self.family.name not in COVARIATE_LINKS:
+            raise ValueError(f"No covariate link for family {self.family.name!r}; known: {sorted(COVARIATE_LINKS)}.")
+        if not (np.isfinite(coefficient_prior_sigma) and coefficient_prior_sigma > 0):
+            raise ValueError(f"coefficient_prior_sigma must be finite and > 0, got {coefficient_prior_sigma!r}.")
+        self.coefficient_prior_sigma = float(coefficient_prior_sigma)
+        self.priors = priors
+        frame = data if attributes is None else join_attributes(_with_ids(data, customer_id), attributes,
+                                                                customer_id=customer_id)
+        self.data = frame
+        self.x, self.t_x, self.T = validate_rfm(frame)
+        require_history(self.T)
+        self.designs: dict[str, Design | None] = {}
+        for side, cols in (("purchase", purchase_covariates), ("dropout", dropout_covariates)):
+            cols = list(cols)
+            if not cols:
+                self.designs[side] = None
+                continue
+            d = build_design(frame, cols, categorical=[c for c in categorical if c in cols],
+                             customer_id=customer_id, min_level_count=min_level_count)
+            if not d.categorical_only:
+                numeric = [c for c in d.columns if c not in d.levels]
+                raise ValueError(
+                    f"Numeric covariate columns {numeric} ({side}): CovariatePurchaseModel has the design-cells path "
+                    "only, for categorical covariates; continuous covariates need the per-customer path (not built "
+                    "yet). Bin them (e.g. pd.cut) and pass them as categorical."
+                )
+            self.designs[side] = d
+        z = np.hstack([np.zeros((len(frame), 0))] + [d.matrix for d in self.designs.values() if d is not None])
+        if z.shape[1]:
+            self.cell_rows, self.cell = np.unique(z, axis=0, return_inverse=True)
+            self.cell = self.cell.reshape(-1).astype(np.int64)
+        else:
+            self.cell_rows, self.cell = np.zeros((1, 0)), np.zeros(len(frame), dtype=np.int64)
+        n_cells = self.cell_rows.shape[0]
+        if n_cells > max_cells:
+            cols = [c for d in self.designs.values() if d is not None for c in d.columns]
+            raise ValueError(
+                f"The covariates {cols} make {n_cells} design cells, more than max_cells={max_cells}. The cells path "
+                "fits one likelihood term per cell; continuous or very fine covariates need the per-customer path "
+                "(not built yet). Merge or bin levels, or raise max_cells."
+            )
+        n_p = 0 if self.designs["purchase"] is None else self.designs["purchase"].n_terms
+        self._z = {"purchase": self.cell_rows[:, :n_p], "dropout": self.cell_rows[:, n_p:]}
+        self.idata_: az.InferenceData | None = None
+        self.map_: dict[str, np.ndarray] | None = None
+        self._model: pm.Model | None = None
+
+    # -- structure ----------------------------------------------------------------------
+    @property
+    def param_names(self) -> tuple[str, ...]:
+        return tuple(self.family.param_names)
+
+    @property
+    def coefficient_names(self) -> dict[str, tuple[str, Design]]:
+        """Coefficient vector name -> (linked parameter, its design), sides with covariates only."""
+        out = {}
+        for param, (name, side, _) in COVARIATE_LINKS[self.family.name].items():
+            if self.designs[side] is not None:
+                out[name] = (param, self.designs[side])
+        return out
+
+    @property
+    def n_cells(self) -> int:
+        return self.cell_rows.shape[0]
+
+    def _resolved_priors(self) -> dict[str, Prior]:
+        return resolve_priors(self.priors, self.family.default_priors(float(np.mean(self.T))), type(self).__name__)
+
+    def cell_parameters(self, base: Mapping[str, np.ndarray], coefficients: Mapping[str, np.ndarray]) -> np.ndarray:
+        """Each cell's parameters for draws of the base parameters and coefficients (NumPy).
+
+        ``base[name]`` shape (D,), ``coefficients[name]`` shape (D, n_terms); returns shape
+        (n_cells, D, 4) in the family's parameter order.
+        """
+        D = np.asarray(base[self.param_names[0]], dtype=float).reshape(-1).shape[0]
+        out = np.empty((self.n_cells, D, 4))
+        links = COVARIATE_LINKS[self.family.name]
+        for k, p in enumerate(self.param_names):
+            v = np.broadcast_to(np.asarray(base[p], dtype=float).reshape(-1), (D,))
+            out[:, :, k] = v
+            if p in links and links[p][0] in coefficients:
+                name, side, sign = links[p]
+                eta = self._z[side] @ np.asarray(coefficients[name], dtype=float).reshape(D, -1).T  # (C, D)
+                out[:, :, k] = v * np.exp(sign * eta)
+        return out
+
+    def _build_model(self) -> pm.Model:
+        priors = self._resolved_priors()
+        links = COVARIATE_LINKS[self.family.name]
+        with pm.Model() as model:
+            base = {name: priors[name].create(name) for name in self.param_names}
+            gam = {name: pm.Normal(name, 0.0, self.coefficient_prior_sigma, shape=d.n_terms)
+                   for name, (_, d) in self.coefficient_names.items()}
+            op = FamilyLogLik(self.family.name)
+            terms = []
+            for c in range(self.n_cells):
+                theta = []
+                for p in self.param_names:
+                    v = base[p]
+                    if p in links and links[p][0] in gam:
+                        name, side, sign = links[p]
+                        # the cell's covariate row is a constant: exp(±z_c' γ) as a scalar graph
+                        # (elementwise sum, not dot: no BLAS node for a length-k vector)
+                        v = v * pt.exp(sign * pt.sum(pt.as_tensor_variable(self._z[side][c]) * gam[name]))
+                    theta.append(v)
+                rows = self.cell == c
+                (xu, txu, Tu), wu = compress_weighted(self.x[rows], self.t_x[rows], self.T[rows])
+                data = family_data(self.family.name, xu, txu, Tu, weights=wu, compress=False,
+                                   name=f"{self.family.name}_cell{c}")
+                terms.append(op(*theta, *data))
+            pm.Potential("loglik", pt.add(*terms) if len(terms) > 1 else terms[0])
+        return model
+
+    @property
+    def model(self) -> pm.Model:
+        if self._model is None:
+            self._model = self._build_model()
+        return self._model
+
+    # -- fitting --------------------------------------------------------------------------
+    def fit(self, method: str = "nuts", *, draws: int = 1000, tune: int = 1000, chains: int = 4, seed: int = 0,
+            progressbar: bool = False, **sampler_kwargs) -> CovariatePurchaseModel:
+        """Fit by MAP (``method="map"``: L-BFGS on the log posterior in the unconstrained
+        space, no Jacobian, i.e. the mode on the natural scale) or NUTS by nutpie."""
+        if method == "map":
+            return self._fit_map()
+        if method != "nuts":
+            raise ValueError(f"method must be 'map' or 'nuts', got {method!r}.")
+        from clvbayes.models.bayesian import _sample_nutpie
+
+        self.idata_ = _sample_nutpie(self.model, chains, draws, tune, int(seed), progressbar, sampler_kwargs)
+        return self
+
+    def _fit_map(self) -> CovariatePurchaseModel:
+        import scipy.optimize as so
+        from pymc.blocking import DictToArrayBijection, RaveledVars
+
+        model = self.model
+        start = model.initial_point()
+        mean_x = max(float(np.mean(self.x)), 1e-2)
+        rvs = {rv.name: rv for rv in model.free_RVs}
+        for name, v in zip(self.param_names, self.family.mle_start(mean_x, float(np.mean(self.T))), strict=True):
+            rv = rvs[name]
+            tr = model.rvs_to_transforms.get(rv)
+            # start the base parameters where the family's MLE starts (coefficients at 0)
+            start[model.rvs_to_values[rv].name] = np.asarray(
+                v if tr is None else tr.forward(np.float64(v), *rv.owner.inputs).eval(), dtype=float)
+        x0 = DictToArrayBijection.map(start)
+        logp = model.compile_logp(jacobian=False)
+        dlogp = model.compile_dlogp(jacobian=False)
+
+        def f(q):
+            point = DictToArrayBijection.rmap(RaveledVars(q, x0.point_map_info), start)
+            v = logp(point)
+            if not np.isfinite(v):
+                return 1e300, np.zeros_like(q)
+            return -float(v), -np.asarray(dlogp(point), dtype=float)
+
+        res = so.minimize(f, x0.data, jac=True, method="L-BFGS-B", options={"maxiter": 5000, "gtol": 1e-8})
+        point = DictToArrayBijection.rmap(RaveledVars(res.x, x0.point_map_info), start)
+        out = {}
+        for name, rv in rvs.items():
+            tr = model.rvs_to_transforms.get(rv)
+            v = point[model.rvs_to_values[rv].name]
+            out[name] = np.asarray(v if tr is None else tr.backward(v, *rv.owner.inputs).eval(), dtype=float)
+        self.map_ = out
+        self.log_posterior_ = -float(res.fun)
+        self.map_result_ = res
+        return self
+
+    # -- reports --------------------------------------------------------------------------
+    def _draws(self, draws: int | None) -> tuple[dict, dict]:
+        """Base parameter draws (D,) and coefficient draws (D, n): posterior, else the MAP."""
+        if self.idata_ is not None:
+            post = self.idata_.posterior.stack(sample=("chain", "draw"))
+            n = post.sizes["sample"]
+            idx = np.arange(n) if draws is None or draws >= n else np.linspace(0, n - 1, draws).round().astype(int)
+            base = {p: post[p].to_numpy()[idx] for p in self.param_names}
+            coef = {c: np.moveaxis(post[c].to_numpy(), -1, 0)[idx] for c in self.coefficient_names}
+            return base, coef
+        if self.map_ is None:
+            raise RuntimeError("The model is not fitted: call fit() first.")
+        return ({p: np.atleast_1d(self.map_[p]) for p in self.param_names},
+                {c: self.map_[c][None, :] for c in self.coefficient_names})
+
+    def coefficient_summary(self, hdi_prob: float = 0.94) -> pd.DataFrame:
+        """One row per coefficient: the linked parameter, the term, mean, sd, HDI and r_hat on
+        the standardised scale, and the mean per unit of the data (``Design.unstandardise``;
+        the same for treatment-coded dummies)."""
+        base, coef = self._draws(None)
+        rows = []
+        for name, (param, design) in self.coefficient_names.items():
+            draws = coef[name]
+            per_unit, _ = design.unstandardise(draws)
+            if self.idata_ is not None:
+                s = az.summary(self.idata_, var_names=[name], hdi_prob=hdi_prob, kind="all")
+            for j, term in enumerate(design.names):
+                row = {"coefficient": name, "parameter": param, "term": term, "mean": float(draws[:, j].mean()),
+                       "sd": float(draws[:, j].std(ddof=1)) if draws.shape[0] > 1 else np.nan,
+                       "hdi_low": np.nan, "hdi_high": np.nan, "r_hat": np.nan,
+                       "mean_per_unit": float(per_unit[:, j].mean())}
+                if self.idata_ is not None:
+                    r = s.iloc[j]
+                    row.update(hdi_low=float(r.iloc[2]), hdi_high=float(r.iloc[3]), r_hat=float(r["r_hat"]))
+                rows.append(row)
+        return pd.DataFrame(rows)
+
+    # -- predictions -----------------------------------------------------------------------
+    def customer_parameters(self, draws: int | None = 200) -> dict[str, np.ndarray]:
+        """Each customer's parameter draws via its cell: name -> array (n_customers, D)."""
+        theta = self.cell_parameters(*self._draws(draws))  # (C, D, 4)
+        return {p: theta[self.cell, :, k] for k, p in enumerate(self.param_names)}
+
+    def _per_cell_mean(self, kernel, draws: int | None, *extra) -> pd.Series:
+        theta = self.cell_parameters(*self._draws(draws))
+        out = np.empty(self.x.shape[0])
+        for c in range(self.n_cells):
+            rows = np.flatnonzero(self.cell == c)
+            x, t_x, T = (np.ascontiguousarray(a[rows]) for a in (self.x, self.t_x, self.T))
+            acc = np.zeros(rows.size)
+            for d in range(theta.shape[1]):
+                acc += kernel(*theta[c, d], x, t_x, T, *extra)
+            out[rows] = acc / theta.shape[1]
+        return pd.Series(out, index=self.data.index)
+
+    def probability_alive(self, draws: int | None = 200) -> pd.Series:
+        """P(alive at T) per customer: posterior mean over (up to ``draws``) draws of the
+        family's ``p_alive`` at the customer's cell parameters (the MAP value after a MAP fit)."""
+        return self._per_cell_mean(drivers_for(self.family).p_alive, draws).rename("probability_alive")
+
+    def expected_purchases(self, t: float, draws: int | None = 200) -> pd.Series:
+        """Expected purchases in ``(T, T + t]`` per customer, as :meth:`probability_alive`."""
+        t = float(t)
+        if not (np.isfinite(t) and t >= 0):
+            raise ValueError(f"t must be finite and >= 0, got {t!r}.")
+        k = drivers_for(self.family).conditional_expected_purchases
+        return self._per_cell_mean(k, draws, t).rename("expected_purchases")

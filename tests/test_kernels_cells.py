@@ -1,0 +1,97 @@
+"""Per-cell and per-row parameter likelihood sums (clvbayes.kernels.cells), every family."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from clvbayes.families import family_names, get_family
+from clvbayes.families.compiled import drivers_for
+from clvbayes.kernels import build
+from clvbayes.kernels import cells as K
+from clvbayes.kernels import drivers as _drv
+
+
+def _bound(name: str):
+    fam = get_family(name)
+    d = drivers_for(fam)
+    generic_sum_grad = build.rebuild(_drv.loglik_sum_grad, replace={_drv.CORE_NAMES[c]: f for c, f in fam.cores.items()},
+                                     tag=f"test_cells_{name}")
+    # A family whose fast sum takes prepared arrays (Pareto/NBD: fast["prepare"]) gets the
+    # plain per-row sum in the cell kernel (see clvbayes.kernels.cells).
+    sum_grad = d.loglik_sum_grad if d.prepare is None else generic_sum_grad
+    replace = {"_loglik_sum_grad": sum_grad, "_loglik_grad_one": fam.cores["loglik_grad_one"]}
+    cell = build.rebuild(K.cell_loglik_sum_grad, replace=replace, tag=f"test_cells_{name}")
+    row = build.rebuild(K.row_loglik_sum_grad, replace=replace, tag=f"test_cells_{name}")
+    return fam, d, generic_sum_grad, cell, row, sum_grad
+
+
+def _rows(n: int, seed: int):
+    rng = np.random.default_rng(seed)
+    T = np.round(rng.uniform(0.0, 52.0, n), 2)
+    x = np.where(rng.uniform(size=n) < 0.5, 0.0, rng.poisson(2.5, n)).astype(float)
+    t_x = np.where(x > 0, np.round(rng.uniform(0, 1, n) * T, 2), 0.0)
+    w = rng.integers(1, 20, n).astype(float)
+    return x, t_x, T, w
+
+
+TH = (0.6, 8.0, 0.9, 3.0)
+
+
+@pytest.mark.parametrize("name", family_names())
+def test_cells_are_separate_fits_and_one_cell_is_the_fit(name):
+    fam, d, _, cell, _, sum_grad = _bound(name)
+    x, t_x, T, w = _rows(500, 1)
+    one, g_one = cell(np.array([TH]), x, t_x, T, w, np.array([0, x.size]))
+    v, g = sum_grad(*TH, x, t_x, T, w)
+    assert one == v and np.array_equal(g_one[0], g)  # bit for bit
+    start = np.array([0, 120, 121, 400, 500])
+    theta = np.array([TH, (1.2, 3.0, 0.4, 9.0), (0.3, 20.0, 2.0, 1.0), (0.9, 5.0, 0.7, 0.8)])
+    tot, grad = cell(theta, x, t_x, T, w, start)
+    ref = [sum_grad(*theta[c], x[start[c]:start[c + 1]], t_x[start[c]:start[c + 1]],
+                             T[start[c]:start[c + 1]], w[start[c]:start[c + 1]]) for c in range(4)]
+    assert tot == pytest.approx(sum(r[0] for r in ref), rel=1e-15)
+    np.testing.assert_array_equal(grad, np.array([r[1] for r in ref]))
+    # an empty cell contributes nothing
+    tot0, grad0 = cell(theta[:2], x, t_x, T, w, np.array([0, 0, x.size]))
+    assert tot0 == cell(theta[1:2], x, t_x, T, w, np.array([0, x.size]))[0] and np.all(grad0[0] == 0.0)
+    bad = theta.copy()
+    bad[2, 1] = -1.0
+    assert cell(bad, x, t_x, T, w, start)[0] == -math.inf
+
+
+@pytest.mark.parametrize("name", family_names())
+@pytest.mark.parametrize("n", [300, 30_000])  # serial and threaded chunk loops
+def test_rows_with_equal_parameters_are_the_fit_without_covariates(name, n):
+    fam, d, generic, _, row, _ = _bound(name)
+    x, t_x, T, w = _rows(n, 2)
+    theta = np.tile(TH, (n, 1))
+    tot, grad = row(theta, x, t_x, T, w)
+    v, g = generic(*TH, x, t_x, T, w)
+    assert tot == v  # same per-row terms summed in the same chunks: bit for bit
+    np.testing.assert_allclose(grad.sum(axis=0), g, rtol=1e-12)
+    assert tot == pytest.approx(d.loglik_sum_grad(*TH, *d.loglik_data(x, t_x, T, w))[0], rel=1e-13)
+    core = fam.cores["loglik_grad_one"]
+    for i in (0, 7, n - 1):
+        np.testing.assert_array_equal(grad[i], w[i] * np.array(core(*TH, x[i], t_x[i], T[i])[1:]))
+
+
+@pytest.mark.parametrize("name", family_names())
+def test_row_gradient_is_the_derivative_of_the_total(name):
+    _, _, _, _, row, _ = _bound(name)
+    x, t_x, T, w = _rows(40, 3)
+    rng = np.random.default_rng(4)
+    theta = np.array(TH) * np.exp(rng.normal(0, 0.3, (40, 4)))
+    _, grad = row(theta, x, t_x, T, w)
+    for i, k in [(0, 0), (5, 1), (17, 2), (39, 3)]:
+        h = 1e-6 * theta[i, k]
+        up, dn = theta.copy(), theta.copy()
+        up[i, k] += h
+        dn[i, k] -= h
+        fd = (row(up, x, t_x, T, w)[0] - row(dn, x, t_x, T, w)[0]) / (2 * h)
+        assert grad[i, k] == pytest.approx(fd, rel=1e-5, abs=1e-7)
+    theta[3, 2] = math.nan
+    v, g = row(theta, x, t_x, T, w)
+    assert v == -math.inf and np.isnan(g).all()

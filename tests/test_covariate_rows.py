@@ -229,3 +229,15 @@ def test_rows_path_predictions_are_the_family_values_at_each_customers_parameter
         one = [np.array([v]) for v in (m.x[i], m.t_x[i], m.T[i])]
         assert pa.iloc[i] == d.p_alive(*th, *one)[0]
         assert ep.iloc[i] == d.conditional_expected_purchases(*th, *one, 10.0)[0]
+
+
+def test_the_guide_example_of_a_continuous_covariate_prints_the_figures_it_quotes(capsys):
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[1] / "docs" / "guide" / "covariates.md").read_text(encoding="utf-8")
+    code = text.split("## Example: a continuous covariate", 1)[1].split("```python\n", 1)[1].split("```", 1)[0]
+    exec(compile(code, "docs/guide/covariates.md", "exec"), {"np": np, "pd": pd, "clvbayes": __import__("clvbayes")})
+    out = capsys.readouterr().out
+    assert out.startswith("rows\n")
+    for figure in ("0.495", "0.739", "0.618"):
+        assert figure in out and figure in text

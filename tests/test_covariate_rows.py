@@ -72,6 +72,12 @@ def test_op_value_and_gradient_are_the_row_kernel(family):
     bad = theta.copy()
     bad[7, 2] = -1.0
     assert fn(*bad.T)[0] == -math.inf
+    if family == "bgnbd":  # the compiled (nutpie) implementation: same bits
+        fn_numba = pytensor.function(v, [out, *pytensor.grad(out, v)], mode="NUMBA")
+        val_n, *grads_n = fn_numba(*theta.T)
+        assert val_n == ref
+        np.testing.assert_array_equal(np.column_stack(grads_n), g)
+        assert fn_numba(*bad.T)[0] == -math.inf
 
 
 @pytest.mark.parametrize("family", FAMILIES)

@@ -111,7 +111,7 @@ def test_gradient_in_the_coefficients_is_finite_differences_of_the_logp(family):
     assert checked == sum(d.n_terms for _, d in m.coefficient_names.values())
 
 
-@pytest.mark.parametrize("family", ["bgnbd", "pnbd"])
+@pytest.mark.parametrize("family", FAMILIES)
 def test_rows_path_equals_cells_path_on_a_categorical_design(family):
     df = _customers(family, 500, 4)
     kw = dict(family=family, purchase_covariates=["channel"], dropout_covariates=["channel"])

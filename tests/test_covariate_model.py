@@ -1,4 +1,5 @@
-"""CovariatePurchaseModel: categorical covariates through design cells, every family."""
+"""CovariatePurchaseModel: categorical covariates through design cells, every family (the rows
+path: tests/test_covariate_rows.py)."""
 
 from __future__ import annotations
 
@@ -136,9 +137,10 @@ def test_bad_input_names_the_column():
     assert joined.n_cells == 2
     many = df.assign(shop=[f"s{i // 2}" for i in range(len(df))])
     with pytest.raises(ValueError, match=r"\['shop'\] make 50 design cells.*per-customer path"):
-        CovariatePurchaseModel(many, purchase_covariates=["shop"], max_cells=10)
-    with pytest.raises(ValueError, match="'age'.*Bin them"):
-        CovariatePurchaseModel(df.assign(age=np.arange(len(df), dtype=float)), purchase_covariates=["age"])
+        CovariatePurchaseModel(many, purchase_covariates=["shop"], max_cells=10, path="cells")
+    with pytest.raises(ValueError, match="'age'.*bin them"):
+        CovariatePurchaseModel(df.assign(age=np.arange(len(df), dtype=float)), purchase_covariates=["age"],
+                               path="cells")
 
 
 @pytest.mark.slow

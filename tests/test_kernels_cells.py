@@ -6,6 +6,8 @@ import math
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from clvbayes.families import family_names, get_family
 from clvbayes.families.compiled import drivers_for
@@ -95,3 +97,47 @@ def test_row_gradient_is_the_derivative_of_the_total(name):
     theta[3, 2] = math.nan
     v, g = row(theta, x, t_x, T, w)
     assert v == -math.inf and np.isnan(g).all()
+
+
+_LOG10 = st.floats(-3.0, 3.0)
+
+
+@pytest.mark.parametrize("name", family_names())
+@settings(max_examples=25, deadline=None, derandomize=True)
+@given(scales=st.tuples(_LOG10, _LOG10, _LOG10, _LOG10), seed=st.integers(0, 2**16))
+def test_row_kernels_of_four_vectors_and_cell_means_are_the_cores(name, scales, seed):
+    from clvbayes.models.row_ops import row_kernels
+
+    fam = get_family(name)
+    k = row_kernels(name)
+    x, t_x, T, w = _rows(40, seed)
+    rng = np.random.default_rng(seed)
+    # per-row parameters spread around 10^scale (1e-3.5 .. 1e3.5)
+    theta = 10.0 ** (np.array(scales) + rng.uniform(-0.5, 0.5, (40, 4)))
+    tot, grad = k["serial_sum_grad"](*np.asfortranarray(theta).T, x, t_x, T, w)
+    ref = sum(w[i] * fam.cores["loglik_one"](*theta[i], x[i], t_x[i], T[i]) for i in range(40))
+    assert tot == pytest.approx(ref, rel=1e-10, abs=1e-10)
+    one = _bound(name)[4](theta, x, t_x, T, w)
+    assert tot == one[0] and np.array_equal(grad, one[1])
+    # cell means: customers point at cells; every draw's core averaged
+    cells = theta[:6].reshape(3, 2, 4)
+    cell = np.arange(40, dtype=np.int64) % 3
+    pa = k["p_alive"](cells, cell, x, t_x, T)
+    ce = k["conditional_expected_purchases"](cells, cell, x, t_x, T, 5.0)
+    for i in (0, 1, 2, 39):
+        c = cell[i]
+        want = [fam.cores["p_alive_one"](*cells[c, d], x[i], t_x[i], T[i]) for d in range(2)]
+        assert pa[i] == pytest.approx(np.mean(want), rel=1e-15)
+        want = [fam.cores["conditional_expected_purchases_one"](*cells[c, d], x[i], t_x[i], T[i], 5.0) for d in range(2)]
+        assert ce[i] == pytest.approx(np.mean(want), rel=1e-15)
+
+
+def test_threaded_row_kernel_is_the_serial_one():
+    from clvbayes.models.row_ops import row_kernels
+
+    x, t_x, T, w = _rows(30_000, 9)  # above PARALLEL_MIN_ROWS: threaded chunks
+    theta = np.array(TH) * np.exp(np.random.default_rng(9).normal(0.0, 0.3, (x.size, 4)))
+    k = row_kernels("bgnbd")
+    a = k["sum_grad"](*theta.T, x, t_x, T, w)
+    b = k["serial_sum_grad"](*theta.T, x, t_x, T, w)
+    assert a[0] == b[0] and np.array_equal(a[1], b[1])

@@ -8,16 +8,24 @@ four parameters. Two layouts cover both:
   family's own weighted-sum kernel (BG/NBD's tabulated one included), so a cell costs what
   a fit without covariates costs on those rows.
 - **rows** (continuous covariates): ``theta[i]`` per row, through the scalar gradient core.
+  :func:`row_loglik_sum_grad4` takes the four parameter columns as separate vectors (the
+  layout of the PyTensor Op :class:`clvbayes.models.row_ops.RowLogLik`).
+
+Predictions with per-customer parameters (:func:`cell_mean_p_alive`,
+:func:`cell_mean_conditional_expected_purchases`) average the family's scalar core over
+draws of each customer's cell parameters (a cell: customers with the same covariate row;
+with continuous covariates nearly one per customer).
 
 Both return the total and the gradient with respect to every cell's or row's parameters
 (natural scale); the chain rule to coefficients or hyper-parameters is left to the model
-graph (PyTensor). The names ``_loglik_sum_grad`` / ``_loglik_grad_one`` are bound to
+graph (PyTensor). The names ``_loglik_sum_grad`` / ``_loglik_grad_one`` / ``_p_alive_one`` /
+``_conditional_expected_purchases_one`` are bound to
 BG/NBD here and rebound per family by :func:`clvbayes.kernels.build.rebuild`, as in
 :mod:`clvbayes.kernels.drivers`. A family whose fast sum takes prepared arrays
 (``fast["prepare"]``, Pareto/NBD) binds ``_loglik_sum_grad`` to its plain per-row sum
 (the generic driver rebuilt with its cores): the prepared arrays are per data set, not per
-cell slice. The covariate model (:mod:`clvbayes.models.covariate`) does not use this kernel;
-it calls the family's Op once per cell. Sums are taken in cell order / fixed row chunks: the same
+cell slice. The covariate model (:mod:`clvbayes.models.covariate`) does not use the cell kernel
+(it calls the family's Op once per cell); its rows path uses :func:`row_loglik_sum_grad4`. Sums are taken in cell order / fixed row chunks: the same
 bits for any thread count.
 """
 
@@ -29,12 +37,16 @@ import numpy as np
 from numba import njit, prange
 
 from clvbayes.kernels import bgnbd as _bg
+from clvbayes.kernels import bgnbd_predict as _bgp
 from clvbayes.kernels.special import CHUNK, PARALLEL_MIN_ROWS
 
-__all__ = ["cell_loglik_sum_grad", "row_loglik_sum_grad"]
+__all__ = ["cell_loglik_sum_grad", "row_loglik_sum_grad", "row_loglik_sum_grad4", "cell_mean_p_alive",
+           "cell_mean_conditional_expected_purchases"]
 
 _loglik_sum_grad = _bg.bgnbd_loglik_sum_grad
 _loglik_grad_one = _bg.bgnbd_loglik_grad_one
+_p_alive_one = _bgp.p_alive_one
+_conditional_expected_purchases_one = _bgp.conditional_expected_purchases_one
 
 
 @njit(cache=True, fastmath=False, error_model="numpy")
@@ -132,3 +144,71 @@ def row_loglik_sum_grad(theta: np.ndarray, x: np.ndarray, t_x: np.ndarray, T: np
     for c in range(part.shape[0]):
         total += part[c]
     return total, grad
+
+
+@njit(cache=True, fastmath=False, error_model="numpy")
+def row_loglik_sum_grad4(p0: np.ndarray, p1: np.ndarray, p2: np.ndarray, p3: np.ndarray, x: np.ndarray,
+                         t_x: np.ndarray, T: np.ndarray, weights: np.ndarray) -> tuple[float, np.ndarray]:
+    """:func:`row_loglik_sum_grad` with the parameters as four vectors (row i: ``p0[i], ..., p3[i]``).
+
+    Returns the total and the gradient, shape (n, 4) (column k: the derivatives in ``pk``).
+    """
+    n = x.shape[0]
+    theta = np.empty((n, 4))
+    for i in range(n):
+        theta[i, 0] = p0[i]
+        theta[i, 1] = p1[i]
+        theta[i, 2] = p2[i]
+        theta[i, 3] = p3[i]
+    return row_loglik_sum_grad(theta, x, t_x, T, weights)
+
+
+@njit(cache=True, fastmath=False, error_model="numpy", parallel=True)
+def cell_mean_p_alive(theta: np.ndarray, cell: np.ndarray, x: np.ndarray, t_x: np.ndarray,
+                      T: np.ndarray) -> np.ndarray:
+    """Mean over draws of P(alive at T | history) at each customer's cell parameters.
+
+    Parameters
+    ----------
+    theta : np.ndarray
+        Shape (C, D, 4): each cell's parameters for D draws, in the family's order.
+    cell : np.ndarray
+        int64, customer i's cell.
+    x, t_x, T : np.ndarray
+        float64 customer histories.
+
+    Returns
+    -------
+    np.ndarray
+        ``(1/D) Σ_d p_alive_one(θ_{cell[i], d}, x_i, t_x_i, T_i)`` per customer (the family's
+        core: for BG/NBD Fader, Hardie & Lee, "Computing P(alive) using the BG/NBD model", note 021).
+    """
+    n = x.shape[0]
+    D = theta.shape[1]
+    out = np.empty(n)
+    for i in prange(n):
+        c = cell[i]
+        acc = 0.0
+        for d in range(D):
+            acc += _p_alive_one(theta[c, d, 0], theta[c, d, 1], theta[c, d, 2], theta[c, d, 3], x[i], t_x[i], T[i])
+        out[i] = acc / D
+    return out
+
+
+@njit(cache=True, fastmath=False, error_model="numpy", parallel=True)
+def cell_mean_conditional_expected_purchases(theta: np.ndarray, cell: np.ndarray, x: np.ndarray, t_x: np.ndarray,
+                                             T: np.ndarray, t: float) -> np.ndarray:
+    """Mean over draws of E[X(T, T+t] | history] at each customer's cell parameters
+    (arguments as :func:`cell_mean_p_alive`; the family's core, e.g. Fader, Hardie & Lee
+    2005, eq. (10) for BG/NBD)."""
+    n = x.shape[0]
+    D = theta.shape[1]
+    out = np.empty(n)
+    for i in prange(n):
+        c = cell[i]
+        acc = 0.0
+        for d in range(D):
+            acc += _conditional_expected_purchases_one(theta[c, d, 0], theta[c, d, 1], theta[c, d, 2], theta[c, d, 3],
+                                                       x[i], t_x[i], T[i], t)
+        out[i] = acc / D
+    return out

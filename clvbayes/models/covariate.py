@@ -18,12 +18,24 @@ Links (``z_i`` the customer's covariate row, standardised / treatment coded by
   so a positive ``gamma_purchase`` means a higher purchase rate (``E[lambda] = r/alpha_i``),
   a positive ``gamma_dropout`` a higher dropout rate (``E[mu] = s/beta_i``).
 
-Likelihood (cells path): every distinct design row is a cell; the customers of a cell share
-their parameters, so their ``(x, t_x, T)`` rows are compressed within the cell and the cell's
-log-likelihood is one call of the family's own Op (:class:`~clvbayes.models.ops.FamilyLogLik`,
-with its fast kernel and nutpie Numba registration). The cells' terms are summed into one
-``pm.Potential``. Continuous covariates make (almost) every customer a cell: they need the
-per-customer path, which is not built yet (:data:`MAX_CELLS`).
+Likelihood, two paths (``path=``; ``"auto"`` picks cells for categorical-only designs of at
+most ``max_cells`` distinct rows, rows otherwise):
+
+- **cells**: every distinct design row is a cell; the customers of a cell share their
+  parameters, so their ``(x, t_x, T)`` rows are compressed within the cell and the cell's
+  log-likelihood is one call of the family's own Op
+  (:class:`~clvbayes.models.ops.FamilyLogLik`, with its fast kernel and nutpie Numba
+  registration). The cells' terms are summed into one ``pm.Potential``.
+- **rows** (continuous covariates, or more than ``max_cells`` cells): every customer has its
+  own parameters ``θ_i`` (vectors in the graph, ``base · exp(±Z γ)`` with ``Z`` a constant
+  matrix); rows identical in ``(z, x, t_x, T)`` are compressed (their count is the weight)
+  and the sum is one :class:`~clvbayes.models.row_ops.RowLogLik` term (the family's scalar
+  gradient core per row, one kernel call for value and gradient, nutpie Numba registration).
+  A row costs one scalar core call, where the cells path's fast kernels share work between
+  rows: prefer cells for categorical designs.
+
+Predictions average the family's scalar cores over draws of each customer's parameters
+(:func:`clvbayes.kernels.cells.cell_mean_p_alive`), on either path.
 """
 
 from __future__ import annotations
@@ -40,12 +52,14 @@ from clvbayes.covariates import build_design, join_attributes
 from clvbayes.covariates.design import Design
 from clvbayes.data.validate import require_history, validate_rfm
 from clvbayes.families import get_family
-from clvbayes.families.compiled import drivers_for
 from clvbayes.models.base import compress_weighted
 from clvbayes.models.ops import FamilyLogLik, family_data
 from clvbayes.models.priors import Prior, resolve_priors
+from clvbayes.models.row_ops import RowLogLik, row_kernels
 
-__all__ = ["CovariatePurchaseModel", "COVARIATE_LINKS", "MAX_CELLS"]
+__all__ = ["CovariatePurchaseModel", "COVARIATE_LINKS", "MAX_CELLS", "PATHS"]
+
+PATHS = ("auto", "cells", "rows")
 
 MAX_CELLS = 256
 
@@ -67,7 +81,7 @@ def _with_ids(frame: pd.DataFrame, customer_id: str) -> pd.DataFrame:
 
 
 class CovariatePurchaseModel:
-    """A purchase/dropout model whose parameters depend on categorical customer covariates.
+    """A purchase/dropout model whose parameters depend on static customer covariates.
 
     Parameters
     ----------
@@ -88,15 +102,21 @@ class CovariatePurchaseModel:
     categorical : sequence of str
         Numeric columns to treat as categorical.
     max_cells : int, default :data:`MAX_CELLS`
+        Most design cells the ``"auto"`` path fits by cells (one likelihood term each).
     min_level_count : int, default 2
         As :func:`~clvbayes.covariates.build_design`.
+    path : {"auto", "cells", "rows"}, default "auto"
+        Likelihood path (module docstring): ``"auto"`` is cells for categorical-only designs
+        with at most ``max_cells`` cells, rows otherwise; ``"cells"`` refuses other designs.
     """
 
     def __init__(self, data: pd.DataFrame, attributes: pd.DataFrame | None = None, *, family: str = "bgnbd",
                  purchase_covariates: Sequence[str] = (), dropout_covariates: Sequence[str] = (),
                  priors: Mapping[str, Prior] | None = None, coefficient_prior_sigma: float = 1.0,
                  customer_id: str = "customer_id", categorical: Sequence[str] = (), max_cells: int = MAX_CELLS,
-                 min_level_count: int = 2) -> None:
+                 min_level_count: int = 2, path: str = "auto") -> None:
+        if path not in PATHS:
+            raise ValueError(f"path must be one of {PATHS}, got {path!r}.")
         self.family = get_family(family)
         if self.family.name not in COVARIATE_LINKS:
             raise ValueError(f"No covariate link for family {self.family.name!r}; known: {sorted(COVARIATE_LINKS)}.")
@@ -117,29 +137,33 @@ class CovariatePurchaseModel:
                 continue
             d = build_design(frame, cols, categorical=[c for c in categorical if c in cols],
                              customer_id=customer_id, min_level_count=min_level_count)
-            if not d.categorical_only:
+            if not d.categorical_only and path == "cells":
                 numeric = [c for c in d.columns if c not in d.levels]
                 raise ValueError(
-                    f"Numeric covariate columns {numeric} ({side}): CovariatePurchaseModel has the design-cells path "
-                    "only, for categorical covariates; continuous covariates need the per-customer path (not built "
-                    "yet). Bin them (e.g. pd.cut) and pass them as categorical."
+                    f"Numeric covariate columns {numeric} ({side}): the design-cells path (path='cells') takes "
+                    "categorical covariates only; continuous covariates need the per-customer path (path='rows' or "
+                    "'auto'). Or bin them (e.g. pd.cut) and pass them as categorical."
                 )
             self.designs[side] = d
         z = np.hstack([np.zeros((len(frame), 0))] + [d.matrix for d in self.designs.values() if d is not None])
+        self._z_customers = z
         if z.shape[1]:
             self.cell_rows, self.cell = np.unique(z, axis=0, return_inverse=True)
             self.cell = self.cell.reshape(-1).astype(np.int64)
         else:
             self.cell_rows, self.cell = np.zeros((1, 0)), np.zeros(len(frame), dtype=np.int64)
         n_cells = self.cell_rows.shape[0]
-        if n_cells > max_cells:
+        categorical_only = all(d.categorical_only for d in self.designs.values() if d is not None)
+        if path == "cells" and n_cells > max_cells:
             cols = [c for d in self.designs.values() if d is not None for c in d.columns]
             raise ValueError(
                 f"The covariates {cols} make {n_cells} design cells, more than max_cells={max_cells}. The cells path "
-                "fits one likelihood term per cell; continuous or very fine covariates need the per-customer path "
-                "(not built yet). Merge or bin levels, or raise max_cells."
+                "fits one likelihood term per cell; use the per-customer path (path='rows' or 'auto'), merge or "
+                "bin levels, or raise max_cells."
             )
+        self.path = path if path != "auto" else ("cells" if categorical_only and n_cells <= max_cells else "rows")
         n_p = 0 if self.designs["purchase"] is None else self.designs["purchase"].n_terms
+        self._n_purchase_terms = n_p
         self._z = {"purchase": self.cell_rows[:, :n_p], "dropout": self.cell_rows[:, n_p:]}
         self.idata_: az.InferenceData | None = None
         self.map_: dict[str, np.ndarray] | None = None
@@ -161,6 +185,7 @@ class CovariatePurchaseModel:
 
     @property
     def n_cells(self) -> int:
+        """Distinct design rows (customers sharing parameters), on either path."""
         return self.cell_rows.shape[0]
 
     def _resolved_priors(self) -> dict[str, Prior]:
@@ -191,6 +216,9 @@ class CovariatePurchaseModel:
             base = {name: priors[name].create(name) for name in self.param_names}
             gam = {name: pm.Normal(name, 0.0, self.coefficient_prior_sigma, shape=d.n_terms)
                    for name, (_, d) in self.coefficient_names.items()}
+            if self.path == "rows":
+                pm.Potential("loglik", self._rows_loglik(base, gam))
+                return model
             op = FamilyLogLik(self.family.name)
             terms = []
             for c in range(self.n_cells):
@@ -210,6 +238,27 @@ class CovariatePurchaseModel:
                 terms.append(op(*theta, *data))
             pm.Potential("loglik", pt.add(*terms) if len(terms) > 1 else terms[0])
         return model
+
+    def _rows_loglik(self, base: dict, gam: dict) -> pt.TensorVariable:
+        """The rows path's likelihood term: per-row parameter vectors, one :class:`RowLogLik`."""
+        links = COVARIATE_LINKS[self.family.name]
+        n_z = self._z_customers.shape[1]
+        stacked = np.column_stack([self._z_customers, self.x, self.t_x, self.T])
+        rows, counts = np.unique(stacked, axis=0, return_counts=True)
+        z = {"purchase": rows[:, :self._n_purchase_terms], "dropout": rows[:, self._n_purchase_terms:n_z]}
+        m = rows.shape[0]
+        theta = []
+        for p in self.param_names:
+            v = base[p]
+            if p in links and links[p][0] in gam:
+                name, side, sign = links[p]
+                # elementwise product and row sum, not dot: no BLAS node (PyTensor warns without BLAS)
+                v = v * pt.exp(sign * pt.sum(pt.as_tensor_variable(z[side]) * gam[name], axis=1))
+            else:
+                v = pt.alloc(v, m)
+            theta.append(v)
+        data = [np.ascontiguousarray(rows[:, n_z + j]) for j in range(3)] + [counts.astype(np.float64)]
+        return RowLogLik(self.family.name)(*theta, *data)
 
     @property
     def model(self) -> pm.Model:
@@ -307,31 +356,24 @@ class CovariatePurchaseModel:
 
     # -- predictions -----------------------------------------------------------------------
     def customer_parameters(self, draws: int | None = 200) -> dict[str, np.ndarray]:
-        """Each customer's parameter draws via its cell: name -> array (n_customers, D)."""
+        """Each customer's parameter draws via its cell (its distinct design row, on either
+        path): name -> array (n_customers, D)."""
         theta = self.cell_parameters(*self._draws(draws))  # (C, D, 4)
         return {p: theta[self.cell, :, k] for k, p in enumerate(self.param_names)}
 
-    def _per_cell_mean(self, kernel, draws: int | None, *extra) -> pd.Series:
-        theta = self.cell_parameters(*self._draws(draws))
-        out = np.empty(self.x.shape[0])
-        for c in range(self.n_cells):
-            rows = np.flatnonzero(self.cell == c)
-            x, t_x, T = (np.ascontiguousarray(a[rows]) for a in (self.x, self.t_x, self.T))
-            acc = np.zeros(rows.size)
-            for d in range(theta.shape[1]):
-                acc += kernel(*theta[c, d], x, t_x, T, *extra)
-            out[rows] = acc / theta.shape[1]
-        return pd.Series(out, index=self.data.index)
+    def _per_cell_mean(self, quantity: str, draws: int | None, *extra) -> pd.Series:
+        theta = np.ascontiguousarray(self.cell_parameters(*self._draws(draws)))  # (C, D, 4)
+        kernel = row_kernels(self.family.name)[quantity]
+        return pd.Series(kernel(theta, self.cell, self.x, self.t_x, self.T, *extra), index=self.data.index)
 
     def probability_alive(self, draws: int | None = 200) -> pd.Series:
         """P(alive at T) per customer: posterior mean over (up to ``draws``) draws of the
         family's ``p_alive`` at the customer's cell parameters (the MAP value after a MAP fit)."""
-        return self._per_cell_mean(drivers_for(self.family).p_alive, draws).rename("probability_alive")
+        return self._per_cell_mean("p_alive", draws).rename("probability_alive")
 
     def expected_purchases(self, t: float, draws: int | None = 200) -> pd.Series:
         """Expected purchases in ``(T, T + t]`` per customer, as :meth:`probability_alive`."""
         t = float(t)
         if not (np.isfinite(t) and t >= 0):
             raise ValueError(f"t must be finite and >= 0, got {t!r}.")
-        k = drivers_for(self.family).conditional_expected_purchases
-        return self._per_cell_mean(k, draws, t).rename("expected_purchases")
+        return self._per_cell_mean("conditional_expected_purchases", draws, t).rename("expected_purchases")

@@ -1,0 +1,168 @@
+"""PyTensor Op for the log-likelihood with per-row parameters (continuous covariates).
+
+:class:`RowLogLik` computes ``Σ_i w_i ln L(θ_i | x_i, t_x_i, T_i)`` where every row has its
+own four parameters (the family's order), given as four float64 vectors, and its gradient in
+every ``θ_i`` (natural scale), from one call of
+:func:`clvbayes.kernels.cells.row_loglik_sum_grad4` rebound to the family's scalar
+``loglik_grad_one`` core (:func:`row_kernels`). As :class:`clvbayes.models.ops.LogLikSumOp`,
+the node has the gradient as extra outputs and :meth:`RowLogLik.L_op` reads them from the
+*same* node, so a compiled ``logp + dlogp`` graph (PyMC, nutpie) calls the kernel once per
+point; the chain rule to the coefficients (``θ_i = base · exp(±z_i'γ)``) is left to
+PyTensor. ``numba_funcify`` is registered, so nutpie calls the kernel from compiled code.
+
+The Op calls a serial build of the kernel by default (samplers run one chain per core; see
+:mod:`clvbayes.models.ops`); ``parallel=True`` calls the threaded one (fixed chunks: the same
+bits).
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+from collections.abc import Callable
+from pathlib import Path
+
+import numba
+import numpy as np
+import pytensor.tensor as pt
+from pytensor.gradient import DisconnectedType, grad_not_implemented
+from pytensor.graph.basic import Apply
+from pytensor.graph.op import Op
+from pytensor.link.numba.dispatch.basic import numba_njit, register_funcify_and_cache_key
+
+from clvbayes.families import get_family
+from clvbayes.kernels import build
+from clvbayes.kernels import cells as _cells
+from clvbayes.models.ops import _SOURCE_FINGERPRINT
+
+__all__ = ["RowLogLik", "row_kernels"]
+
+# Part of every tag: bump when the way the row kernels are rebuilt changes.
+_BUILD_VERSION = 1
+# PyTensor's Numba cache trusts its key: the kernel sources (ops.py's fingerprint) and this module.
+_KEY_SOURCE = hashlib.sha256((_SOURCE_FINGERPRINT + hashlib.sha256(Path(__file__).read_bytes()).hexdigest()).encode()
+                             ).hexdigest()
+
+
+@functools.cache
+def row_kernels(family: str) -> dict[str, Callable]:
+    """The per-row kernels of :mod:`clvbayes.kernels.cells` rebound to a family's cores.
+
+    Keys: ``"sum_grad"`` (:func:`~clvbayes.kernels.cells.row_loglik_sum_grad4`, threaded
+    above ``PARALLEL_MIN_ROWS``), ``"serial_sum_grad"`` (its thread-free build),
+    ``"p_alive"`` and ``"conditional_expected_purchases"``
+    (:func:`~clvbayes.kernels.cells.cell_mean_p_alive`, ...).
+    """
+    fam = get_family(family)
+    replace = {name: fam.cores[core] for core, name in (
+        ("loglik_grad_one", "_loglik_grad_one"), ("p_alive_one", "_p_alive_one"),
+        ("conditional_expected_purchases_one", "_conditional_expected_purchases_one"))}
+    tag = f"rows_{fam.name}_{build.source_tag(fam.cores.values(), str(_BUILD_VERSION))}"
+    memo: dict = {}
+    out = {
+        "sum_grad": build.rebuild(_cells.row_loglik_sum_grad4, replace=replace, tag=tag, _memo=memo),
+        "p_alive": build.rebuild(_cells.cell_mean_p_alive, replace=replace, tag=tag, _memo=memo),
+        "conditional_expected_purchases": build.rebuild(_cells.cell_mean_conditional_expected_purchases,
+                                                        replace=replace, tag=tag, _memo=memo),
+    }
+    out["serial_sum_grad"] = build.rebuild(out["sum_grad"], serial=True, tag="serial1", _memo={})
+    return out
+
+
+class RowLogLik(Op):
+    """``Σ_i w_i ln L(θ_i | x_i, t_x_i, T_i)`` of a family with per-row parameters.
+
+    Inputs: four float64 vectors (the parameter columns ``θ_{·,0..3}``, length n), then the
+    data vectors ``x, t_x, T, weights`` (length n). Outputs: the scalar sum (the default
+    output) and the four gradient vectors ``w_i ∂ ln L_i / ∂θ_{i,k}``, all from one kernel
+    call. ``-inf`` (NaN gradients) when any row's parameters leave ``(0, inf)``.
+
+    Parameters
+    ----------
+    family : str
+        Registered family name (its cores: :func:`row_kernels`).
+    parallel : bool, default False
+        Threaded kernel instead of the serial build.
+    """
+
+    __props__ = ("family", "parallel")
+    default_output = 0
+    data_names = ("x", "t_x", "T", "weights")
+
+    def __init__(self, family: str = "bgnbd", parallel: bool = False) -> None:
+        self.family = get_family(family).name
+        self.parallel = bool(parallel)
+
+    @property
+    def param_names(self) -> tuple[str, ...]:
+        return get_family(self.family).param_names
+
+    @property
+    def kernel(self) -> Callable:
+        """The Numba kernel this Op calls (``row_loglik_sum_grad4`` of the family)."""
+        return row_kernels(self.family)["sum_grad" if self.parallel else "serial_sum_grad"]
+
+    def make_node(self, *inputs) -> Apply:
+        if len(inputs) != 8:
+            raise TypeError(f"RowLogLik takes 8 inputs ({', '.join(self.param_names + self.data_names)}), "
+                            f"got {len(inputs)}.")
+        ins = []
+        for name, v in zip(self.param_names + self.data_names, inputs, strict=True):
+            v = pt.as_tensor_variable(v)
+            if v.ndim != 1:
+                raise TypeError(f"{name} must be a vector, got {v.ndim} dimension(s).")
+            ins.append(v if v.dtype == "float64" else pt.cast(v, "float64"))
+        outs = [pt.tensor(dtype="float64", shape=())] + [pt.tensor(dtype="float64", shape=(None,)) for _ in range(4)]
+        return Apply(self, ins, outs)
+
+    def perform(self, node, inputs, output_storage) -> None:
+        if len({v.shape[0] for v in inputs}) != 1:
+            raise ValueError(f"RowLogLik: inputs of unequal lengths {[v.shape[0] for v in inputs]}.")
+        val, g = self.kernel(*(np.ascontiguousarray(v, dtype=np.float64) for v in inputs))
+        output_storage[0][0] = np.asarray(val, dtype=np.float64)
+        for k in range(4):
+            output_storage[1 + k][0] = np.ascontiguousarray(g[:, k])
+
+    def infer_shape(self, fgraph, node, input_shapes):
+        return [()] + [input_shapes[4]] * 4
+
+    def L_op(self, inputs, outputs, output_grads):
+        if not all(isinstance(g.type, DisconnectedType) for g in output_grads[1:]):
+            raise NotImplementedError("RowLogLik: the gradient outputs have no gradient (no second derivatives).")
+        g_val = output_grads[0]
+        return [g_val * outputs[1 + k] for k in range(4)] + [
+            grad_not_implemented(self, 4 + j, inputs[4 + j], "gradients with respect to the data are not implemented")
+            for j in range(4)
+        ]
+
+    def connection_pattern(self, node):
+        return [[True] * 5 for _ in node.inputs]
+
+    def __str__(self) -> str:
+        return f"RowLogLik{{{self.family}, parallel={self.parallel}}}"
+
+
+@register_funcify_and_cache_key(RowLogLik)
+def _numba_funcify_row_loglik(op: RowLogLik, node=None, **kwargs):
+    """Compiled implementation: one kernel call, the gradient columns as contiguous vectors.
+
+    Returns the njit function and its PyTensor cache key (Op, family, parallel, source hash).
+    """
+    key = hashlib.sha256(
+        f"{type(op).__module__}.{type(op).__qualname__}|{op.family}|{op.parallel}|{_KEY_SOURCE}".encode()
+    ).hexdigest()
+    kernel = op.kernel
+    if op.parallel:
+        numba.get_num_threads()  # thread pool up before linking a prange caller (see ops.py)
+
+    @numba_njit
+    def row_loglik_op(p0, p1, p2, p3, x, t_x, T, w):
+        n = x.shape[0]
+        if (p0.shape[0] != n or p1.shape[0] != n or p2.shape[0] != n or p3.shape[0] != n or t_x.shape[0] != n
+                or T.shape[0] != n or w.shape[0] != n):
+            raise ValueError("RowLogLik: inputs of unequal lengths.")
+        val, g = kernel(p0, p1, p2, p3, x, t_x, T, w)
+        return (np.asarray(val), np.ascontiguousarray(g[:, 0]), np.ascontiguousarray(g[:, 1]),
+                np.ascontiguousarray(g[:, 2]), np.ascontiguousarray(g[:, 3]))
+
+    return row_loglik_op, key

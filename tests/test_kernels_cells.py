@@ -1,4 +1,4 @@
-"""Per-cell and per-row parameter likelihood sums (clvbayes.kernels.cells), every family."""
+"""Per-row parameter likelihood sums and per-cell predictions (clvbayes.kernels.cells), every family."""
 
 from __future__ import annotations
 
@@ -21,13 +21,9 @@ def _bound(name: str):
     d = drivers_for(fam)
     generic_sum_grad = build.rebuild(_drv.loglik_sum_grad, replace={_drv.CORE_NAMES[c]: f for c, f in fam.cores.items()},
                                      tag=f"test_cells_{name}")
-    # A family whose fast sum takes prepared arrays (Pareto/NBD: fast["prepare"]) gets the
-    # plain per-row sum in the cell kernel (see clvbayes.kernels.cells).
-    sum_grad = d.loglik_sum_grad if d.prepare is None else generic_sum_grad
-    replace = {"_loglik_sum_grad": sum_grad, "_loglik_grad_one": fam.cores["loglik_grad_one"]}
-    cell = build.rebuild(K.cell_loglik_sum_grad, replace=replace, tag=f"test_cells_{name}")
-    row = build.rebuild(K.row_loglik_sum_grad, replace=replace, tag=f"test_cells_{name}")
-    return fam, d, generic_sum_grad, cell, row, sum_grad
+    row = build.rebuild(K.row_loglik_sum_grad, replace={"_loglik_grad_one": fam.cores["loglik_grad_one"]},
+                        tag=f"test_cells_{name}")
+    return fam, d, generic_sum_grad, row
 
 
 def _rows(n: int, seed: int):
@@ -43,31 +39,9 @@ TH = (0.6, 8.0, 0.9, 3.0)
 
 
 @pytest.mark.parametrize("name", family_names())
-def test_cells_are_separate_fits_and_one_cell_is_the_fit(name):
-    fam, d, _, cell, _, sum_grad = _bound(name)
-    x, t_x, T, w = _rows(500, 1)
-    one, g_one = cell(np.array([TH]), x, t_x, T, w, np.array([0, x.size]))
-    v, g = sum_grad(*TH, x, t_x, T, w)
-    assert one == v and np.array_equal(g_one[0], g)  # bit for bit
-    start = np.array([0, 120, 121, 400, 500])
-    theta = np.array([TH, (1.2, 3.0, 0.4, 9.0), (0.3, 20.0, 2.0, 1.0), (0.9, 5.0, 0.7, 0.8)])
-    tot, grad = cell(theta, x, t_x, T, w, start)
-    ref = [sum_grad(*theta[c], x[start[c]:start[c + 1]], t_x[start[c]:start[c + 1]],
-                             T[start[c]:start[c + 1]], w[start[c]:start[c + 1]]) for c in range(4)]
-    assert tot == pytest.approx(sum(r[0] for r in ref), rel=1e-15)
-    np.testing.assert_array_equal(grad, np.array([r[1] for r in ref]))
-    # an empty cell contributes nothing
-    tot0, grad0 = cell(theta[:2], x, t_x, T, w, np.array([0, 0, x.size]))
-    assert tot0 == cell(theta[1:2], x, t_x, T, w, np.array([0, x.size]))[0] and np.all(grad0[0] == 0.0)
-    bad = theta.copy()
-    bad[2, 1] = -1.0
-    assert cell(bad, x, t_x, T, w, start)[0] == -math.inf
-
-
-@pytest.mark.parametrize("name", family_names())
 @pytest.mark.parametrize("n", [300, 30_000])  # serial and threaded chunk loops
 def test_rows_with_equal_parameters_are_the_fit_without_covariates(name, n):
-    fam, d, generic, _, row, _ = _bound(name)
+    fam, d, generic, row = _bound(name)
     x, t_x, T, w = _rows(n, 2)
     theta = np.tile(TH, (n, 1))
     tot, grad = row(theta, x, t_x, T, w)
@@ -82,7 +56,7 @@ def test_rows_with_equal_parameters_are_the_fit_without_covariates(name, n):
 
 @pytest.mark.parametrize("name", family_names())
 def test_row_gradient_is_the_derivative_of_the_total(name):
-    _, _, _, _, row, _ = _bound(name)
+    _, _, _, row = _bound(name)
     x, t_x, T, w = _rows(40, 3)
     rng = np.random.default_rng(4)
     theta = np.array(TH) * np.exp(rng.normal(0, 0.3, (40, 4)))
@@ -117,7 +91,7 @@ def test_row_kernels_of_four_vectors_and_cell_means_are_the_cores(name, scales, 
     tot, grad = k["serial_sum_grad"](*np.asfortranarray(theta).T, x, t_x, T, w)
     ref = sum(w[i] * fam.cores["loglik_one"](*theta[i], x[i], t_x[i], T[i]) for i in range(40))
     assert tot == pytest.approx(ref, rel=1e-10, abs=1e-10)
-    one = _bound(name)[4](theta, x, t_x, T, w)
+    one = _bound(name)[3](theta, x, t_x, T, w)
     assert tot == one[0] and np.array_equal(grad, one[1])
     # cell means: customers point at cells; every draw's core averaged
     cells = theta[:6].reshape(3, 2, 4)

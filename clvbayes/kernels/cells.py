@@ -1,32 +1,23 @@
-"""Likelihood sums when the parameters differ between groups of rows or between rows.
+"""Likelihood sums and predictions when the parameters differ between rows.
 
-Covariates and hierarchical segments give every customer (or every design cell) its own
-four parameters. Two layouts cover both:
-
-- **cells** (categorical covariates, segments): rows sorted by cell, ``start[c]:start[c+1]``
-  the compressed rows of cell ``c`` with parameters ``theta[c]``. Each cell is one call of the
-  family's own weighted-sum kernel (BG/NBD's tabulated one included), so a cell costs what
-  a fit without covariates costs on those rows.
-- **rows** (continuous covariates): ``theta[i]`` per row, through the scalar gradient core.
-  :func:`row_loglik_sum_grad4` takes the four parameter columns as separate vectors (the
-  layout of the PyTensor Op :class:`clvbayes.models.row_ops.RowLogLik`).
+Continuous covariates give every customer its own four parameters: ``theta[i]`` per row,
+through the family's scalar gradient core (:func:`row_loglik_sum_grad`);
+:func:`row_loglik_sum_grad4` takes the four parameter columns as separate vectors (the layout
+of the PyTensor Op :class:`clvbayes.models.row_ops.RowLogLik`). Categorical covariates need
+no kernel here: the covariate model (:mod:`clvbayes.models.covariate`) calls the family's own
+Op once per design cell.
 
 Predictions with per-customer parameters (:func:`cell_mean_p_alive`,
 :func:`cell_mean_conditional_expected_purchases`) average the family's scalar core over
 draws of each customer's cell parameters (a cell: customers with the same covariate row;
 with continuous covariates nearly one per customer).
 
-Both return the total and the gradient with respect to every cell's or row's parameters
+The likelihood returns the total and the gradient with respect to every row's parameters
 (natural scale); the chain rule to coefficients or hyper-parameters is left to the model
-graph (PyTensor). The names ``_loglik_sum_grad`` / ``_loglik_grad_one`` / ``_p_alive_one`` /
-``_conditional_expected_purchases_one`` are bound to
-BG/NBD here and rebound per family by :func:`clvbayes.kernels.build.rebuild`, as in
-:mod:`clvbayes.kernels.drivers`. A family whose fast sum takes prepared arrays
-(``fast["prepare"]``, Pareto/NBD) binds ``_loglik_sum_grad`` to its plain per-row sum
-(the generic driver rebuilt with its cores): the prepared arrays are per data set, not per
-cell slice. The covariate model (:mod:`clvbayes.models.covariate`) does not use the cell kernel
-(it calls the family's Op once per cell); its rows path uses :func:`row_loglik_sum_grad4`. Sums are taken in cell order / fixed row chunks: the same
-bits for any thread count.
+graph (PyTensor). The names ``_loglik_grad_one`` / ``_p_alive_one`` /
+``_conditional_expected_purchases_one`` are bound to BG/NBD here and rebound per family by
+:func:`clvbayes.kernels.build.rebuild`, as in :mod:`clvbayes.kernels.drivers`. Sums are
+taken in fixed row chunks, added in order: the same bits for any thread count.
 """
 
 from __future__ import annotations
@@ -38,50 +29,14 @@ from numba import njit, prange
 
 from clvbayes.kernels import bgnbd as _bg
 from clvbayes.kernels import bgnbd_predict as _bgp
-from clvbayes.kernels.special import CHUNK, PARALLEL_MIN_ROWS
+from clvbayes.kernels.special import CHUNK, PARALLEL_MIN_ROWS, sum_chunks
 
-__all__ = ["cell_loglik_sum_grad", "row_loglik_sum_grad", "row_loglik_sum_grad4", "cell_mean_p_alive",
+__all__ = ["row_loglik_sum_grad", "row_loglik_sum_grad4", "cell_mean_p_alive",
            "cell_mean_conditional_expected_purchases"]
 
-_loglik_sum_grad = _bg.bgnbd_loglik_sum_grad
 _loglik_grad_one = _bg.bgnbd_loglik_grad_one
 _p_alive_one = _bgp.p_alive_one
 _conditional_expected_purchases_one = _bgp.conditional_expected_purchases_one
-
-
-@njit(cache=True, fastmath=False, error_model="numpy")
-def cell_loglik_sum_grad(theta: np.ndarray, x: np.ndarray, t_x: np.ndarray, T: np.ndarray, weights: np.ndarray,
-                         start: np.ndarray) -> tuple[float, np.ndarray]:
-    """``Σ_c Σ_{i in c} w_i ln L(θ_c | row i)`` and its gradient in every ``θ_c``.
-
-    Parameters
-    ----------
-    theta : np.ndarray
-        Shape (C, 4): each cell's parameters, in the family's order.
-    x, t_x, T, weights : np.ndarray
-        float64 rows, sorted by cell (weights: customers per compressed row).
-    start : np.ndarray
-        int64, length C + 1: cell ``c`` holds rows ``start[c]`` to ``start[c+1] - 1``.
-
-    Returns
-    -------
-    value : float
-        The total (``-inf`` when any cell's parameters leave the support).
-    grad : np.ndarray
-        Shape (C, 4): derivative of the total with respect to ``theta[c, k]``.
-    """
-    C = theta.shape[0]
-    grad = np.empty((C, 4))
-    total = 0.0
-    for c in range(C):
-        lo = start[c]
-        hi = start[c + 1]
-        v, g = _loglik_sum_grad(theta[c, 0], theta[c, 1], theta[c, 2], theta[c, 3],
-                                x[lo:hi], t_x[lo:hi], T[lo:hi], weights[lo:hi])
-        total += v
-        for k in range(4):
-            grad[c, k] = g[k]
-    return total, grad
 
 
 @njit(cache=True, fastmath=False, error_model="numpy")
@@ -102,7 +57,7 @@ def _row_chunk(theta, x, t_x, T, w, lo, hi, grad):
 def _row_chunks_par(theta, x, t_x, T, w, part, grad):
     n = x.shape[0]
     for c in prange(part.shape[0]):
-        part[c] = _row_chunk(theta, x, t_x, T, w, c * CHUNK, min(n, (c + 1) * CHUNK), grad)
+        part[c, 0] = _row_chunk(theta, x, t_x, T, w, c * CHUNK, min(n, (c + 1) * CHUNK), grad)
 
 
 @njit(cache=True, fastmath=False, error_model="numpy")
@@ -134,16 +89,13 @@ def row_loglik_sum_grad(theta: np.ndarray, x: np.ndarray, t_x: np.ndarray, T: np
         if not ok:
             grad[:, :] = math.nan
             return -math.inf, grad
-    part = np.empty((n + CHUNK - 1) // CHUNK)
+    part = np.empty(((n + CHUNK - 1) // CHUNK, 1))
     if n >= PARALLEL_MIN_ROWS:
         _row_chunks_par(theta, x, t_x, T, weights, part, grad)
     else:
         for c in range(part.shape[0]):
-            part[c] = _row_chunk(theta, x, t_x, T, weights, c * CHUNK, min(n, (c + 1) * CHUNK), grad)
-    total = 0.0
-    for c in range(part.shape[0]):
-        total += part[c]
-    return total, grad
+            part[c, 0] = _row_chunk(theta, x, t_x, T, weights, c * CHUNK, min(n, (c + 1) * CHUNK), grad)
+    return sum_chunks(part)[0], grad
 
 
 @njit(cache=True, fastmath=False, error_model="numpy")

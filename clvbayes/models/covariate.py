@@ -211,7 +211,6 @@ class CovariatePurchaseModel:
 
     def _build_model(self) -> pm.Model:
         priors = self._resolved_priors()
-        links = COVARIATE_LINKS[self.family.name]
         with pm.Model() as model:
             base = {name: priors[name].create(name) for name in self.param_names}
             gam = {name: pm.Normal(name, 0.0, self.coefficient_prior_sigma, shape=d.n_terms)
@@ -220,17 +219,10 @@ class CovariatePurchaseModel:
                 pm.Potential("loglik", self._rows_loglik(base, gam))
                 return model
             op = FamilyLogLik(self.family.name)
+            linked = self._linked(base, gam, self._z)  # one vector over the cells per linked parameter
             terms = []
             for c in range(self.n_cells):
-                theta = []
-                for p in self.param_names:
-                    v = base[p]
-                    if p in links and links[p][0] in gam:
-                        name, side, sign = links[p]
-                        # the cell's covariate row is a constant: exp(±z_c' γ) as a scalar graph
-                        # (elementwise sum, not dot: no BLAS node for a length-k vector)
-                        v = v * pt.exp(sign * pt.sum(pt.as_tensor_variable(self._z[side][c]) * gam[name]))
-                    theta.append(v)
+                theta = [v if v.ndim == 0 else v[c] for v in linked]
                 rows = self.cell == c
                 (xu, txu, Tu), wu = compress_weighted(self.x[rows], self.t_x[rows], self.T[rows])
                 data = family_data(self.family.name, xu, txu, Tu, weights=wu, compress=False,
@@ -239,24 +231,30 @@ class CovariatePurchaseModel:
             pm.Potential("loglik", pt.add(*terms) if len(terms) > 1 else terms[0])
         return model
 
-    def _rows_loglik(self, base: dict, gam: dict) -> pt.TensorVariable:
-        """The rows path's likelihood term: per-row parameter vectors, one :class:`RowLogLik`."""
+    def _linked(self, base: dict, gam: dict, z: Mapping[str, np.ndarray]) -> list[pt.TensorVariable]:
+        """The family's parameters in the model graph, in order: ``base_p exp(±z γ)`` as a
+        vector over the rows of ``z[side]`` where ``p`` is linked to coefficients, else the
+        scalar ``base_p`` (the links of the module docstring; :meth:`cell_parameters` is the
+        same in NumPy)."""
         links = COVARIATE_LINKS[self.family.name]
-        n_z = self._z_customers.shape[1]
-        stacked = np.column_stack([self._z_customers, self.x, self.t_x, self.T])
-        rows, counts = np.unique(stacked, axis=0, return_counts=True)
-        z = {"purchase": rows[:, :self._n_purchase_terms], "dropout": rows[:, self._n_purchase_terms:n_z]}
-        m = rows.shape[0]
-        theta = []
+        out = []
         for p in self.param_names:
             v = base[p]
             if p in links and links[p][0] in gam:
                 name, side, sign = links[p]
                 # elementwise product and row sum, not dot: no BLAS node (PyTensor warns without BLAS)
                 v = v * pt.exp(sign * pt.sum(pt.as_tensor_variable(z[side]) * gam[name], axis=1))
-            else:
-                v = pt.alloc(v, m)
-            theta.append(v)
+            out.append(v)
+        return out
+
+    def _rows_loglik(self, base: dict, gam: dict) -> pt.TensorVariable:
+        """The rows path's likelihood term: per-row parameter vectors, one :class:`RowLogLik`."""
+        n_z = self._z_customers.shape[1]
+        stacked = np.column_stack([self._z_customers, self.x, self.t_x, self.T])
+        rows, counts = np.unique(stacked, axis=0, return_counts=True)
+        z = {"purchase": rows[:, :self._n_purchase_terms], "dropout": rows[:, self._n_purchase_terms:n_z]}
+        m = rows.shape[0]
+        theta = [v if v.ndim == 1 else pt.alloc(v, m) for v in self._linked(base, gam, z)]
         data = [np.ascontiguousarray(rows[:, n_z + j]) for j in range(3)] + [counts.astype(np.float64)]
         return RowLogLik(self.family.name)(*theta, *data)
 

@@ -186,3 +186,48 @@ def test_posterior_predictions_average_the_draws_of_each_cell():
                       post["s"][c, k], post["beta"][c, k] * np.exp(-z * post["gamma_dropout"][c, k, 0]))
                 vals.append(d.p_alive(*th, *(np.array([v]) for v in (m.x[i], m.t_x[i], m.T[i])))[0])
         assert pa.iloc[i] == pytest.approx(np.mean(vals), rel=1e-14)
+
+
+def test_cell_draws_are_each_cells_parameters_on_the_thinned_grid():
+    import arviz as az
+
+    from clvbayes.value.draws import parameter_draws
+
+    df = _segments("bgnbd", {"web": 1.0, "store": 0.5}, 60, 61)
+    m = CovariatePurchaseModel(df, family="bgnbd", purchase_covariates=["channel"])
+    rng = np.random.default_rng(5)
+    post = {p: v * np.exp(rng.normal(0, 0.1, (2, 10))) for p, v in BASE["bgnbd"].items()}
+    post["gamma_purchase"] = rng.normal(0, 0.3, (2, 10, 1))
+    m.idata_ = az.from_dict(posterior=post)
+    cd = m.cell_draws(n_draws=6)
+    plain = parameter_draws(_Posterior(post), 6)
+    assert cd.shape == plain.shape == (2, 3) and np.array_equal(cd.draw, plain.draw)
+    assert cd.n_cells == 2 and np.array_equal(cd.cell, m.cell) and cd.family == "bgnbd"
+    web = int(m.cell[df.index[df["channel"] == "web"][0]])
+    store = 1 - web
+    np.testing.assert_array_equal(cd.values["r"][web], plain["r"])
+    np.testing.assert_array_equal(cd.values["alpha"][store], plain["alpha"])
+    g = post["gamma_purchase"][:, :, 0].reshape(-1)[np.isin(np.arange(20), _flat(plain))]
+    np.testing.assert_allclose(cd.values["alpha"][web], plain["alpha"] * np.exp(-g), rtol=1e-15)
+    one = cd.for_cell(web)
+    assert one.n == 6 and np.array_equal(one["alpha"], cd.values["alpha"][web])
+    m.idata_, m.map_ = None, {**{p: np.float64(v) for p, v in BASE["bgnbd"].items()}, "gamma_purchase": np.array([0.4])}
+    point = m.cell_draws()
+    assert point.source == "point" and point.n == 1
+    np.testing.assert_allclose(point.values["alpha"][web], [BASE["bgnbd"]["alpha"] * np.exp(-0.4)], rtol=1e-15)
+
+
+class _Posterior:
+    """A stand-in model whose posterior is ``post``'s base parameters (for parameter_draws)."""
+
+    param_names = tuple(BASE["bgnbd"])
+
+    def __init__(self, post):
+        import arviz as az
+
+        self.idata_ = az.from_dict(posterior={p: post[p] for p in self.param_names})
+
+
+def _flat(draws) -> np.ndarray:
+    """Flat (chain-major) positions of a thinned 2 x 10 grid."""
+    return (np.arange(2)[:, None] * 10 + draws.draw[None, :]).reshape(-1)

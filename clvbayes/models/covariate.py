@@ -56,6 +56,7 @@ from clvbayes.models.base import compress_weighted
 from clvbayes.models.ops import FamilyLogLik, family_data
 from clvbayes.models.priors import Prior, resolve_priors
 from clvbayes.models.row_ops import RowLogLik, row_kernels
+from clvbayes.value.draws import CellDraws, grid_index
 
 __all__ = ["CovariatePurchaseModel", "COVARIATE_LINKS", "MAX_CELLS", "PATHS"]
 
@@ -316,19 +317,36 @@ class CovariatePurchaseModel:
         return self
 
     # -- reports --------------------------------------------------------------------------
-    def _draws(self, draws: int | None) -> tuple[dict, dict]:
-        """Base parameter draws (D,) and coefficient draws (D, n): posterior, else the MAP."""
+    def _draws_on_grid(self, n_draws: int | None) -> tuple[dict, dict, np.ndarray, np.ndarray, str]:
+        """Base parameter draws (D,), coefficient draws (D, n), the (chain, draw) grid and the
+        source: the posterior thinned to about ``n_draws`` as :meth:`ParameterDraws.thin`,
+        else the MAP as one draw."""
         if self.idata_ is not None:
-            post = self.idata_.posterior.stack(sample=("chain", "draw"))
-            n = post.sizes["sample"]
-            idx = np.arange(n) if draws is None or draws >= n else np.linspace(0, n - 1, draws).round().astype(int)
-            base = {p: post[p].to_numpy()[idx] for p in self.param_names}
-            coef = {c: np.moveaxis(post[c].to_numpy(), -1, 0)[idx] for c in self.coefficient_names}
-            return base, coef
+            post = self.idata_.posterior
+            nc, nd = int(post.sizes["chain"]), int(post.sizes["draw"])
+            flat, keep = grid_index(nc, nd, n_draws)
+            base = {p: post[p].transpose("chain", "draw").to_numpy().reshape(-1)[flat] for p in self.param_names}
+            coef = {c: post[c].transpose("chain", "draw", ...).to_numpy().reshape(nc * nd, -1)[flat]
+                    for c in self.coefficient_names}
+            return base, coef, post["chain"].to_numpy(), post["draw"].to_numpy()[keep], "posterior"
         if self.map_ is None:
             raise RuntimeError("The model is not fitted: call fit() first.")
+        zero = np.zeros(1, dtype=np.int64)
         return ({p: np.atleast_1d(self.map_[p]) for p in self.param_names},
-                {c: self.map_[c][None, :] for c in self.coefficient_names})
+                {c: self.map_[c][None, :] for c in self.coefficient_names}, zero, zero, "point")
+
+    def _draws(self, draws: int | None) -> tuple[dict, dict]:
+        """Base parameter draws (D,) and coefficient draws (D, n): posterior, else the MAP."""
+        return self._draws_on_grid(draws)[:2]
+
+    def cell_draws(self, n_draws: int | None = None) -> CellDraws:
+        """Every cell's parameter draws and each customer's cell, for the value layer
+        (:class:`clvbayes.value.draws.CellDraws`): the posterior thinned to about ``n_draws``
+        (default all), or the MAP as one draw."""
+        base, coef, chain, draw, source = self._draws_on_grid(n_draws)
+        theta = self.cell_parameters(base, coef)  # (C, D, 4)
+        values = {p: np.ascontiguousarray(theta[:, :, k]) for k, p in enumerate(self.param_names)}
+        return CellDraws(values, self.cell.copy(), chain, draw, source, self.family.name)
 
     def coefficient_summary(self, hdi_prob: float = 0.94) -> pd.DataFrame:
         """One row per coefficient: the linked parameter, the term, mean, sd, HDI and r_hat on

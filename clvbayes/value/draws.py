@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["ParameterDraws", "parameter_draws", "joint_draws"]
+__all__ = ["ParameterDraws", "CellDraws", "parameter_draws", "joint_draws"]
 
 GG_PARAMS = ("p", "q", "gamma")
 
@@ -87,10 +87,71 @@ class ParameterDraws:
         n_chain, n_draw = self.shape
         if n_draws is None or n_draws >= self.n:
             return self
-        keep = _thin_index(n_draw, -(-n_draws // n_chain))
-        flat = (np.arange(n_chain)[:, None] * n_draw + keep[None, :]).reshape(-1)
+        flat, keep = grid_index(n_chain, n_draw, n_draws)
         values = {k: np.ascontiguousarray(v[flat]) for k, v in self.values.items()}
         return ParameterDraws(values, self.chain, self.draw[keep].copy(), self.source, self.family)
+
+
+@dataclass(frozen=True)
+class CellDraws:
+    """Parameter draws of a model with covariates: one parameter vector per *cell*.
+
+    Customers with the same covariate row (a design cell; with segments, the same segment
+    and covariate row) share their parameters. ``values[name][c]`` are the draws of the
+    parameter ``name`` in cell ``c``; ``cell[i]`` is customer i's cell (the customers in the
+    order of the model's data). A model without covariates is one cell.
+
+    Attributes
+    ----------
+    values : dict[str, numpy.ndarray]
+        One contiguous float64 array of shape ``(n_cells, n)`` per parameter, draws on a
+        (chain, draw) grid flattened chain by chain as in :class:`ParameterDraws`.
+    cell : numpy.ndarray
+        int64 cell index per customer, in ``range(n_cells)``.
+    chain, draw : numpy.ndarray
+        Coordinates of the grid (a point estimate: one chain 0 and one draw 0).
+    source : str
+        ``"posterior"`` or ``"point"``.
+    family : str or None
+        As :class:`ParameterDraws`.
+    """
+
+    values: dict[str, np.ndarray]
+    cell: np.ndarray
+    chain: np.ndarray
+    draw: np.ndarray
+    source: str
+    family: str | None = None
+
+    @property
+    def n(self) -> int:
+        """Number of draws (chains x draws per chain)."""
+        return int(self.chain.shape[0] * self.draw.shape[0])
+
+    @property
+    def n_cells(self) -> int:
+        return int(next(iter(self.values.values())).shape[0])
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """(chains, draws per chain)."""
+        return int(self.chain.shape[0]), int(self.draw.shape[0])
+
+    def for_cell(self, c: int) -> ParameterDraws:
+        """The draws of cell ``c`` as plain :class:`ParameterDraws` (the same grid)."""
+        return ParameterDraws({k: np.ascontiguousarray(v[c]) for k, v in self.values.items()}, self.chain,
+                              self.draw, self.source, self.family)
+
+
+def grid_index(n_chain: int, n_draw: int, n_draws: int | None) -> tuple[np.ndarray, np.ndarray]:
+    """Flat positions (chain-major) and kept draw positions when thinning a (chain, draw)
+    grid to about ``n_draws`` draws (the same positions in every chain, as
+    :meth:`ParameterDraws.thin`)."""
+    if n_draws is None or n_draws >= n_chain * n_draw:
+        keep = np.arange(n_draw)
+    else:
+        keep = _thin_index(n_draw, -(-n_draws // n_chain))
+    return (np.arange(n_chain)[:, None] * n_draw + keep[None, :]).reshape(-1), keep
 
 
 def _check_n_draws(n_draws: object) -> int | None:

@@ -196,7 +196,7 @@ EXECUTED_PAGES = [
     DOCS / "index.md",
     DOCS / "guide" / "value.md",
     DOCS / "guide" / "validation.md",
-    *(DOCS / "howto" / f"{name}.md" for name in ("churn", "customer_equity", "customer_value", "top_customers", "validate")),
+    *(DOCS / "howto" / f"{name}.md" for name in ("churn", "customer_equity", "customer_value", "new_customers", "top_customers", "validate")),
 ]
 
 

@@ -192,21 +192,24 @@ class CovariatePurchaseModel:
     def _resolved_priors(self) -> dict[str, Prior]:
         return resolve_priors(self.priors, self.family.default_priors(float(np.mean(self.T))), type(self).__name__)
 
-    def cell_parameters(self, base: Mapping[str, np.ndarray], coefficients: Mapping[str, np.ndarray]) -> np.ndarray:
+    def cell_parameters(self, base: Mapping[str, np.ndarray], coefficients: Mapping[str, np.ndarray],
+                        z: Mapping[str, np.ndarray] | None = None) -> np.ndarray:
         """Each cell's parameters for draws of the base parameters and coefficients (NumPy).
 
-        ``base[name]`` shape (D,), ``coefficients[name]`` shape (D, n_terms); returns shape
+        ``base[name]`` shape (D,), ``coefficients[name]`` shape (D, n_terms); ``z`` the
+        design rows of each side (default: the model's cells); returns shape
         (n_cells, D, 4) in the family's parameter order.
         """
+        z = self._z if z is None else z
         D = np.asarray(base[self.param_names[0]], dtype=float).reshape(-1).shape[0]
-        out = np.empty((self.n_cells, D, 4))
+        out = np.empty((next(iter(z.values())).shape[0], D, 4))
         links = COVARIATE_LINKS[self.family.name]
         for k, p in enumerate(self.param_names):
             v = np.broadcast_to(np.asarray(base[p], dtype=float).reshape(-1), (D,))
             out[:, :, k] = v
             if p in links and links[p][0] in coefficients:
                 name, side, sign = links[p]
-                eta = self._z[side] @ np.asarray(coefficients[name], dtype=float).reshape(D, -1).T  # (C, D)
+                eta = z[side] @ np.asarray(coefficients[name], dtype=float).reshape(D, -1).T  # (C, D)
                 out[:, :, k] = v * np.exp(sign * eta)
         return out
 
@@ -347,6 +350,20 @@ class CovariatePurchaseModel:
         theta = self.cell_parameters(base, coef)  # (C, D, 4)
         values = {p: np.ascontiguousarray(theta[:, :, k]) for k, p in enumerate(self.param_names)}
         return CellDraws(values, self.cell.copy(), chain, draw, source, self.family.name)
+
+    def parameters_for(self, profiles: pd.DataFrame, n_draws: int | None = None) -> CellDraws:
+        """Parameter draws of customers described by ``profiles`` (e.g. planned new customers
+        of a channel): one cell per row, its covariates encoded as the fitted design did
+        (:meth:`clvbayes.covariates.design.Design.transform`: levels must be known, numeric
+        values are standardised with the data's mean and sd)."""
+        if not isinstance(profiles, pd.DataFrame) or len(profiles) == 0:
+            raise ValueError("profiles must be a non-empty DataFrame with the model's covariate columns.")
+        z = {side: (np.zeros((len(profiles), 0)) if d is None else d.transform(profiles))
+             for side, d in self.designs.items()}
+        base, coef, chain, draw, source = self._draws_on_grid(n_draws)
+        theta = self.cell_parameters(base, coef, z)
+        values = {p: np.ascontiguousarray(theta[:, :, k]) for k, p in enumerate(self.param_names)}
+        return CellDraws(values, np.arange(len(profiles), dtype=np.int64), chain, draw, source, self.family.name)
 
     def coefficient_summary(self, hdi_prob: float = 0.94) -> pd.DataFrame:
         """One row per coefficient: the linked parameter, the term, mean, sd, HDI and r_hat on

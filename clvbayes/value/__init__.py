@@ -9,6 +9,7 @@ customers so that a million customers and thousands of draws fit in memory.
 - :mod:`~clvbayes.value.engine`: the streamed pass;
 - :mod:`~clvbayes.value.quantities`: per-customer results (:class:`CustomerValue`);
 - :mod:`~clvbayes.value.equity`: customer equity, acquisition/retention, value concentration;
+- :mod:`~clvbayes.value.new_customers`: customers not yet acquired, planned cohorts, by profile;
 - :mod:`~clvbayes.value.churn`, :mod:`~clvbayes.value.lifecycle`: churn analytics, stages;
 - :mod:`~clvbayes.value.heuristics`: the rules of thumb, for comparison;
 - :mod:`~clvbayes.value.validation`: holdout validation and tracking;
@@ -20,6 +21,7 @@ from clvbayes.value.customers import DEFAULT_ANNUAL_DISCOUNT_RATE
 from clvbayes.value.churn import ChurnReport, churn_analysis, churn_report, lost_threshold
 from clvbayes.value.equity import CustomerEquity, customer_equity, new_customer_value, value_concentration
 from clvbayes.value.lifecycle import STAGES, lifecycle_stages, stage_summary
+from clvbayes.value.new_customers import NewCustomerForecast, new_customer_forecast
 from clvbayes.value.validation import HoldoutValidation, holdout_validation, purchase_tracking
 from clvbayes.value.plotdata import (
     customer_purchase_times,
@@ -59,6 +61,8 @@ __all__ = [
     "CustomerEquity",
     "customer_equity",
     "new_customer_value",
+    "NewCustomerForecast",
+    "new_customer_forecast",
     "value_concentration",
     "ChurnReport",
     "churn_analysis",

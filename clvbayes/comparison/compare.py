@@ -42,8 +42,27 @@ def _same_data(names: list[str], data: dict) -> None:
 
 
 def _paired_se(a: WeightedLoo, b: WeightedLoo) -> float:
-    d = a.elpd_i - b.elpd_i
-    w = a.weights
+    """``sqrt(N var(elpd_i^a - elpd_i^b))`` over the customers: on the distinct histories when
+    both models use the same ones, else per data row (a model with covariates splits
+    histories by cell)."""
+    if a.weights.shape == b.weights.shape and all(np.array_equal(u, v) for u, v in zip(a.rows, b.rows, strict=True)):
+        d = a.elpd_i - b.elpd_i
+        w = a.weights
+    else:
+        if a.row_weights is not None or b.row_weights is not None or a.inverse.size != b.inverse.size:
+            raise ValueError(
+                "A model with covariates is compared per customer: fit every model on the same per-customer summary "
+                "(not on a compressed table with a 'customers' column)."
+            )
+        ib = b.inverse
+        if not a.customer_index.equals(b.customer_index):  # the same customers in another order
+            pos = b.customer_index.get_indexer(a.customer_index)
+            if (pos < 0).any():
+                raise ValueError("The models were fitted on different customers (their ids differ): compare models "
+                                 "fitted on the same customer summary.")
+            ib = b.inverse[pos]
+        d = a.elpd_i[a.inverse] - b.elpd_i[ib]
+        w = np.ones(d.size)
     mean = float(w @ d) / float(w.sum())
     return math.sqrt(float(w @ (d - mean) ** 2))
 

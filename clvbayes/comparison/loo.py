@@ -292,7 +292,9 @@ def weighted_loo(
     ----------
     source
         A purchase model fitted with ``fit()`` (NUTS): its posterior, family and data are
-        used and ``rows``/``weights`` must be None. Or the posterior: ``idata.posterior``,
+        used and ``rows``/``weights`` must be None (a model with covariates, e.g.
+        :class:`~clvbayes.CovariatePurchaseModel`, goes to
+        :func:`clvbayes.comparison.covariate_loo.covariate_loo`). Or the posterior: ``idata.posterior``,
         an InferenceData or a dict ``name -> (chain, draw) array`` of the family's
         parameters.
     rows
@@ -318,6 +320,12 @@ def weighted_loo(
     WeightedLoo
     """
     extra: dict = {}
+    if hasattr(source, "cell_draws"):  # a model with covariates: per-cell parameters
+        if rows is not None or weights is not None or loglik_rows is not None or family is not None:
+            raise ValueError("With a model with covariates, pass the model alone (and r_eff, block_bytes, warn).")
+        from clvbayes.comparison.covariate_loo import covariate_loo
+
+        return covariate_loo(source, r_eff=r_eff, block_bytes=block_bytes, warn=warn)
     if hasattr(source, "idata_") or hasattr(source, "_arrays"):
         if rows is not None or weights is not None:
             raise ValueError("With a model, the rows and weights are the model's data: do not pass them.")
@@ -351,6 +359,15 @@ def weighted_loo(
 
     m_tail = tail_length(S, float(r_eff))
     elpd_i, lppd_i, k, finite = _loo_terms(kernel, draws, x, t_x, T, m_tail, block_bytes)
+    return finish_loo(elpd_i, lppd_i, k, finite, w, (x, t_x, T), S, float(r_eff), warn, extra)
+
+
+def finish_loo(elpd_i: np.ndarray, lppd_i: np.ndarray, k: np.ndarray, finite: np.ndarray, w: np.ndarray,
+               rows: tuple[np.ndarray, np.ndarray, np.ndarray], S: int, r_eff: float, warn: bool,
+               extra: Mapping) -> WeightedLoo:
+    """The totals (module docstring), the Pareto-k warning and the :class:`WeightedLoo` of
+    per-row terms; a row whose log-likelihood is not finite is an error."""
+    x, t_x, T = rows
     if not finite.all():
         bad = int(np.flatnonzero(~finite)[0])
         raise FloatingPointError(
@@ -369,7 +386,7 @@ def weighted_loo(
             f"{int(w[high].sum()):,} of {N:,.0f} customers ({int(high.sum()):,} distinct histories) have a Pareto k "
             f"above {gk:.2f}: their PSIS-LOO terms are unreliable (the posterior without them differs much from "
             "the full one), and so are elpd_loo and its comparisons. Inspect .pointwise() for which histories.",
-            ParetoKWarning, stacklevel=2,
+            ParetoKWarning, stacklevel=3,
         )
     return WeightedLoo(
         elpd_loo=elpd, se=se, p_loo=lppd - elpd, lppd=lppd, elpd_i=elpd_i, lppd_i=lppd_i, pareto_k=k,

@@ -191,8 +191,11 @@ def model_data(model) -> ModelData:
     family = model_family(model)
     if getattr(model, "data", None) is None:
         raise ValueError(f"This {type(model).__name__} has no data: LOO needs the data it was fitted on.")
-    index, x, t_x, T = model._arrays(None)
-    row_weights = model._weights()
+    if hasattr(model, "cell_draws"):  # a model with covariates: one row per customer
+        index, x, t_x, T, row_weights = model.data.index, model.x, model.t_x, model.T, None
+    else:
+        index, x, t_x, T = model._arrays(None)
+        row_weights = model._weights()
     rows = compress_weighted_rows(x, t_x, T, weights=row_weights)
     idata = getattr(model, "idata_", None)
     posterior = None if idata is None else idata.posterior

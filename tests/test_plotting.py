@@ -386,3 +386,53 @@ def test_every_plot_new_figure_or_given_axes(tx, split, bg_mle, clv_mle):
         assert target.has_data() and not other.has_data(), name
         assert other.get_title() == "" and other.get_xlabel() == "", name
         plt.close("all")
+
+
+# -- covariate effects -------------------------------------------------------------------------------
+def _covariate_model():
+    import arviz as az
+
+    parts = []
+    for k, ch in enumerate(["web", "store", "app"]):
+        df = clvbayes.simulate_customers(r=0.6, alpha=8.0 * (1 + k), a=0.8, b=2.5, T=30.0, n_customers=60, seed=k)
+        df["channel"] = ch
+        parts.append(df)
+    data = pd.concat(parts, ignore_index=True)
+    data["customer_id"] = np.arange(len(data))
+    model = clvbayes.CovariatePurchaseModel(data, purchase_covariates=["channel"], dropout_covariates=["channel"])
+    rng = np.random.default_rng(1)
+    post = {p: v * np.exp(rng.normal(0, 0.05, (2, 50))) for p, v in dict(r=0.6, alpha=8.0, a=0.8, b=2.5).items()}
+    for name, (_, d) in model.coefficient_names.items():
+        post[name] = rng.normal(0.4, 0.2, (2, 50, d.n_terms))
+    model.idata_ = az.from_dict(posterior=post)
+    return model
+
+
+def test_plot_coefficients_draws_each_term_at_its_mean_and_hdi():
+    model = _covariate_model()
+    table = model.coefficient_summary(hdi_prob=0.9)
+    fig, ax = plt.subplots()
+    assert plotting.plot_coefficients(model, hdi_prob=0.9, ax=ax) is ax
+    assert len(fig.axes) == 1
+    points = [line for line in ax.get_lines() if line.get_marker() == "o"]
+    assert len(points) == 3  # gamma_purchase, gamma_a, gamma_b
+    xs = np.concatenate([p.get_xdata() for p in points])
+    np.testing.assert_allclose(np.sort(xs), np.sort(table["mean"].to_numpy()))
+    bars = [c for c in ax.containers if isinstance(c, ErrorbarContainer)]
+    segments = np.concatenate([b.lines[2][0].get_segments() for b in bars])
+    lows = np.sort([s[0][0] for s in segments])
+    np.testing.assert_allclose(lows, np.sort(np.minimum(table["hdi_low"], table["mean"])), rtol=1e-12)
+    assert [t.get_text() for t in ax.get_yticklabels()] == list(table["term"])
+    assert "90% interval" in ax.get_xlabel()
+
+
+def test_plot_coefficients_of_a_map_fit_has_points_only_and_bad_input_is_refused():
+    model = _covariate_model()
+    table = model.coefficient_summary().assign(hdi_low=np.nan, hdi_high=np.nan)
+    ax = plotting.plot_coefficients(table)
+    assert not [c for c in ax.containers if isinstance(c, ErrorbarContainer)]
+    assert "point estimate" in ax.get_xlabel()
+    with pytest.raises(ValueError, match="lacks the columns"):
+        plotting.plot_coefficients(table.drop(columns="term"))
+    with pytest.raises(TypeError, match="model with covariates"):
+        plotting.plot_coefficients(3)

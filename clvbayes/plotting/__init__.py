@@ -18,9 +18,12 @@ or, for the predictive plots, a band of the purchase process's noise only.
 - :func:`plot_probability_alive_history`: one customer over time
   (:mod:`~clvbayes.plotting.customer`);
 - :func:`plot_equity_posterior`, :func:`plot_pareto`, :func:`plot_equity_by_segment`:
-  customer value (:mod:`~clvbayes.plotting.value`).
+  customer value (:mod:`~clvbayes.plotting.value`);
+- :func:`plot_coefficients`: covariate effects with their HDIs
+  (:mod:`~clvbayes.plotting.covariates`).
 """
 
+from clvbayes.plotting.covariates import plot_coefficients
 from clvbayes.plotting.customer import plot_probability_alive_history
 from clvbayes.plotting.fit import plot_period_transactions
 from clvbayes.plotting.grids import plot_frequency_recency_matrix, plot_probability_alive_matrix
@@ -37,4 +40,5 @@ __all__ = [
     "plot_equity_posterior",
     "plot_pareto",
     "plot_equity_by_segment",
+    "plot_coefficients",
 ]

@@ -25,7 +25,7 @@ from clvbayes import datasets, plotting
 from clvbayes._version import __version__
 from clvbayes.comparison import compare_models, weighted_loo
 from clvbayes.data.compress import compress_rows
-from clvbayes.data.read import read_transactions
+from clvbayes.data.read import read_attributes, read_transactions
 from clvbayes.data.api import calibration_holdout_split, rfm_summary
 from clvbayes.data.validate import AmbiguousDateWarning, DataValidationError
 from clvbayes.models.base import NotFittedError
@@ -61,6 +61,7 @@ __all__ = [
     "datasets",
     "plotting",
     "read_transactions",
+    "read_attributes",
     "rfm_summary",
     "calibration_holdout_split",
     "compress_rows",

@@ -17,7 +17,7 @@ import pandas as pd
 
 from clvbayes.data.validate import BadDates, DataValidationError, parse_dates
 
-__all__ = ["read_transactions"]
+__all__ = ["read_transactions", "read_attributes"]
 
 _N_SHOWN = 5
 
@@ -202,4 +202,65 @@ def read_transactions(
                  "Remove refunds from the log, net them against the purchase they refund, or pass "
                  "--refunds drop (ignore them) or --refunds net (subtract them from the customer's purchases).")
         out["amount"] = amounts
+    return out
+
+
+def read_attributes(path: str | Path, *, customer_col: str = "customer_id") -> pd.DataFrame:
+    """Read a table of customer attributes (one row per customer) from CSV or Parquet.
+
+    The ids are read as in :func:`read_transactions` (text exactly as written for CSV, so
+    they match the log's ``"007"``); every other column is numeric when all its values are
+    numbers, else text (a categorical covariate). Join it to a summary with
+    :func:`clvbayes.covariates.join_attributes`, which refuses ids missing on either side.
+
+    Parameters
+    ----------
+    path
+        CSV (header line) or Parquet file.
+    customer_col
+        The id column; renamed ``customer_id``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``customer_id`` and the attribute columns, in file order (blank lines skipped).
+
+    Raises
+    ------
+    DataValidationError
+        If the file is missing, empty or unreadable, has no id column, a repeated column
+        name, missing ids, or no attribute column.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DataValidationError(f"{path} does not exist or is not a file.")
+    raw, kind = _read_raw(path)
+    if customer_col not in raw.columns:
+        raise DataValidationError(
+            f"{path} has no column {customer_col!r} (the customer id column). Columns present: {list(raw.columns)}. "
+            "Pass the right name with --customer-col."
+        )
+    raw = raw.loc[~raw.isna().all(axis=1)]
+    if len(raw) == 0:
+        raise DataValidationError(f"{path} has a header but no customer rows.")
+    ids = raw[customer_col]
+    if ids.isna().any():
+        where = np.flatnonzero(ids.isna().to_numpy())
+        raise DataValidationError(
+            f"{path}: column {customer_col!r} is empty on {where.size} {kind}s (e.g. {kind} "
+            f"{int(raw.index[where[0]]) + (2 if kind == 'line' else 1)}): every row needs a customer id."
+        )
+    out = raw.rename(columns={customer_col: "customer_id"}).reset_index(drop=True)
+    if out.shape[1] < 2:
+        raise DataValidationError(f"{path} has no attribute column besides {customer_col!r}.")
+    for col in out.columns:
+        if col == "customer_id" or kind != "line":
+            continue
+        values = out[col]
+        numbers = pd.to_numeric(values, errors="coerce")
+        # every given value a number, and none written like a code ("007", "01234": a zip or a
+        # store number keeps its text and is a category)
+        coded = values.dropna().str.strip().str.match(r"^[+-]?0\d").any()
+        if numbers.notna().sum() == values.notna().sum() and not coded:
+            out[col] = numbers.astype(np.float64)
     return out

@@ -216,6 +216,8 @@ def test_bad_input_is_refused_with_a_clear_message():
         CovariateSpendModel(zero, covariates=["channel"])
     with pytest.raises(DataValidationError, match="no one made a repeat purchase"):
         CovariateSpendModel(df.assign(frequency=0.0), covariates=["channel"])
+    with pytest.raises(ValueError, match="one row per customer"):
+        CovariateSpendModel(df.assign(customers=2), covariates=["channel"])
     with pytest.raises(ValueError, match="categorical covariates only"):
         CovariateSpendModel(df.assign(v=np.arange(len(df), dtype=float)), covariates=["v"], path="cells")
 

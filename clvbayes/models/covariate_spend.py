@@ -47,6 +47,7 @@ import pymc as pm
 import pytensor.tensor as pt
 
 from clvbayes.covariates import build_design, join_attributes
+from clvbayes.data.schema import WEIGHT_COLUMN
 from clvbayes.data.validate import DataValidationError, _examples, validate_monetary
 from clvbayes.kernels.gamma_gamma import gg_cell_mean_expected_spend
 from clvbayes.models.covariate_common import (MAX_CELLS, CovariateFitMixin, check_path, check_sigma, choose_path,
@@ -110,6 +111,9 @@ class CovariateSpendModel(CovariateFitMixin):
         self.priors = priors
         frame = data if attributes is None else join_attributes(with_ids(data, customer_id), attributes,
                                                                 customer_id=customer_id)
+        if WEIGHT_COLUMN in frame.columns:  # rows must be customers: cells and expected_spend count them
+            raise ValueError(f"The table has a {WEIGHT_COLUMN!r} column (a compressed summary): "
+                             "CovariateSpendModel takes one row per customer.")
         self.data = frame
         self.x, self.m, self.repeat = validate_monetary(frame)
         self.n_customers_ = int(self.repeat.sum())

@@ -59,7 +59,6 @@ from clvbayes.models.covariate_common import with_ids as _with_ids
 from clvbayes.models.ops import FamilyLogLik, family_data
 from clvbayes.models.priors import Prior, resolve_priors
 from clvbayes.models.row_ops import RowLogLik, row_kernels
-from clvbayes.value.draws import CellDraws
 
 __all__ = ["CovariatePurchaseModel", "COVARIATE_LINKS", "MAX_CELLS", "PATHS"]
 

@@ -37,6 +37,7 @@ from clvbayes.models.mle import ConvergenceWarning
 from clvbayes.models.named import ModifiedBetaGeoModel, ParetoNBDModel
 from clvbayes.models.purchase import PurchaseModel, load_model, model_class
 from clvbayes.models.covariate import CovariatePurchaseModel
+from clvbayes.models.covariate_spend import CovariateSpendModel
 from clvbayes.models.priors import Prior
 from clvbayes.sbc import simulation_based_calibration
 from clvbayes.simulation import simulate_customers
@@ -79,6 +80,7 @@ __all__ = [
     "ParetoNBDModel",
     "PurchaseModel",
     "CovariatePurchaseModel",
+    "CovariateSpendModel",
     "model_class",
     "load_model",
     "simulate_customers",

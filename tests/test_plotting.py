@@ -364,6 +364,7 @@ def _calls(tx, split, bg_mle, clv_mle):
         "plot_equity_posterior": lambda **kw: p.plot_equity_posterior(equity, **kw),
         "plot_pareto": lambda **kw: p.plot_pareto(clv_mle, n_points=10, **kw),
         "plot_equity_by_segment": lambda **kw: p.plot_equity_by_segment(equity, **kw),
+        "plot_coefficients": lambda **kw: p.plot_coefficients(_covariate_model(), **kw),
     }
 
 

@@ -53,16 +53,16 @@ from clvbayes.covariates.design import Design
 from clvbayes.data.validate import require_history, validate_rfm
 from clvbayes.families import get_family
 from clvbayes.models.base import compress_weighted
+from clvbayes.models.covariate_common import (MAX_CELLS, PATHS, CovariateFitMixin, check_path, check_sigma,
+                                              choose_path, design_cells, refuse_numeric_on_cells)
+from clvbayes.models.covariate_common import with_ids as _with_ids
 from clvbayes.models.ops import FamilyLogLik, family_data
 from clvbayes.models.priors import Prior, resolve_priors
 from clvbayes.models.row_ops import RowLogLik, row_kernels
-from clvbayes.value.draws import CellDraws, grid_index
+from clvbayes.value.draws import CellDraws
 
 __all__ = ["CovariatePurchaseModel", "COVARIATE_LINKS", "MAX_CELLS", "PATHS"]
 
-PATHS = ("auto", "cells", "rows")
-
-MAX_CELLS = 256
 
 # family -> linked parameter -> (coefficient name, covariate side, sign in the exponent)
 COVARIATE_LINKS: dict[str, dict[str, tuple[str, str, float]]] = {
@@ -73,15 +73,7 @@ COVARIATE_LINKS: dict[str, dict[str, tuple[str, str, float]]] = {
 COVARIATE_LINKS["mbgnbd"] = COVARIATE_LINKS["bgnbd"]
 
 
-def _with_ids(frame: pd.DataFrame, customer_id: str) -> pd.DataFrame:
-    if customer_id in frame.columns:
-        return frame
-    out = frame.copy()
-    out[customer_id] = frame.index.to_numpy()
-    return out
-
-
-class CovariatePurchaseModel:
+class CovariatePurchaseModel(CovariateFitMixin):
     """A purchase/dropout model whose parameters depend on static customer covariates.
 
     Parameters
@@ -116,14 +108,11 @@ class CovariatePurchaseModel:
                  priors: Mapping[str, Prior] | None = None, coefficient_prior_sigma: float = 1.0,
                  customer_id: str = "customer_id", categorical: Sequence[str] = (), max_cells: int = MAX_CELLS,
                  min_level_count: int = 2, path: str = "auto") -> None:
-        if path not in PATHS:
-            raise ValueError(f"path must be one of {PATHS}, got {path!r}.")
+        check_path(path)
         self.family = get_family(family)
         if self.family.name not in COVARIATE_LINKS:
             raise ValueError(f"No covariate link for family {self.family.name!r}; known: {sorted(COVARIATE_LINKS)}.")
-        if not (np.isfinite(coefficient_prior_sigma) and coefficient_prior_sigma > 0):
-            raise ValueError(f"coefficient_prior_sigma must be finite and > 0, got {coefficient_prior_sigma!r}.")
-        self.coefficient_prior_sigma = float(coefficient_prior_sigma)
+        self.coefficient_prior_sigma = check_sigma(coefficient_prior_sigma)
         self.priors = priors
         frame = data if attributes is None else join_attributes(_with_ids(data, customer_id), attributes,
                                                                 customer_id=customer_id)
@@ -138,31 +127,13 @@ class CovariatePurchaseModel:
                 continue
             d = build_design(frame, cols, categorical=[c for c in categorical if c in cols],
                              customer_id=customer_id, min_level_count=min_level_count)
-            if not d.categorical_only and path == "cells":
-                numeric = [c for c in d.columns if c not in d.levels]
-                raise ValueError(
-                    f"Numeric covariate columns {numeric} ({side}): the design-cells path (path='cells') takes "
-                    "categorical covariates only; continuous covariates need the per-customer path (path='rows' or "
-                    "'auto'). Or bin them (e.g. pd.cut) and pass them as categorical."
-                )
+            refuse_numeric_on_cells(d, side, path)
             self.designs[side] = d
         z = np.hstack([np.zeros((len(frame), 0))] + [d.matrix for d in self.designs.values() if d is not None])
         self._z_customers = z
-        if z.shape[1]:
-            self.cell_rows, self.cell = np.unique(z, axis=0, return_inverse=True)
-            self.cell = self.cell.reshape(-1).astype(np.int64)
-        else:
-            self.cell_rows, self.cell = np.zeros((1, 0)), np.zeros(len(frame), dtype=np.int64)
+        self.cell_rows, self.cell = design_cells(z)
         n_cells = self.cell_rows.shape[0]
-        categorical_only = all(d.categorical_only for d in self.designs.values() if d is not None)
-        if path == "cells" and n_cells > max_cells:
-            cols = [c for d in self.designs.values() if d is not None for c in d.columns]
-            raise ValueError(
-                f"The covariates {cols} make {n_cells} design cells, more than max_cells={max_cells}. The cells path "
-                "fits one likelihood term per cell; use the per-customer path (path='rows' or 'auto'), merge or "
-                "bin levels, or raise max_cells."
-            )
-        self.path = path if path != "auto" else ("cells" if categorical_only and n_cells <= max_cells else "rows")
+        self.path = choose_path(path, [d for d in self.designs.values() if d is not None], n_cells, max_cells)
         n_p = 0 if self.designs["purchase"] is None else self.designs["purchase"].n_terms
         self._n_purchase_terms = n_p
         self._z = {"purchase": self.cell_rows[:, :n_p], "dropout": self.cell_rows[:, n_p:]}
@@ -183,11 +154,6 @@ class CovariatePurchaseModel:
             if self.designs[side] is not None:
                 out[name] = (param, self.designs[side])
         return out
-
-    @property
-    def n_cells(self) -> int:
-        """Distinct design rows (customers sharing parameters), on either path."""
-        return self.cell_rows.shape[0]
 
     def _resolved_priors(self) -> dict[str, Prior]:
         return resolve_priors(self.priors, self.family.default_priors(float(np.mean(self.T))), type(self).__name__)
@@ -263,94 +229,16 @@ class CovariatePurchaseModel:
         return RowLogLik(self.family.name)(*theta, *data)
 
     @property
-    def model(self) -> pm.Model:
-        if self._model is None:
-            self._model = self._build_model()
-        return self._model
+    def _draws_family(self) -> str:
+        return self.family.name
 
-    # -- fitting --------------------------------------------------------------------------
-    def fit(self, method: str = "nuts", *, draws: int = 1000, tune: int = 1000, chains: int = 4, seed: int = 0,
-            progressbar: bool = False, **sampler_kwargs) -> CovariatePurchaseModel:
-        """Fit by MAP (``method="map"``: L-BFGS on the log posterior in the unconstrained
-        space, no Jacobian, i.e. the mode on the natural scale) or NUTS by nutpie."""
-        if method == "map":
-            return self._fit_map()
-        if method != "nuts":
-            raise ValueError(f"method must be 'map' or 'nuts', got {method!r}.")
-        from clvbayes.models.bayesian import _sample_nutpie
-
-        self.idata_ = _sample_nutpie(self.model, chains, draws, tune, int(seed), progressbar, sampler_kwargs)
-        return self
-
-    def _fit_map(self) -> CovariatePurchaseModel:
-        import scipy.optimize as so
-        from pymc.blocking import DictToArrayBijection, RaveledVars
-
-        model = self.model
-        start = model.initial_point()
+    # -- fitting (CovariateFitMixin.fit) -------------------------------------------------
+    def _map_start(self) -> dict[str, float]:
+        """The MAP starts the base parameters where the family's MLE starts."""
         mean_x = max(float(np.mean(self.x)), 1e-2)
-        rvs = {rv.name: rv for rv in model.free_RVs}
-        for name, v in zip(self.param_names, self.family.mle_start(mean_x, float(np.mean(self.T))), strict=True):
-            rv = rvs[name]
-            tr = model.rvs_to_transforms.get(rv)
-            # start the base parameters where the family's MLE starts (coefficients at 0)
-            start[model.rvs_to_values[rv].name] = np.asarray(
-                v if tr is None else tr.forward(np.float64(v), *rv.owner.inputs).eval(), dtype=float)
-        x0 = DictToArrayBijection.map(start)
-        logp = model.compile_logp(jacobian=False)
-        dlogp = model.compile_dlogp(jacobian=False)
-
-        def f(q):
-            point = DictToArrayBijection.rmap(RaveledVars(q, x0.point_map_info), start)
-            v = logp(point)
-            if not np.isfinite(v):
-                return 1e300, np.zeros_like(q)
-            return -float(v), -np.asarray(dlogp(point), dtype=float)
-
-        res = so.minimize(f, x0.data, jac=True, method="L-BFGS-B", options={"maxiter": 5000, "gtol": 1e-8})
-        point = DictToArrayBijection.rmap(RaveledVars(res.x, x0.point_map_info), start)
-        out = {}
-        for name, rv in rvs.items():
-            tr = model.rvs_to_transforms.get(rv)
-            v = point[model.rvs_to_values[rv].name]
-            out[name] = np.asarray(v if tr is None else tr.backward(v, *rv.owner.inputs).eval(), dtype=float)
-        self.map_ = out
-        self.log_posterior_ = -float(res.fun)
-        self.map_result_ = res
-        return self
+        return dict(zip(self.param_names, self.family.mle_start(mean_x, float(np.mean(self.T))), strict=True))
 
     # -- reports --------------------------------------------------------------------------
-    def _draws_on_grid(self, n_draws: int | None) -> tuple[dict, dict, np.ndarray, np.ndarray, str]:
-        """Base parameter draws (D,), coefficient draws (D, n), the (chain, draw) grid and the
-        source: the posterior thinned to about ``n_draws`` as :meth:`ParameterDraws.thin`,
-        else the MAP as one draw."""
-        if self.idata_ is not None:
-            post = self.idata_.posterior
-            nc, nd = int(post.sizes["chain"]), int(post.sizes["draw"])
-            flat, keep = grid_index(nc, nd, n_draws)
-            base = {p: post[p].transpose("chain", "draw").to_numpy().reshape(-1)[flat] for p in self.param_names}
-            coef = {c: post[c].transpose("chain", "draw", ...).to_numpy().reshape(nc * nd, -1)[flat]
-                    for c in self.coefficient_names}
-            return base, coef, post["chain"].to_numpy(), post["draw"].to_numpy()[keep], "posterior"
-        if self.map_ is None:
-            raise RuntimeError("The model is not fitted: call fit() first.")
-        zero = np.zeros(1, dtype=np.int64)
-        return ({p: np.atleast_1d(self.map_[p]) for p in self.param_names},
-                {c: self.map_[c][None, :] for c in self.coefficient_names}, zero, zero, "point")
-
-    def _draws(self, draws: int | None) -> tuple[dict, dict]:
-        """Base parameter draws (D,) and coefficient draws (D, n): posterior, else the MAP."""
-        return self._draws_on_grid(draws)[:2]
-
-    def cell_draws(self, n_draws: int | None = None) -> CellDraws:
-        """Every cell's parameter draws and each customer's cell, for the value layer
-        (:class:`clvbayes.value.draws.CellDraws`): the posterior thinned to about ``n_draws``
-        (default all), or the MAP as one draw."""
-        base, coef, chain, draw, source = self._draws_on_grid(n_draws)
-        theta = self.cell_parameters(base, coef)  # (C, D, 4)
-        values = {p: np.ascontiguousarray(theta[:, :, k]) for k, p in enumerate(self.param_names)}
-        return CellDraws(values, self.cell.copy(), chain, draw, source, self.family.name)
-
     def parameters_for(self, profiles: pd.DataFrame, n_draws: int | None = None) -> CellDraws:
         """Parameter draws of customers described by ``profiles`` (e.g. planned new customers
         of a channel): one cell per row, its covariates encoded as the fitted design did
@@ -365,35 +253,7 @@ class CovariatePurchaseModel:
         values = {p: np.ascontiguousarray(theta[:, :, k]) for k, p in enumerate(self.param_names)}
         return CellDraws(values, np.arange(len(profiles), dtype=np.int64), chain, draw, source, self.family.name)
 
-    def coefficient_summary(self, hdi_prob: float = 0.94) -> pd.DataFrame:
-        """One row per coefficient: the linked parameter, the term, mean, sd, HDI and r_hat on
-        the standardised scale, and the mean per unit of the data (``Design.unstandardise``;
-        the same for treatment-coded dummies)."""
-        base, coef = self._draws(None)
-        rows = []
-        for name, (param, design) in self.coefficient_names.items():
-            draws = coef[name]
-            per_unit, _ = design.unstandardise(draws)
-            if self.idata_ is not None:
-                s = az.summary(self.idata_, var_names=[name], hdi_prob=hdi_prob, kind="all")
-            for j, term in enumerate(design.names):
-                row = {"coefficient": name, "parameter": param, "term": term, "mean": float(draws[:, j].mean()),
-                       "sd": float(draws[:, j].std(ddof=1)) if draws.shape[0] > 1 else np.nan,
-                       "hdi_low": np.nan, "hdi_high": np.nan, "r_hat": np.nan,
-                       "mean_per_unit": float(per_unit[:, j].mean())}
-                if self.idata_ is not None:
-                    r = s.iloc[j]
-                    row.update(hdi_low=float(r.iloc[2]), hdi_high=float(r.iloc[3]), r_hat=float(r["r_hat"]))
-                rows.append(row)
-        return pd.DataFrame(rows)
-
     # -- predictions -----------------------------------------------------------------------
-    def customer_parameters(self, draws: int | None = 200) -> dict[str, np.ndarray]:
-        """Each customer's parameter draws via its cell (its distinct design row, on either
-        path): name -> array (n_customers, D)."""
-        theta = self.cell_parameters(*self._draws(draws))  # (C, D, 4)
-        return {p: theta[self.cell, :, k] for k, p in enumerate(self.param_names)}
-
     def _per_cell_mean(self, quantity: str, draws: int | None, *extra) -> pd.Series:
         theta = np.ascontiguousarray(self.cell_parameters(*self._draws(draws)))  # (C, D, 4)
         kernel = row_kernels(self.family.name)[quantity]

@@ -1,4 +1,9 @@
-"""PyTensor Op for the log-likelihood with per-row parameters (continuous covariates).
+"""PyTensor Ops for the log-likelihood with per-row parameters (continuous covariates).
+
+:class:`SpendRowLogLik` is the Gamma-Gamma sibling of :class:`RowLogLik` (same base
+:class:`_RowSumOp`: one kernel call for value and gradient, nutpie Numba registration), for
+spend covariates (:mod:`clvbayes.models.covariate_spend`).
+
 
 :class:`RowLogLik` computes ``Σ_i w_i ln L(θ_i | x_i, t_x_i, T_i)`` where every row has its
 own four parameters (the family's order), given as four float64 vectors, and its gradient in
@@ -33,9 +38,10 @@ from pytensor.link.numba.dispatch.basic import numba_njit, register_funcify_and_
 from clvbayes.families import get_family
 from clvbayes.kernels import build
 from clvbayes.kernels import cells as _cells
+from clvbayes.kernels import gamma_gamma as _gg
 from clvbayes.models.ops import _SOURCE_FINGERPRINT
 
-__all__ = ["RowLogLik", "row_kernels"]
+__all__ = ["RowLogLik", "SpendRowLogLik", "row_kernels"]
 
 # Part of every tag: bump when the way the row kernels are rebuilt changes.
 _BUILD_VERSION = 1
@@ -69,7 +75,63 @@ def row_kernels(family: str) -> dict[str, Callable]:
     return out
 
 
-class RowLogLik(Op):
+class _RowSumOp(Op):
+    """Base of the per-row likelihood Ops: ``n`` parameter vectors, then the data vectors
+    (``data_names``, the last the weights); outputs the scalar sum (default output) and one
+    gradient vector per parameter, all from one call of ``self.kernel`` (which returns the sum
+    and a gradient array of shape (rows, n)). The gradient of the sum is read from the same
+    node's outputs (:meth:`L_op`)."""
+
+    default_output = 0
+    param_names: tuple[str, ...] = ()
+    data_names: tuple[str, ...] = ()
+
+    @property
+    def kernel(self) -> Callable:
+        raise NotImplementedError
+
+    def make_node(self, *inputs) -> Apply:
+        names = self.param_names + self.data_names
+        if len(inputs) != len(names):
+            raise TypeError(f"{type(self).__name__} takes {len(names)} inputs ({', '.join(names)}), "
+                            f"got {len(inputs)}.")
+        ins = []
+        for name, v in zip(names, inputs, strict=True):
+            v = pt.as_tensor_variable(v)
+            if v.ndim != 1:
+                raise TypeError(f"{name} must be a vector, got {v.ndim} dimension(s).")
+            ins.append(v if v.dtype == "float64" else pt.cast(v, "float64"))
+        outs = [pt.tensor(dtype="float64", shape=())] + [pt.tensor(dtype="float64", shape=(None,))
+                                                         for _ in self.param_names]
+        return Apply(self, ins, outs)
+
+    def perform(self, node, inputs, output_storage) -> None:
+        if len({v.shape[0] for v in inputs}) != 1:
+            raise ValueError(f"{type(self).__name__}: inputs of unequal lengths {[v.shape[0] for v in inputs]}.")
+        val, g = self.kernel(*(np.ascontiguousarray(v, dtype=np.float64) for v in inputs))
+        output_storage[0][0] = np.asarray(val, dtype=np.float64)
+        for k in range(len(self.param_names)):
+            output_storage[1 + k][0] = np.ascontiguousarray(g[:, k])
+
+    def infer_shape(self, fgraph, node, input_shapes):
+        return [()] + [input_shapes[len(self.param_names)]] * len(self.param_names)
+
+    def L_op(self, inputs, outputs, output_grads):
+        name = type(self).__name__
+        if not all(isinstance(g.type, DisconnectedType) for g in output_grads[1:]):
+            raise NotImplementedError(f"{name}: the gradient outputs have no gradient (no second derivatives).")
+        g_val = output_grads[0]
+        n = len(self.param_names)
+        return [g_val * outputs[1 + k] for k in range(n)] + [
+            grad_not_implemented(self, n + j, inputs[n + j], "gradients with respect to the data are not implemented")
+            for j in range(len(self.data_names))
+        ]
+
+    def connection_pattern(self, node):
+        return [[True] * (1 + len(self.param_names)) for _ in node.inputs]
+
+
+class RowLogLik(_RowSumOp):
     """``Σ_i w_i ln L(θ_i | x_i, t_x_i, T_i)`` of a family with per-row parameters.
 
     Inputs: four float64 vectors (the parameter columns ``θ_{·,0..3}``, length n), then the
@@ -86,7 +148,6 @@ class RowLogLik(Op):
     """
 
     __props__ = ("family", "parallel")
-    default_output = 0
     data_names = ("x", "t_x", "T", "weights")
 
     def __init__(self, family: str = "bgnbd", parallel: bool = False) -> None:
@@ -102,44 +163,45 @@ class RowLogLik(Op):
         """The Numba kernel this Op calls (``row_loglik_sum_grad4`` of the family)."""
         return row_kernels(self.family)["sum_grad" if self.parallel else "serial_sum_grad"]
 
-    def make_node(self, *inputs) -> Apply:
-        if len(inputs) != 8:
-            raise TypeError(f"RowLogLik takes 8 inputs ({', '.join(self.param_names + self.data_names)}), "
-                            f"got {len(inputs)}.")
-        ins = []
-        for name, v in zip(self.param_names + self.data_names, inputs, strict=True):
-            v = pt.as_tensor_variable(v)
-            if v.ndim != 1:
-                raise TypeError(f"{name} must be a vector, got {v.ndim} dimension(s).")
-            ins.append(v if v.dtype == "float64" else pt.cast(v, "float64"))
-        outs = [pt.tensor(dtype="float64", shape=())] + [pt.tensor(dtype="float64", shape=(None,)) for _ in range(4)]
-        return Apply(self, ins, outs)
-
-    def perform(self, node, inputs, output_storage) -> None:
-        if len({v.shape[0] for v in inputs}) != 1:
-            raise ValueError(f"RowLogLik: inputs of unequal lengths {[v.shape[0] for v in inputs]}.")
-        val, g = self.kernel(*(np.ascontiguousarray(v, dtype=np.float64) for v in inputs))
-        output_storage[0][0] = np.asarray(val, dtype=np.float64)
-        for k in range(4):
-            output_storage[1 + k][0] = np.ascontiguousarray(g[:, k])
-
-    def infer_shape(self, fgraph, node, input_shapes):
-        return [()] + [input_shapes[4]] * 4
-
-    def L_op(self, inputs, outputs, output_grads):
-        if not all(isinstance(g.type, DisconnectedType) for g in output_grads[1:]):
-            raise NotImplementedError("RowLogLik: the gradient outputs have no gradient (no second derivatives).")
-        g_val = output_grads[0]
-        return [g_val * outputs[1 + k] for k in range(4)] + [
-            grad_not_implemented(self, 4 + j, inputs[4 + j], "gradients with respect to the data are not implemented")
-            for j in range(4)
-        ]
-
-    def connection_pattern(self, node):
-        return [[True] * 5 for _ in node.inputs]
-
     def __str__(self) -> str:
         return f"RowLogLik{{{self.family}, parallel={self.parallel}}}"
+
+
+@functools.cache
+def _spend_row_kernels() -> dict[bool, Callable]:
+    """parallel -> :func:`clvbayes.kernels.gamma_gamma.gg_row_loglik_sum_grad` (threaded, or
+    its serial build: the same chunks, the same bits)."""
+    return {True: _gg.gg_row_loglik_sum_grad,
+            False: build.rebuild(_gg.gg_row_loglik_sum_grad, serial=True, tag=f"serial{_BUILD_VERSION}", _memo={})}
+
+
+class SpendRowLogLik(_RowSumOp):
+    """Gamma-Gamma ``Σ_i w_i ln f(m_i | p_i, q_i, γ_i, x_i)`` with per-row parameters.
+
+    Fader, Hardie & Lee (2005), "RFM and CLV", JMR 42(4), appendix density, by
+    :func:`clvbayes.kernels.gamma_gamma.gg_row_loglik_sum_grad`. Inputs: the vectors
+    ``p, q, gamma`` (length n), then ``x, m, weights``; outputs the sum and the three gradient
+    vectors, from one kernel call. ``-inf`` when a row's parameters leave ``(0, inf)``.
+
+    Parameters
+    ----------
+    parallel : bool, default False
+        Threaded kernel instead of the serial build.
+    """
+
+    __props__ = ("parallel",)
+    param_names = ("p", "q", "gamma")
+    data_names = ("x", "m", "weights")
+
+    def __init__(self, parallel: bool = False) -> None:
+        self.parallel = bool(parallel)
+
+    @property
+    def kernel(self) -> Callable:
+        return _spend_row_kernels()[self.parallel]
+
+    def __str__(self) -> str:
+        return f"SpendRowLogLik{{parallel={self.parallel}}}"
 
 
 @register_funcify_and_cache_key(RowLogLik)
@@ -166,3 +228,25 @@ def _numba_funcify_row_loglik(op: RowLogLik, node=None, **kwargs):
                 np.ascontiguousarray(g[:, 2]), np.ascontiguousarray(g[:, 3]))
 
     return row_loglik_op, key
+
+
+@register_funcify_and_cache_key(SpendRowLogLik)
+def _numba_funcify_spend_row_loglik(op: SpendRowLogLik, node=None, **kwargs):
+    """Compiled implementation of :class:`SpendRowLogLik` (as the family row Op's)."""
+    key = hashlib.sha256(
+        f"{type(op).__module__}.{type(op).__qualname__}|{op.parallel}|{_KEY_SOURCE}".encode()
+    ).hexdigest()
+    kernel = op.kernel
+    if op.parallel:
+        numba.get_num_threads()  # thread pool up before linking a prange caller (see ops.py)
+
+    @numba_njit
+    def spend_row_loglik_op(p, q, gamma, x, m, w):
+        n = x.shape[0]
+        if p.shape[0] != n or q.shape[0] != n or gamma.shape[0] != n or m.shape[0] != n or w.shape[0] != n:
+            raise ValueError("SpendRowLogLik: inputs of unequal lengths.")
+        val, g = kernel(p, q, gamma, x, m, w)
+        return (np.asarray(val), np.ascontiguousarray(g[:, 0]), np.ascontiguousarray(g[:, 1]),
+                np.ascontiguousarray(g[:, 2]))
+
+    return spend_row_loglik_op, key

@@ -70,6 +70,7 @@ def plot_coefficients(result, *, hdi_prob: float = 0.94, ax: Axes | None = None)
     else:
         what = f"point: posterior mean; line: {interval_label(mass) if mass else 'HDI'}"
     ax.set_xlabel(f"Coefficient, standardised / log ratio to the reference level ({what})")
+    ax.set_ylabel("Coefficient term")
     ax.set_title("Covariate effects")
     ax.legend(loc="best")
     return ax

@@ -1,0 +1,225 @@
+"""What the covariate models share: design cells, MAP by L-BFGS, NUTS by nutpie, the thinned
+draw grid and the coefficient summary.
+
+:class:`CovariateFitMixin` is a base of :class:`clvbayes.models.covariate.CovariatePurchaseModel`
+and :class:`clvbayes.models.covariate_spend.CovariateSpendModel`. A class using it provides
+``param_names`` (the base parameters, in order), ``coefficient_names`` (coefficient vector name
+-> (linked parameter, its :class:`~clvbayes.covariates.design.Design`)), ``_build_model()``
+(the PyMC model, base parameters and coefficients as free variables under those names),
+``cell_parameters(base, coefficients)`` (shape (n_cells, D, n_params)), ``cell`` and ``cell_rows``, and
+``_map_start()`` (natural-scale starting values of the base parameters for the MAP; the
+coefficients start at 0).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import arviz as az
+import numpy as np
+import pandas as pd
+import pymc as pm
+
+from clvbayes.covariates.design import Design
+from clvbayes.value.draws import CellDraws, grid_index
+
+__all__ = ["CovariateFitMixin", "MAX_CELLS", "PATHS", "check_path", "check_sigma", "choose_path", "design_cells",
+           "refuse_numeric_on_cells", "with_ids"]
+
+PATHS = ("auto", "cells", "rows")
+
+MAX_CELLS = 256
+
+
+def with_ids(frame: pd.DataFrame, customer_id: str) -> pd.DataFrame:
+    """``frame`` with a ``customer_id`` column (its index when it has none), for joining attributes."""
+    if customer_id in frame.columns:
+        return frame
+    out = frame.copy()
+    out[customer_id] = frame.index.to_numpy()
+    return out
+
+
+def design_cells(z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Distinct rows of the customers' covariate matrix ``z`` (n, k) and each customer's row
+    among them (int64); one cell of zero terms when ``k == 0``."""
+    if z.shape[1]:
+        rows, cell = np.unique(z, axis=0, return_inverse=True)
+        return rows, cell.reshape(-1).astype(np.int64)
+    return np.zeros((1, 0)), np.zeros(z.shape[0], dtype=np.int64)
+
+
+def check_path(path: str) -> None:
+    if path not in PATHS:
+        raise ValueError(f"path must be one of {PATHS}, got {path!r}.")
+
+
+def check_sigma(sigma: float) -> float:
+    """The coefficients' prior sd, checked."""
+    if not (np.isfinite(sigma) and sigma > 0):
+        raise ValueError(f"coefficient_prior_sigma must be finite and > 0, got {sigma!r}.")
+    return float(sigma)
+
+
+def refuse_numeric_on_cells(design: Design, side: str, path: str) -> None:
+    """``path="cells"`` takes categorical designs only."""
+    if not design.categorical_only and path == "cells":
+        numeric = [c for c in design.columns if c not in design.levels]
+        raise ValueError(
+            f"Numeric covariate columns {numeric} ({side}): the design-cells path (path='cells') takes "
+            "categorical covariates only; continuous covariates need the per-customer path (path='rows' or "
+            "'auto'). Or bin them (e.g. pd.cut) and pass them as categorical."
+        )
+
+
+def choose_path(path: str, designs: Sequence[Design], n_cells: int, max_cells: int) -> str:
+    """The likelihood path: ``"auto"`` is cells for categorical-only designs of at most
+    ``max_cells`` cells, rows otherwise; ``"cells"`` refuses more cells."""
+    if path == "cells" and n_cells > max_cells:
+        cols = [c for d in designs for c in d.columns]
+        raise ValueError(
+            f"The covariates {cols} make {n_cells} design cells, more than max_cells={max_cells}. The cells path "
+            "fits one likelihood term per cell; use the per-customer path (path='rows' or 'auto'), merge or "
+            "bin levels, or raise max_cells."
+        )
+    categorical_only = all(d.categorical_only for d in designs)
+    return path if path != "auto" else ("cells" if categorical_only and n_cells <= max_cells else "rows")
+
+
+class CovariateFitMixin:
+    """Fitting and reports of a model whose parameters are ``base exp(±z'coefficients)``
+    (the contract is in the module docstring)."""
+
+    idata_: az.InferenceData | None
+    map_: dict[str, np.ndarray] | None
+    _model: pm.Model | None
+
+    @property
+    def n_cells(self) -> int:
+        """Distinct design rows (customers sharing parameters), on either path."""
+        return self.cell_rows.shape[0]
+
+    @property
+    def model(self) -> pm.Model:
+        if self._model is None:
+            self._model = self._build_model()
+        return self._model
+
+    def _map_start(self) -> Mapping[str, float]:
+        raise NotImplementedError
+
+    @property
+    def _draws_family(self) -> str | None:
+        """``CellDraws.family`` of :meth:`cell_draws` (None: not a purchase family)."""
+        return None
+
+    # -- fitting --------------------------------------------------------------------------
+    def fit(self, method: str = "nuts", *, draws: int = 1000, tune: int = 1000, chains: int = 4, seed: int = 0,
+            progressbar: bool = False, **sampler_kwargs):
+        """Fit by MAP (``method="map"``: L-BFGS on the log posterior in the unconstrained
+        space, no Jacobian, i.e. the mode on the natural scale) or NUTS by nutpie."""
+        if method == "map":
+            return self._fit_map()
+        if method != "nuts":
+            raise ValueError(f"method must be 'map' or 'nuts', got {method!r}.")
+        from clvbayes.models.bayesian import _sample_nutpie
+
+        self.idata_ = _sample_nutpie(self.model, chains, draws, tune, int(seed), progressbar, sampler_kwargs)
+        return self
+
+    def _fit_map(self):
+        import scipy.optimize as so
+        from pymc.blocking import DictToArrayBijection, RaveledVars
+
+        model = self.model
+        start = model.initial_point()
+        rvs = {rv.name: rv for rv in model.free_RVs}
+        for name, v in self._map_start().items():
+            rv = rvs[name]
+            tr = model.rvs_to_transforms.get(rv)
+            # base parameters start at the model's own start, coefficients at 0
+            start[model.rvs_to_values[rv].name] = np.asarray(
+                v if tr is None else tr.forward(np.float64(v), *rv.owner.inputs).eval(), dtype=float)
+        x0 = DictToArrayBijection.map(start)
+        logp = model.compile_logp(jacobian=False)
+        dlogp = model.compile_dlogp(jacobian=False)
+
+        def f(q):
+            point = DictToArrayBijection.rmap(RaveledVars(q, x0.point_map_info), start)
+            v = logp(point)
+            if not np.isfinite(v):
+                return 1e300, np.zeros_like(q)
+            return -float(v), -np.asarray(dlogp(point), dtype=float)
+
+        res = so.minimize(f, x0.data, jac=True, method="L-BFGS-B", options={"maxiter": 5000, "gtol": 1e-8})
+        point = DictToArrayBijection.rmap(RaveledVars(res.x, x0.point_map_info), start)
+        out = {}
+        for name, rv in rvs.items():
+            tr = model.rvs_to_transforms.get(rv)
+            v = point[model.rvs_to_values[rv].name]
+            out[name] = np.asarray(v if tr is None else tr.backward(v, *rv.owner.inputs).eval(), dtype=float)
+        self.map_ = out
+        self.log_posterior_ = -float(res.fun)
+        self.map_result_ = res
+        return self
+
+    # -- reports --------------------------------------------------------------------------
+    def _draws_on_grid(self, n_draws: int | None) -> tuple[dict, dict, np.ndarray, np.ndarray, str]:
+        """Base parameter draws (D,), coefficient draws (D, n), the (chain, draw) grid and the
+        source: the posterior thinned to about ``n_draws`` as :meth:`ParameterDraws.thin`,
+        else the MAP as one draw."""
+        if self.idata_ is not None:
+            post = self.idata_.posterior
+            nc, nd = int(post.sizes["chain"]), int(post.sizes["draw"])
+            flat, keep = grid_index(nc, nd, n_draws)
+            base = {p: post[p].transpose("chain", "draw").to_numpy().reshape(-1)[flat] for p in self.param_names}
+            coef = {c: post[c].transpose("chain", "draw", ...).to_numpy().reshape(nc * nd, -1)[flat]
+                    for c in self.coefficient_names}
+            return base, coef, post["chain"].to_numpy(), post["draw"].to_numpy()[keep], "posterior"
+        if self.map_ is None:
+            raise RuntimeError("The model is not fitted: call fit() first.")
+        zero = np.zeros(1, dtype=np.int64)
+        return ({p: np.atleast_1d(self.map_[p]) for p in self.param_names},
+                {c: self.map_[c][None, :] for c in self.coefficient_names}, zero, zero, "point")
+
+    def _draws(self, draws: int | None) -> tuple[dict, dict]:
+        """Base parameter draws (D,) and coefficient draws (D, n): posterior, else the MAP."""
+        return self._draws_on_grid(draws)[:2]
+
+    def coefficient_summary(self, hdi_prob: float = 0.94) -> pd.DataFrame:
+        """One row per coefficient: the linked parameter, the term, mean, sd, HDI and r_hat on
+        the standardised scale, and the mean per unit of the data (``Design.unstandardise``;
+        the same for treatment-coded dummies)."""
+        base, coef = self._draws(None)
+        rows = []
+        for name, (param, design) in self.coefficient_names.items():
+            draws = coef[name]
+            per_unit, _ = design.unstandardise(draws)
+            if self.idata_ is not None:
+                s = az.summary(self.idata_, var_names=[name], hdi_prob=hdi_prob, kind="all")
+            for j, term in enumerate(design.names):
+                row = {"coefficient": name, "parameter": param, "term": term, "mean": float(draws[:, j].mean()),
+                       "sd": float(draws[:, j].std(ddof=1)) if draws.shape[0] > 1 else np.nan,
+                       "hdi_low": np.nan, "hdi_high": np.nan, "r_hat": np.nan,
+                       "mean_per_unit": float(per_unit[:, j].mean())}
+                if self.idata_ is not None:
+                    r = s.iloc[j]
+                    row.update(hdi_low=float(r.iloc[2]), hdi_high=float(r.iloc[3]), r_hat=float(r["r_hat"]))
+                rows.append(row)
+        return pd.DataFrame(rows)
+
+    def cell_draws(self, n_draws: int | None = None) -> CellDraws:
+        """Every cell's parameter draws and each customer's cell, for the value layer
+        (:class:`clvbayes.value.draws.CellDraws`): the posterior thinned to about ``n_draws``
+        (default all), or the MAP as one draw."""
+        base, coef, chain, draw, source = self._draws_on_grid(n_draws)
+        theta = self.cell_parameters(base, coef)  # (C, D, n_params)
+        values = {p: np.ascontiguousarray(theta[:, :, k]) for k, p in enumerate(self.param_names)}
+        return CellDraws(values, self.cell.copy(), chain, draw, source, self._draws_family)
+
+    # -- predictions -----------------------------------------------------------------------
+    def customer_parameters(self, draws: int | None = 200) -> dict[str, np.ndarray]:
+        """Each customer's parameter draws via its cell (its distinct design row, on either
+        path): name -> array (n_customers, D)."""
+        theta = self.cell_parameters(*self._draws(draws))  # (C, D, n_params)
+        return {p: theta[self.cell, :, k] for k, p in enumerate(self.param_names)}

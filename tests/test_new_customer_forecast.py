@@ -171,3 +171,24 @@ def test_the_howto_figures_are_the_cdnow_posteriors():
                f"{f.spend_quantiles.loc['population', 'q50%']:.1f}"]
     for figure in figures:
         assert figure in text, figure
+
+
+def test_spend_profiles_of_a_spend_model_with_covariates():
+    model, data = _channel_model()
+    rng = np.random.default_rng(12)
+    web = (data["channel"] == "web").to_numpy()
+    nu = rng.gamma(GG["q"], 1.0 / (GG["gamma"] * np.where(web, 1.5, 1.0)))
+    x = data["frequency"].to_numpy()
+    data["monetary_value"] = [rng.gamma(GG["p"], 1.0 / nu[i], int(x[i])).mean() if x[i] > 0 else 0.0
+                              for i in range(len(data))]
+    spend = cb.CovariateSpendModel(data, covariates=["channel"]).fit(method="map")
+    profiles = pd.DataFrame({"channel": ["web", "store"]}, index=["web", "store"])
+    f = new_customer_forecast(model, spend, horizon=52.0, profiles=profiles)
+    p, q, g = (float(np.squeeze(spend.map_[k])) for k in ("p", "q", "gamma"))
+    delta = float(np.squeeze(spend.map_["delta"]))
+    ref = spend.design.levels["channel"][0]
+    for name in ("web", "store"):
+        gamma = g * (np.exp(delta) if name != ref else 1.0)
+        assert f.summary.loc[name, "expected_spend_mean"] == pytest.approx(p * gamma / (q - 1), rel=1e-12)
+    with pytest.raises(ValueError, match="spend model has covariates"):
+        new_customer_forecast(cb.BetaGeoModel.from_params(BG, data), spend, horizon=52.0)

@@ -59,7 +59,6 @@ from clvbayes.models.covariate_common import with_ids as _with_ids
 from clvbayes.models.ops import FamilyLogLik, family_data
 from clvbayes.models.priors import Prior, resolve_priors
 from clvbayes.models.row_ops import RowLogLik, row_kernels
-from clvbayes.value.draws import CellDraws
 
 __all__ = ["CovariatePurchaseModel", "COVARIATE_LINKS", "MAX_CELLS", "PATHS"]
 
@@ -239,19 +238,10 @@ class CovariatePurchaseModel(CovariateFitMixin):
         return dict(zip(self.param_names, self.family.mle_start(mean_x, float(np.mean(self.T))), strict=True))
 
     # -- reports --------------------------------------------------------------------------
-    def parameters_for(self, profiles: pd.DataFrame, n_draws: int | None = None) -> CellDraws:
-        """Parameter draws of customers described by ``profiles`` (e.g. planned new customers
-        of a channel): one cell per row, its covariates encoded as the fitted design did
-        (:meth:`clvbayes.covariates.design.Design.transform`: levels must be known, numeric
-        values are standardised with the data's mean and sd)."""
-        if not isinstance(profiles, pd.DataFrame) or len(profiles) == 0:
-            raise ValueError("profiles must be a non-empty DataFrame with the model's covariate columns.")
-        z = {side: (np.zeros((len(profiles), 0)) if d is None else d.transform(profiles))
-             for side, d in self.designs.items()}
-        base, coef, chain, draw, source = self._draws_on_grid(n_draws)
-        theta = self.cell_parameters(base, coef, z)
-        values = {p: np.ascontiguousarray(theta[:, :, k]) for k, p in enumerate(self.param_names)}
-        return CellDraws(values, np.arange(len(profiles), dtype=np.int64), chain, draw, source, self.family.name)
+    def _encode(self, profiles: pd.DataFrame) -> dict[str, np.ndarray]:
+        """Design rows of each side for ``profiles`` (:meth:`cell_parameters`' ``z``)."""
+        return {side: (np.zeros((len(profiles), 0)) if d is None else d.transform(profiles))
+                for side, d in self.designs.items()}
 
     # -- predictions -----------------------------------------------------------------------
     def _per_cell_mean(self, quantity: str, draws: int | None, *extra) -> pd.Series:

@@ -217,6 +217,19 @@ class CovariateFitMixin:
         values = {p: np.ascontiguousarray(theta[:, :, k]) for k, p in enumerate(self.param_names)}
         return CellDraws(values, self.cell.copy(), chain, draw, source, self._draws_family)
 
+    def parameters_for(self, profiles: pd.DataFrame, n_draws: int | None = None) -> CellDraws:
+        """Parameter draws of customers described by ``profiles`` (e.g. planned new customers
+        of a channel): one cell per row, its covariates encoded as the fitted design did
+        (:meth:`clvbayes.covariates.design.Design.transform`: levels must be known, numeric
+        values are standardised with the data's mean and sd). Used by
+        :func:`clvbayes.new_customer_forecast`."""
+        if not isinstance(profiles, pd.DataFrame) or len(profiles) == 0:
+            raise ValueError("profiles must be a non-empty DataFrame with the model's covariate columns.")
+        base, coef, chain, draw, source = self._draws_on_grid(n_draws)
+        theta = self.cell_parameters(base, coef, self._encode(profiles))
+        values = {p: np.ascontiguousarray(theta[:, :, k]) for k, p in enumerate(self.param_names)}
+        return CellDraws(values, np.arange(len(profiles), dtype=np.int64), chain, draw, source, self._draws_family)
+
     # -- predictions -----------------------------------------------------------------------
     def customer_parameters(self, draws: int | None = 200) -> dict[str, np.ndarray]:
         """Each customer's parameter draws via its cell (its distinct design row, on either

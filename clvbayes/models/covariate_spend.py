@@ -157,17 +157,24 @@ class CovariateSpendModel(CovariateFitMixin):
         mean_m = float(np.mean(self.m[self.repeat]))
         return resolve_priors(self.priors, default_gamma_gamma_priors(mean_m), type(self).__name__)
 
-    def cell_parameters(self, base: Mapping[str, np.ndarray], coefficients: Mapping[str, np.ndarray]) -> np.ndarray:
+    def cell_parameters(self, base: Mapping[str, np.ndarray], coefficients: Mapping[str, np.ndarray],
+                        z: np.ndarray | None = None) -> np.ndarray:
         """Each cell's ``(p, q, γ_c)`` for draws: ``base[name]`` shape (D,), ``coefficients["delta"]``
-        shape (D, n_terms); returns shape (n_cells, D, 3)."""
+        shape (D, n_terms), ``z`` the design rows (default: the model's cells); returns shape
+        (n_cells, D, 3)."""
+        z = self.cell_rows if z is None else z
         D = np.asarray(base["p"], dtype=float).reshape(-1).shape[0]
-        out = np.empty((self.n_cells, D, 3))
+        out = np.empty((z.shape[0], D, 3))
         for k, name in enumerate(self.param_names):
             out[:, :, k] = np.broadcast_to(np.asarray(base[name], dtype=float).reshape(-1), (D,))
         if "delta" in coefficients and self.design is not None:
-            eta = self.cell_rows @ np.asarray(coefficients["delta"], dtype=float).reshape(D, -1).T  # (C, D)
+            eta = z @ np.asarray(coefficients["delta"], dtype=float).reshape(D, -1).T  # (C, D)
             out[:, :, 2] *= np.exp(eta)
         return out
+
+    def _encode(self, profiles: pd.DataFrame) -> np.ndarray:
+        """Design rows for ``profiles`` (:meth:`cell_parameters`' ``z``)."""
+        return np.zeros((len(profiles), 0)) if self.design is None else self.design.transform(profiles)
 
     def _gamma_at(self, gamma, delta, z: np.ndarray):
         """``γ exp(z δ)`` over the rows of ``z`` (the scalar ``γ`` without covariates)."""

@@ -109,6 +109,7 @@ __all__ = [
     "clv_stream",
     "family_factor_table",
     "family_fill",
+    "family_fill_rows",
 ]
 
 # Quantity codes.
@@ -476,9 +477,18 @@ def _from_alive(
     ``margin · E[Z | x, m]`` (FHL 2005, JMR 42(4), eq. 5) for ``CLV``; ``pdead · F · margin ·
     E[Z | x, m]`` for ``LOST``; plus ``pdead`` for ``PMF`` (n = 0: the dead make no purchase).
     The algebra shared by every family's block fill (:func:`_fill`, :func:`family_fill`)."""
+    return _combine(quantity, pa, pdead, table[d, k] if quantity != P_ALIVE else 1.0, p, q, gamma, x, m, margin)
+
+
+@njit(cache=True, fastmath=False, error_model="numpy", inline="always")
+def _combine(
+    quantity: int, pa: float, pdead: float, f: float, p: float, q: float, gamma: float, x: float, m: float,
+    margin: float,
+) -> float:
+    """:func:`_from_alive` with the factor F given (``f``; not read for ``P_ALIVE``)."""
     val = pdead if quantity == LOST else pa
     if quantity != P_ALIVE:
-        val *= table[d, k]
+        val *= f
         if quantity == CLV or quantity == LOST:
             val *= margin * gg_expected_spend_one(p, q, gamma, x, m)
         elif quantity == PMF:
@@ -691,6 +701,82 @@ def family_fill(
             if with_alive:
                 alive_out[d, i] = val
             out[d, i] = _from_alive(quantity, val, pdead, table, d, k, p[d], q[d], gamma[d], xk, m[i], margin[i])
+
+
+@njit(cache=True, fastmath=False, error_model="numpy", parallel=True)
+def family_fill_rows(
+    quantity: int,
+    p0: np.ndarray,
+    p1: np.ndarray,
+    p2: np.ndarray,
+    p3: np.ndarray,
+    pcell: np.ndarray,
+    p: np.ndarray,
+    q: np.ndarray,
+    gamma: np.ndarray,
+    scell: np.ndarray,
+    x: np.ndarray,
+    t_x: np.ndarray,
+    T: np.ndarray,
+    m: np.ndarray,
+    margin: np.ndarray,
+    delta: np.ndarray,
+    horizon: float,
+    out: np.ndarray,
+    alive_out: np.ndarray,
+    with_alive: bool,
+) -> None:
+    """:func:`family_fill` when every customer has parameters of its own (covariates): no
+    tables, the family's scalar cores at each customer's cell parameters.
+
+    ``out[d, i] = P_alive(θ_{c_i, d}; x_i, t_x,i, T_i) · F(θ_{c_i, d}; x_i, T_i, δ_i)``
+    (:func:`alive_factor_one` for BG/NBD, the family's core otherwise), times
+    ``margin_i · E[Z | x_i, m_i]`` at the spend cell's (p, q, γ) for ``CLV`` (FHL 2005, JMR
+    42(4), eq. 5); the algebra of :func:`_from_alive`.
+
+    Parameters
+    ----------
+    quantity : int
+        A quantity code (module docstring).
+    p0, p1, p2, p3 : numpy.ndarray
+        The family's parameters per purchase cell and draw, shape (cells, D).
+    pcell : numpy.ndarray of int64
+        Purchase cell of each customer of the block.
+    p, q, gamma : numpy.ndarray
+        Gamma-Gamma parameters per spend cell and draw, shape (spend cells, D).
+    scell : numpy.ndarray of int64
+        Spend cell of each customer of the block.
+    x, t_x, T, m, margin, delta : numpy.ndarray
+        Per customer of the block.
+    horizon : float
+        Prediction horizon (>= 0, may be inf).
+    out, alive_out : numpy.ndarray
+        (D, block) outputs; ``alive_out`` gets P_alive when ``with_alive``.
+
+    Parallel over customers, each element written by one thread: identical for any thread
+    count.
+    """
+    nd = out.shape[0]
+    nb = out.shape[1]
+    for i in prange(nb):
+        c = pcell[i]
+        s = scell[i]
+        xi = x[i]
+        for d in range(nd):
+            if quantity == SPEND:
+                out[d, i] = margin[i] * gg_expected_spend_one(p[s, d], q[s, d], gamma[s, d], xi, m[i])
+                continue
+            th0 = p0[c, d]
+            th1 = p1[c, d]
+            th2 = p2[c, d]
+            th3 = p3[c, d]
+            val = _p_alive_one(th0, th1, th2, th3, xi, t_x[i], T[i])
+            if with_alive:
+                alive_out[d, i] = val
+            f = 1.0
+            if quantity != P_ALIVE:
+                f = _alive_factor_one(quantity, th0, th1, th2, th3, xi, T[i], delta[i], horizon)
+            out[d, i] = _combine(quantity, val, 1.0 - val, f, p[s, d], q[s, d], gamma[s, d], xi, m[i], margin[i])
 
 
 # --------------------------------------------------------------------------------------

@@ -180,6 +180,33 @@ def test_tables_path_equals_rows_path(family, monkeypatch):
     _close(p2[0].summary, V.probability_of_purchases(m, df, horizon=26.0, n=2, segment="tier").summary)
 
 
+def test_interpolated_rows_path_equals_direct_evaluation(monkeypatch):
+    """BG/NBD with covariates on α only: the rows path interpolates the factor in ln(α + T)
+    per draw; it equals the direct evaluation and the tables path."""
+    df = _base(150)
+    df["score"] = np.random.default_rng(2).normal(size=len(df))
+    quantities = ("clv", "p_alive", "expected_purchases", "discounted_purchases", "dropout", "lost_value")
+    kw = dict(quantities=quantities, horizon=26.0, horizons={"discounted_purchases": math.inf}, segment="channel")
+    cont = _model(df, purchase_covariates=["score"])
+    two = _model(df)
+    ref, rows = {}, {}
+    for name, m in (("score", cont), ("channel", two)):
+        monkeypatch.setattr(engine, "MAX_CELL_PASSES", 1)
+        got = rows[name] = clvbayes.customer_metrics(m, _gg(), df, **kw)
+        monkeypatch.setattr(engine, "ROWS_INTERPOLATE", False)
+        direct = clvbayes.customer_metrics(m, _gg(), df, **kw)
+        monkeypatch.setattr(engine, "ROWS_INTERPOLATE", True)
+        monkeypatch.setattr(engine, "MAX_CELL_PASSES", 256)
+        ref[name] = clvbayes.customer_metrics(m, _gg(), df, **kw)
+        for q in quantities:
+            _close(got[q].summary, direct[q].summary)
+            _close(got[q].draws, direct[q].draws)
+            _close(got[q].totals, direct[q].totals)
+    for q in quantities:  # two cells: the tables path (the default) too
+        _close(rows["channel"][q].draws, ref["channel"][q].draws)
+        _close(rows["channel"][q].summary, ref["channel"][q].summary)
+
+
 def test_rows_path_is_the_same_for_any_thread_count_and_block_size():
     import numba
 

@@ -34,6 +34,8 @@ DISCOUNTED_CODES = (K.DISCOUNTED, K.CLV, K.LOST)
 SPEND_CODES = (K.CLV, K.LOST, K.SPEND)
 #: Most combined cells valued by one tabulated pass per cell (:func:`stream_cells`).
 MAX_CELL_PASSES = 256
+#: Rows path, BG/NBD with covariates on α only: interpolate the factor in ln(α + T) per draw.
+ROWS_INTERPOLATE = True
 # Quantities of the form P_alive x (...): their block fill can also return P_alive.
 _TIMES_ALIVE = (K.CLV, K.PURCHASES, K.DISCOUNTED, K.DROPOUT)
 
@@ -273,8 +275,20 @@ def _stream_rows(draws: JointCellDraws, cust: CustomerArrays, specs: Sequence[Qu
     pcell = draws.pairs[draws.cell, 0] if bg is not None else zeros
     scell = draws.pairs[draws.cell, 1] if gg is not None else zeros
 
+    # BG/NBD with covariates on α only: F depends on α_i + T_i, so its tables' Chebyshev
+    # interpolation in ln(α + T) serves per draw (bgnbd_fill_rows_alpha).
+    shared = [k for k in family.param_names if k != "alpha"]
+    alpha_only = (ROWS_INTERPOLATE and bg is not None and family.name == "bgnbd"
+                  and all((bg.values[k] == bg.values[k][:1]).all() for k in shared))
+
     def fill(s: QuantitySpec, sl: slice, out_: np.ndarray, alive_out: np.ndarray, with_alive: bool) -> None:
-        drv.fill_rows(s.code, *theta, pcell[sl], *spend, scell[sl], cust.x[sl], cust.t_x[sl], cust.T[sl],
-                      cust.m[sl], cust.margin[sl], cust.delta[sl], float(s.horizon), out_, alive_out, with_alive)
+        data = (cust.x[sl], cust.t_x[sl], cust.T[sl], cust.m[sl], cust.margin[sl], cust.delta[sl], float(s.horizon))
+        if alpha_only:
+            r, a, b = (np.ascontiguousarray(bg.values[k][0]) for k in shared)
+            groups = K._key_groups(cust.x[sl], cust.T[sl], cust.delta[sl])  # customers of equal (x, δ)
+            K.bgnbd_fill_rows_alpha(s.code, r, bg.values["alpha"], a, b, pcell[sl], *spend, scell[sl], *data,
+                                    *groups, out_, alive_out, with_alive)
+        else:
+            drv.fill_rows(s.code, *theta, pcell[sl], *spend, scell[sl], *data, out_, alive_out, with_alive)
 
     return _blocks(fill, nd, cust, specs, probs, hdi_prob, block_size, keep_draws)

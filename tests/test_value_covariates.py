@@ -330,3 +330,19 @@ def test_expected_purchases_per_cell_match_simulated_holdout_purchases():
         sim = df.loc[rows, "frequency_holdout"].to_numpy()
         se = sim.std(ddof=1) / math.sqrt(rows.sum())
         assert abs(ep.summary["mean"].to_numpy()[rows].mean() - sim.mean()) < 4 * se
+
+
+def test_the_guide_example_prints_the_figures_it_quotes(capsys):
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[1] / "docs" / "guide" / "covariates.md").read_text(encoding="utf-8")
+    section = text.split("## Value with covariates", 1)[1]
+    code = section.split("```python\n", 1)[1].split("```", 1)[0]
+    exec(compile(code, "docs/guide/covariates.md", "exec"), {})
+    out = capsys.readouterr().out
+    prose = " ".join(section.split("```", 2)[2].split())
+    for printed, quoted in (("13.95", "13.95"), ("10.57", "10.57"), ("27895.0", "27,895"), ("26506.0", "26,506"),
+                            ("29253.0", "29,253"), ("31722.0", "31,722"), ("59617.0", "59,617"),
+                            ("56851.0", "56,851"), ("62119.0", "62,119"), ("30.33", "30.33"), ("29.08", "29.08"),
+                            ("31.42", "31.42")):
+        assert printed in out and quoted in prose, (printed, quoted)

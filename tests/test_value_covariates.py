@@ -114,7 +114,8 @@ def test_zero_coefficients_give_the_plain_model():
 @pytest.mark.parametrize("family", ["bgnbd", "pnbd"])
 def test_each_customer_is_valued_at_its_cells_parameters(family):
     df = _base()
-    coef = {"gamma_purchase": 0.7, **({"gamma_dropout": -0.4} if family == "pnbd" else {"gamma_a": -0.4, "gamma_b": 0.2})}
+    dropout = {"gamma_dropout": -0.4} if family == "pnbd" else {"gamma_a": -0.4, "gamma_b": 0.2}
+    coef = {"gamma_purchase": 0.7, **dropout}
     m = _model(df, family=family, coef=coef, dropout_covariates=["channel"])
     clv = clvbayes.customer_lifetime_value(m, _gg(), df, horizon=52.0, margin=0.3, segment="channel")
     cd = m.cell_draws()
@@ -162,7 +163,8 @@ def test_one_customer_against_quadrature():
 @pytest.mark.parametrize("family", ["bgnbd", "pnbd"])
 def test_tables_path_equals_rows_path(family, monkeypatch):
     df = _base(100)
-    coef = {"gamma_purchase": 0.7, **({"gamma_dropout": 0.3} if family == "pnbd" else {"gamma_a": 0.2, "gamma_b": 0.3})}
+    dropout = {"gamma_dropout": 0.3} if family == "pnbd" else {"gamma_a": 0.2, "gamma_b": 0.3}
+    coef = {"gamma_purchase": 0.7, **dropout}
     m = _model(df, family=family, coef=coef, dropout_covariates=["tier"])
     assert m.n_cells == 4
     quantities = ("clv", "p_alive", "expected_purchases", "discounted_purchases", "dropout", "lost_value", "spend")
@@ -175,9 +177,9 @@ def test_tables_path_equals_rows_path(family, monkeypatch):
         _close(rows[q].summary, tables[q].summary)
         _close(rows[q].totals, tables[q].totals)
         _close(rows[q].draws, tables[q].draws)
-    p2 = [V.probability_of_purchases(m, df, horizon=26.0, n=2, segment="tier") for _ in range(1)]
+    rows_p2 = V.probability_of_purchases(m, df, horizon=26.0, n=2, segment="tier")
     monkeypatch.setattr(engine, "MAX_CELL_PASSES", 256)
-    _close(p2[0].summary, V.probability_of_purchases(m, df, horizon=26.0, n=2, segment="tier").summary)
+    _close(rows_p2.summary, V.probability_of_purchases(m, df, horizon=26.0, n=2, segment="tier").summary)
 
 
 def test_interpolated_rows_path_equals_direct_evaluation(monkeypatch):

@@ -43,8 +43,8 @@ class Drivers:
     ``fill(quantity, p0, p1, p2, p3, p, q, gamma, table, ux, uT, codes, t_x, m, margin, out,
     alive_out, with_alive)`` are the value engine's per-draw kernels (parameter arrays of
     length D); ``fill_rows`` (:func:`clvbayes.kernels.clv.family_fill_rows`) is its kernel for
-    per-customer parameters (covariates), (cells, D) arrays and a cell per customer. ``simulate_population`` and ``simulate_transactions`` are the event-by-event
-    simulator of :mod:`clvbayes.kernels.simulate` (``population``, ``transactions``) with the
+    per-customer parameters (covariates), (cells, D) arrays and a cell per customer.
+    ``simulate_population`` and ``simulate_transactions`` are the event-by-event simulator of :mod:`clvbayes.kernels.simulate` (``population``, ``transactions``) with the
     family's ``latent_one`` and ``drops_out_one``. ``serial`` holds thread-free builds of the
     likelihood sums for samplers that already run one chain per core. ``prepare`` is the
     family's ``fast["prepare"]`` or None.

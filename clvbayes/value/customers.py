@@ -31,8 +31,8 @@ from clvbayes.data.validate import DataValidationError, _examples, validate_mone
 from clvbayes.value.arguments import MAX_DISCOUNT_RATE, check_discount_rate, check_margin, fraction_rule
 
 __all__ = [
-    "CustomerArrays", "customer_arrays", "subset", "new_customer", "continuous_rate", "annual_rate", "resolve_time_unit",
-    "DEFAULT_ANNUAL_DISCOUNT_RATE",
+    "CustomerArrays", "customer_arrays", "subset", "new_customer", "continuous_rate", "annual_rate",
+    "resolve_time_unit", "DEFAULT_ANNUAL_DISCOUNT_RATE",
 ]
 
 DAYS_PER_YEAR = 365.25

@@ -17,6 +17,12 @@ posterior mean of either model.
 is how the Dask scorer ships a few arrays to its workers instead of fitted models
 (:mod:`clvbayes.distributed.scoring`), and how spend alone is computed without a purchase
 model (``bgnbd=None``).
+
+**Models with covariates.** A model whose parameters depend on each customer's covariates
+gives :class:`CellDraws` (one parameter vector per cell of customers); :func:`joint_cell_draws`
+pairs a purchase and a spend side, either of which may have cells, into
+:class:`JointCellDraws` (combined cells: the customers' distinct (purchase cell, spend cell)
+pairs), which the value engine reads in place of :class:`ParameterDraws`.
 """
 
 from __future__ import annotations
@@ -33,8 +39,25 @@ __all__ = ["ParameterDraws", "CellDraws", "JointCellDraws", "parameter_draws", "
 GG_PARAMS = ("p", "q", "gamma")
 
 
+class _Grid:
+    """The (chain, draw) grid of a set of draws (``chain``, ``draw`` coordinates)."""
+
+    chain: np.ndarray
+    draw: np.ndarray
+
+    @property
+    def n(self) -> int:
+        """Number of draws (chains x draws per chain)."""
+        return int(self.chain.shape[0] * self.draw.shape[0])
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """(chains, draws per chain)."""
+        return int(self.chain.shape[0]), int(self.draw.shape[0])
+
+
 @dataclass(frozen=True)
-class ParameterDraws:
+class ParameterDraws(_Grid):
     """Parameter draws on a (chain, draw) grid, flattened chain by chain.
 
     Attributes
@@ -56,16 +79,6 @@ class ParameterDraws:
     draw: np.ndarray
     source: str
     family: str | None = None
-
-    @property
-    def n(self) -> int:
-        """Number of draws (chains x draws per chain)."""
-        return int(self.chain.shape[0] * self.draw.shape[0])
-
-    @property
-    def shape(self) -> tuple[int, int]:
-        """(chains, draws per chain)."""
-        return int(self.chain.shape[0]), int(self.draw.shape[0])
 
     def __getitem__(self, name: str) -> np.ndarray:
         return self.values[name]
@@ -94,7 +107,7 @@ class ParameterDraws:
 
 
 @dataclass(frozen=True)
-class CellDraws:
+class CellDraws(_Grid):
     """Parameter draws of a model with covariates: one parameter vector per *cell*.
 
     Customers with the same covariate row (a design cell; with segments, the same segment
@@ -125,18 +138,8 @@ class CellDraws:
     family: str | None = None
 
     @property
-    def n(self) -> int:
-        """Number of draws (chains x draws per chain)."""
-        return int(self.chain.shape[0] * self.draw.shape[0])
-
-    @property
     def n_cells(self) -> int:
         return int(next(iter(self.values.values())).shape[0])
-
-    @property
-    def shape(self) -> tuple[int, int]:
-        """(chains, draws per chain)."""
-        return int(self.chain.shape[0]), int(self.draw.shape[0])
 
     def for_cell(self, c: int) -> ParameterDraws:
         """The draws of cell ``c`` as plain :class:`ParameterDraws` (the same grid)."""
@@ -154,7 +157,7 @@ class CellDraws:
 
 
 @dataclass(frozen=True)
-class JointCellDraws:
+class JointCellDraws(_Grid):
     """Purchase and spend draws of models with per-customer parameters, paired.
 
     Combined cells are the distinct (purchase cell, spend cell) pairs of the customers; a
@@ -184,16 +187,6 @@ class JointCellDraws:
     draw: np.ndarray
     source: str
     family: str | None = None
-
-    @property
-    def n(self) -> int:
-        """Number of draws (chains x draws per chain)."""
-        return int(self.chain.shape[0] * self.draw.shape[0])
-
-    @property
-    def shape(self) -> tuple[int, int]:
-        """(chains, draws per chain)."""
-        return int(self.chain.shape[0]), int(self.draw.shape[0])
 
     @property
     def n_cells(self) -> int:

@@ -239,11 +239,17 @@ def customer_metrics(
     bgnbd
         Fitted purchase model (:class:`~clvbayes.BetaGeoModel` or another family; posterior
         draws, or point estimates), or its :class:`~clvbayes.value.draws.ParameterDraws`
-        (then ``data`` is needed); None when the only quantity is ``spend``.
+        (then ``data`` is needed); None when the only quantity is ``spend``. A model with
+        covariates (:class:`~clvbayes.CovariatePurchaseModel`, anything with ``cell_draws``;
+        its customers matched by id) or its :class:`~clvbayes.value.draws.CellDraws` (customers
+        in ``data``'s order) values each customer at its cell's parameters
+        (:func:`clvbayes.value.draws.joint_cell_draws`, :func:`clvbayes.value.engine.stream_cells`).
     gamma_gamma
         Fitted :class:`~clvbayes.GammaGammaModel` or its
-        :class:`~clvbayes.value.draws.ParameterDraws`; needed for ``clv``, ``lost_value``,
-        ``spend``. Its draws are paired with the BG/NBD draws (:func:`clvbayes.value.draws.joint_draws`).
+        :class:`~clvbayes.value.draws.ParameterDraws`, or a spend model with ``cell_draws``
+        (or its :class:`~clvbayes.value.draws.CellDraws` of ``p, q, gamma``); needed for
+        ``clv``, ``lost_value``, ``spend``. Its draws are paired with the BG/NBD draws
+        (:func:`clvbayes.value.draws.joint_draws`).
     data
         Customer summary (default: the BG/NBD model's data); ``monetary_value`` is needed
         for the spend quantities (customers with frequency 0 get the population mean spend).

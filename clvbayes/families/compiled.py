@@ -42,8 +42,9 @@ class Drivers:
     ``factor_table(quantity, p0, p1, p2, p3, ux, uT, udelta, horizon)`` and
     ``fill(quantity, p0, p1, p2, p3, p, q, gamma, table, ux, uT, codes, t_x, m, margin, out,
     alive_out, with_alive)`` are the value engine's per-draw kernels (parameter arrays of
-    length D). ``simulate_population`` and ``simulate_transactions`` are the event-by-event
-    simulator of :mod:`clvbayes.kernels.simulate` (``population``, ``transactions``) with the
+    length D); ``fill_rows`` (:func:`clvbayes.kernels.clv.family_fill_rows`) is its kernel for
+    per-customer parameters (covariates), (cells, D) arrays and a cell per customer.
+    ``simulate_population`` and ``simulate_transactions`` are the event-by-event simulator of :mod:`clvbayes.kernels.simulate` (``population``, ``transactions``) with the
     family's ``latent_one`` and ``drops_out_one``. ``serial`` holds thread-free builds of the
     likelihood sums for samplers that already run one chain per core. ``prepare`` is the
     family's ``fast["prepare"]`` or None.
@@ -65,6 +66,7 @@ class Drivers:
     simulate_transactions: Callable
     factor_table: Callable
     fill: Callable
+    fill_rows: Callable
     expected_purchases_grid: Callable
     serial_loglik_sum: Callable
     serial_loglik_sum_grad: Callable
@@ -106,6 +108,7 @@ _GENERIC = {
     "simulate_transactions": _evsim.transactions,
     "factor_table": _clv.family_factor_table,
     "fill": _clv.family_fill,
+    "fill_rows": _clv.family_fill_rows,
     "expected_purchases_grid": _tracking.expected_purchases_grid,
 }
 

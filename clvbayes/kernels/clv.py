@@ -109,6 +109,8 @@ __all__ = [
     "clv_stream",
     "family_factor_table",
     "family_fill",
+    "family_fill_rows",
+    "bgnbd_fill_rows_alpha",
 ]
 
 # Quantity codes.
@@ -476,9 +478,18 @@ def _from_alive(
     ``margin · E[Z | x, m]`` (FHL 2005, JMR 42(4), eq. 5) for ``CLV``; ``pdead · F · margin ·
     E[Z | x, m]`` for ``LOST``; plus ``pdead`` for ``PMF`` (n = 0: the dead make no purchase).
     The algebra shared by every family's block fill (:func:`_fill`, :func:`family_fill`)."""
+    return _combine(quantity, pa, pdead, table[d, k] if quantity != P_ALIVE else 1.0, p, q, gamma, x, m, margin)
+
+
+@njit(cache=True, fastmath=False, error_model="numpy", inline="always")
+def _combine(
+    quantity: int, pa: float, pdead: float, f: float, p: float, q: float, gamma: float, x: float, m: float,
+    margin: float,
+) -> float:
+    """:func:`_from_alive` with the factor F given (``f``; not read for ``P_ALIVE``)."""
     val = pdead if quantity == LOST else pa
     if quantity != P_ALIVE:
-        val *= table[d, k]
+        val *= f
         if quantity == CLV or quantity == LOST:
             val *= margin * gg_expected_spend_one(p, q, gamma, x, m)
         elif quantity == PMF:
@@ -691,6 +702,171 @@ def family_fill(
             if with_alive:
                 alive_out[d, i] = val
             out[d, i] = _from_alive(quantity, val, pdead, table, d, k, p[d], q[d], gamma[d], xk, m[i], margin[i])
+
+
+@njit(cache=True, fastmath=False, error_model="numpy", parallel=True)
+def family_fill_rows(
+    quantity: int,
+    p0: np.ndarray,
+    p1: np.ndarray,
+    p2: np.ndarray,
+    p3: np.ndarray,
+    pcell: np.ndarray,
+    p: np.ndarray,
+    q: np.ndarray,
+    gamma: np.ndarray,
+    scell: np.ndarray,
+    x: np.ndarray,
+    t_x: np.ndarray,
+    T: np.ndarray,
+    m: np.ndarray,
+    margin: np.ndarray,
+    delta: np.ndarray,
+    horizon: float,
+    out: np.ndarray,
+    alive_out: np.ndarray,
+    with_alive: bool,
+) -> None:
+    """:func:`family_fill` when every customer has parameters of its own (covariates): no
+    tables, the family's scalar cores at each customer's cell parameters.
+
+    ``out[d, i] = P_alive(θ_{c_i, d}; x_i, t_x,i, T_i) · F(θ_{c_i, d}; x_i, T_i, δ_i)``
+    (:func:`alive_factor_one` for BG/NBD, the family's core otherwise), times
+    ``margin_i · E[Z | x_i, m_i]`` at the spend cell's (p, q, γ) for ``CLV`` (FHL 2005, JMR
+    42(4), eq. 5); the algebra of :func:`_from_alive`.
+
+    Parameters
+    ----------
+    quantity : int
+        A quantity code (module docstring).
+    p0, p1, p2, p3 : numpy.ndarray
+        The family's parameters per purchase cell and draw, shape (cells, D).
+    pcell : numpy.ndarray of int64
+        Purchase cell of each customer of the block.
+    p, q, gamma : numpy.ndarray
+        Gamma-Gamma parameters per spend cell and draw, shape (spend cells, D).
+    scell : numpy.ndarray of int64
+        Spend cell of each customer of the block.
+    x, t_x, T, m, margin, delta : numpy.ndarray
+        Per customer of the block.
+    horizon : float
+        Prediction horizon (>= 0, may be inf).
+    out, alive_out : numpy.ndarray
+        (D, block) outputs; ``alive_out`` gets P_alive when ``with_alive``.
+
+    Parallel over customers, each element written by one thread: identical for any thread
+    count.
+    """
+    nd = out.shape[0]
+    nb = out.shape[1]
+    for i in prange(nb):
+        c = pcell[i]
+        s = scell[i]
+        xi = x[i]
+        for d in range(nd):
+            if quantity == SPEND:
+                out[d, i] = margin[i] * gg_expected_spend_one(p[s, d], q[s, d], gamma[s, d], xi, m[i])
+                continue
+            th0 = p0[c, d]
+            th1 = p1[c, d]
+            th2 = p2[c, d]
+            th3 = p3[c, d]
+            val = _p_alive_one(th0, th1, th2, th3, xi, t_x[i], T[i])
+            if with_alive:
+                alive_out[d, i] = val
+            f = 1.0
+            if quantity != P_ALIVE:
+                f = _alive_factor_one(quantity, th0, th1, th2, th3, xi, T[i], delta[i], horizon)
+            out[d, i] = _combine(quantity, val, 1.0 - val, f, p[s, d], q[s, d], gamma[s, d], xi, m[i], margin[i])
+
+
+@njit(cache=True, fastmath=False, error_model="numpy", parallel=True)
+def bgnbd_fill_rows_alpha(
+    quantity: int,
+    r: np.ndarray,
+    alpha: np.ndarray,
+    a: np.ndarray,
+    b: np.ndarray,
+    pcell: np.ndarray,
+    p: np.ndarray,
+    q: np.ndarray,
+    gamma: np.ndarray,
+    scell: np.ndarray,
+    x: np.ndarray,
+    t_x: np.ndarray,
+    T: np.ndarray,
+    m: np.ndarray,
+    margin: np.ndarray,
+    delta: np.ndarray,
+    horizon: float,
+    order: np.ndarray,
+    starts: np.ndarray,
+    out: np.ndarray,
+    alive_out: np.ndarray,
+    with_alive: bool,
+) -> None:
+    """:func:`family_fill_rows` for BG/NBD when only α differs between cells (covariates on
+    the purchase side): F depends on the customer through (x, δ) and α_i + T_i only, so per
+    draw and group of equal (x, δ) it is the Chebyshev interpolant in ln(α_i + T_i) of
+    :func:`clv_factor_table` (the same acceptance test, else direct evaluation).
+
+    Parameters
+    ----------
+    r, a, b : numpy.ndarray
+        Per draw (length D), shared by every cell.
+    alpha : numpy.ndarray
+        Per purchase cell and draw, shape (cells, D).
+    order, starts : numpy.ndarray of int64
+        The block's customers grouped by equal (x, δ) (:func:`_key_groups` on x, T, δ).
+    Others
+        As :func:`family_fill_rows`.
+
+    Parallel over draws, each element written by one thread: identical for any thread count.
+    """
+    nd = out.shape[0]
+    nb = out.shape[1]
+    ng = starts.shape[0] - 1
+    for d in prange(nd):
+        v = np.empty(_CHEB_NMAX + 1)
+        w = np.empty(_CHEB_NMAX + 1)
+        c = np.empty(_CHEB_NMAX + 1)
+        ua = np.empty(nb)  # α_i + T_i: the "age" the factor depends on
+        f = np.empty(nb)
+        keys = np.empty(nb, dtype=np.int64)
+        for i in range(nb):
+            ua[i] = alpha[pcell[i], d] + T[i]
+        if quantity != P_ALIVE and quantity != SPEND:
+            for g in range(ng):
+                n_g = starts[g + 1] - starts[g]
+                lo = 0
+                hi = 0
+                for j in range(n_g):
+                    keys[j] = order[starts[g] + j]
+                    if ua[keys[j]] < ua[keys[lo]]:
+                        lo = j
+                    if ua[keys[j]] > ua[keys[hi]]:
+                        hi = j
+                # _fill_group reads the range from the first and last keys: put min and max there
+                k_lo, k_hi = keys[lo], keys[hi]
+                keys[lo] = keys[0]
+                keys[0] = k_lo
+                if hi == 0:
+                    hi = lo
+                keys[hi] = keys[n_g - 1]
+                keys[n_g - 1] = k_hi
+                k0 = keys[0]
+                _fill_group(quantity, r[d], 0.0, a[d], b[d], x[k0], delta[k0], horizon, ua, keys[:n_g], f,
+                            v, w, c)
+        for i in range(nb):
+            s = scell[i]
+            if quantity == SPEND:
+                out[d, i] = margin[i] * gg_expected_spend_one(p[s, d], q[s, d], gamma[s, d], x[i], m[i])
+                continue
+            val = p_alive_one(r[d], alpha[pcell[i], d], a[d], b[d], x[i], t_x[i], T[i])
+            if with_alive:
+                alive_out[d, i] = val
+            fi = f[i] if quantity != P_ALIVE else 1.0
+            out[d, i] = _combine(quantity, val, 1.0 - val, fi, p[s, d], q[s, d], gamma[s, d], x[i], m[i], margin[i])
 
 
 # --------------------------------------------------------------------------------------

@@ -5,8 +5,9 @@ of :mod:`clvbayes.kernels.clv` and summarises over the draws, streaming over blo
 customers so that a million customers and thousands of draws fit in memory.
 
 - :mod:`~clvbayes.value.draws`: posterior (or point) draws, BG/NBD and Gamma-Gamma paired;
+  per-cell draws of models with covariates (each customer valued at its cell's parameters);
 - :mod:`~clvbayes.value.customers`: validated inputs, margins, discounting convention, segments;
-- :mod:`~clvbayes.value.engine`: the streamed pass;
+- :mod:`~clvbayes.value.engine`: the streamed pass (per cell, or per customer, with covariates);
 - :mod:`~clvbayes.value.quantities`: per-customer results (:class:`CustomerValue`);
 - :mod:`~clvbayes.value.equity`: customer equity, acquisition/retention, value concentration;
 - :mod:`~clvbayes.value.new_customers`: customers not yet acquired, planned cohorts, by profile;

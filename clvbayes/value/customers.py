@@ -21,7 +21,7 @@ workflow's ``AnalysisSettings``, ``clvbayes fit --discount-rate``, ``BetaGeoMode
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
@@ -31,8 +31,8 @@ from clvbayes.data.validate import DataValidationError, _examples, validate_mone
 from clvbayes.value.arguments import MAX_DISCOUNT_RATE, check_discount_rate, check_margin, fraction_rule
 
 __all__ = [
-    "CustomerArrays", "customer_arrays", "new_customer", "continuous_rate", "annual_rate", "resolve_time_unit",
-    "DEFAULT_ANNUAL_DISCOUNT_RATE",
+    "CustomerArrays", "customer_arrays", "subset", "new_customer", "continuous_rate", "annual_rate",
+    "resolve_time_unit", "DEFAULT_ANNUAL_DISCOUNT_RATE",
 ]
 
 DAYS_PER_YEAR = 365.25
@@ -226,6 +226,13 @@ def customer_arrays(
         delta=f64(continuous_rate(d, unit)), segments=np.ascontiguousarray(codes),
         segment_labels=uniques, segment_name=seg_name, time_unit=unit,
     )
+
+
+def subset(cust: CustomerArrays, idx: np.ndarray) -> CustomerArrays:
+    """The customers ``idx`` of ``cust`` (same segments' labels, so totals add up)."""
+    take = lambda v: np.ascontiguousarray(v[idx])  # noqa: E731
+    return replace(cust, index=cust.index[idx], x=take(cust.x), t_x=take(cust.t_x), T=take(cust.T), m=take(cust.m),
+                   margin=take(cust.margin), delta=take(cust.delta), segments=take(cust.segments))
 
 
 def new_customer(time_unit: str, margin: float = 1.0, delta: float = 0.0) -> CustomerArrays:

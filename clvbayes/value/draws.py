@@ -17,6 +17,12 @@ posterior mean of either model.
 is how the Dask scorer ships a few arrays to its workers instead of fitted models
 (:mod:`clvbayes.distributed.scoring`), and how spend alone is computed without a purchase
 model (``bgnbd=None``).
+
+**Models with covariates.** A model whose parameters depend on each customer's covariates
+gives :class:`CellDraws` (one parameter vector per cell of customers); :func:`joint_cell_draws`
+pairs a purchase and a spend side, either of which may have cells, into
+:class:`JointCellDraws` (combined cells: the customers' distinct (purchase cell, spend cell)
+pairs), which the value engine reads in place of :class:`ParameterDraws`.
 """
 
 from __future__ import annotations
@@ -27,13 +33,31 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["ParameterDraws", "CellDraws", "parameter_draws", "joint_draws"]
+__all__ = ["ParameterDraws", "CellDraws", "JointCellDraws", "parameter_draws", "joint_draws", "joint_cell_draws",
+           "has_cells"]
 
 GG_PARAMS = ("p", "q", "gamma")
 
 
+class _Grid:
+    """The (chain, draw) grid of a set of draws (``chain``, ``draw`` coordinates)."""
+
+    chain: np.ndarray
+    draw: np.ndarray
+
+    @property
+    def n(self) -> int:
+        """Number of draws (chains x draws per chain)."""
+        return int(self.chain.shape[0] * self.draw.shape[0])
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """(chains, draws per chain)."""
+        return int(self.chain.shape[0]), int(self.draw.shape[0])
+
+
 @dataclass(frozen=True)
-class ParameterDraws:
+class ParameterDraws(_Grid):
     """Parameter draws on a (chain, draw) grid, flattened chain by chain.
 
     Attributes
@@ -55,16 +79,6 @@ class ParameterDraws:
     draw: np.ndarray
     source: str
     family: str | None = None
-
-    @property
-    def n(self) -> int:
-        """Number of draws (chains x draws per chain)."""
-        return int(self.chain.shape[0] * self.draw.shape[0])
-
-    @property
-    def shape(self) -> tuple[int, int]:
-        """(chains, draws per chain)."""
-        return int(self.chain.shape[0]), int(self.draw.shape[0])
 
     def __getitem__(self, name: str) -> np.ndarray:
         return self.values[name]
@@ -93,7 +107,7 @@ class ParameterDraws:
 
 
 @dataclass(frozen=True)
-class CellDraws:
+class CellDraws(_Grid):
     """Parameter draws of a model with covariates: one parameter vector per *cell*.
 
     Customers with the same covariate row (a design cell; with segments, the same segment
@@ -124,23 +138,76 @@ class CellDraws:
     family: str | None = None
 
     @property
-    def n(self) -> int:
-        """Number of draws (chains x draws per chain)."""
-        return int(self.chain.shape[0] * self.draw.shape[0])
-
-    @property
     def n_cells(self) -> int:
         return int(next(iter(self.values.values())).shape[0])
-
-    @property
-    def shape(self) -> tuple[int, int]:
-        """(chains, draws per chain)."""
-        return int(self.chain.shape[0]), int(self.draw.shape[0])
 
     def for_cell(self, c: int) -> ParameterDraws:
         """The draws of cell ``c`` as plain :class:`ParameterDraws` (the same grid)."""
         return ParameterDraws({k: np.ascontiguousarray(v[c]) for k, v in self.values.items()}, self.chain,
                               self.draw, self.source, self.family)
+
+    def thin(self, n_draws: int | None) -> CellDraws:
+        """Keep about ``n_draws`` draws, as :meth:`ParameterDraws.thin` (the same positions)."""
+        n_chain, n_draw = self.shape
+        if n_draws is None or n_draws >= self.n:
+            return self
+        flat, keep = grid_index(n_chain, n_draw, n_draws)
+        values = {k: np.ascontiguousarray(v[:, flat]) for k, v in self.values.items()}
+        return CellDraws(values, self.cell, self.chain, self.draw[keep].copy(), self.source, self.family)
+
+
+@dataclass(frozen=True)
+class JointCellDraws(_Grid):
+    """Purchase and spend draws of models with per-customer parameters, paired.
+
+    Combined cells are the distinct (purchase cell, spend cell) pairs of the customers; a
+    model without covariates is one cell on its side. Draws are paired position by position
+    as :func:`joint_draws` pairs them. The value engine (:func:`clvbayes.value.engine.stream`)
+    reads it in place of :class:`ParameterDraws`.
+
+    Attributes
+    ----------
+    purchase, spend : CellDraws or None
+        Each side's draws per its own cells (values ``(cells of that side, n)``) on the common
+        grid; None for a side that is not used. Their ``cell`` follows the customers of the
+        value computation (not a model's data order).
+    cell : numpy.ndarray
+        int64 combined cell of each customer.
+    pairs : numpy.ndarray
+        int64 ``(n_cells, 2)``: the purchase and the spend cell of each combined cell.
+    chain, draw, source, family
+        As :class:`ParameterDraws`.
+    """
+
+    purchase: CellDraws | None
+    spend: CellDraws | None
+    cell: np.ndarray
+    pairs: np.ndarray
+    chain: np.ndarray
+    draw: np.ndarray
+    source: str
+    family: str | None = None
+
+    @property
+    def n_cells(self) -> int:
+        return int(self.pairs.shape[0])
+
+    @property
+    def values(self) -> dict[str, np.ndarray]:
+        """Every parameter's draws over its side's cells, shape (cells of that side, n)."""
+        return {k: v for side in (self.purchase, self.spend) if side is not None for k, v in side.values.items()}
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        """All draws of a parameter over its side's cells, flattened (for range checks)."""
+        return self.values[name].reshape(-1)
+
+    def for_cell(self, c: int) -> ParameterDraws:
+        """The paired draws of combined cell ``c`` as plain :class:`ParameterDraws`."""
+        values = {}
+        for side, k in ((self.purchase, 0), (self.spend, 1)):
+            if side is not None:
+                values.update(side.for_cell(int(self.pairs[c, k])).values)
+        return ParameterDraws(values, self.chain, self.draw, self.source, self.family)
 
 
 def grid_index(n_chain: int, n_draw: int, n_draws: int | None) -> tuple[np.ndarray, np.ndarray]:
@@ -260,12 +327,82 @@ def joint_draws(bgnbd, gamma_gamma=None, n_draws: int | None = None) -> Paramete
     gg = parameter_draws(gamma_gamma, n_draws)
     grid = gg if (bg.source == "point" and gg.source == "posterior") else bg
     n = grid.n
-
-    def on_grid(d: ParameterDraws) -> dict[str, np.ndarray]:
-        if d.n == n:
-            return d.values
-        index = np.floor(np.arange(n) * (d.n / n)).astype(np.int64)
-        return {k: np.ascontiguousarray(v[index]) for k, v in d.values.items()}
-
     source = "posterior" if "posterior" in (bg.source, gg.source) else "point"
-    return ParameterDraws({**on_grid(bg), **on_grid(gg)}, grid.chain, grid.draw, source, bg.family)
+    return ParameterDraws({**_on_grid(bg.values, bg.n, n), **_on_grid(gg.values, gg.n, n)}, grid.chain, grid.draw,
+                          source, bg.family)
+
+
+def has_cells(model) -> bool:
+    """Whether ``model`` gives per-cell parameters (:class:`CellDraws` or a ``cell_draws`` method)."""
+    return isinstance(model, (CellDraws, JointCellDraws)) or callable(getattr(model, "cell_draws", None))
+
+
+def _side_cells(model, n_draws: int | None, index, names: Sequence[str] | None) -> CellDraws:
+    """One side's draws as :class:`CellDraws` whose ``cell`` follows the customers ``index``."""
+    if isinstance(model, CellDraws):
+        cd = model.thin(n_draws)
+        if cd.cell.shape[0] != len(index):
+            raise ValueError(
+                f"The CellDraws have {cd.cell.shape[0]} customers and the customer summary {len(index)}: pass the "
+                "summary of the customers of the draws, in their order (or pass the model, which aligns by id)."
+            )
+        cell = cd.cell
+    elif callable(getattr(model, "cell_draws", None)):
+        cd = model.cell_draws(n_draws)
+        own = getattr(model, "data", None)
+        if own is None or len(own) == len(index) and own.index.equals(index):
+            cell = cd.cell
+        else:
+            pos = own.index.get_indexer(index)
+            if (pos < 0).any():
+                raise ValueError(
+                    f"{int((pos < 0).sum())} customers of the summary are not customers of the "
+                    f"{type(model).__name__} (e.g. {list(index[pos < 0][:3])}): its parameters depend on its "
+                    "customers' covariates, so it values its own customers only."
+                )
+            cell = cd.cell[pos]
+        if names is not None:
+            cd = CellDraws({k: cd.values[k] for k in names}, cd.cell, cd.chain, cd.draw, cd.source, cd.family)
+    else:
+        d = parameter_draws(model, n_draws)
+        if names is not None:
+            d = d.select(names, d.family)
+        return CellDraws({k: v[None, :] for k, v in d.values.items()}, np.zeros(len(index), dtype=np.int64),
+                         d.chain, d.draw, d.source, d.family)
+    if not all(np.isfinite(v).all() and (v > 0).all() for v in cd.values.values()):
+        raise ValueError(f"The cell draws of this {type(model).__name__} must be positive and finite.")
+    return CellDraws(cd.values, np.ascontiguousarray(cell, dtype=np.int64), cd.chain, cd.draw, cd.source, cd.family)
+
+
+def _on_grid(values: dict[str, np.ndarray], n_from: int, n: int) -> dict[str, np.ndarray]:
+    """Draws (last axis) thinned evenly, or repeated evenly, from ``n_from`` to ``n`` (the
+    pairing of :func:`joint_draws`)."""
+    if n_from == n:
+        return values
+    index = np.floor(np.arange(n) * (n_from / n)).astype(np.int64)
+    return {k: np.ascontiguousarray(v[..., index]) for k, v in values.items()}
+
+
+def joint_cell_draws(bgnbd, gamma_gamma, n_draws: int | None, index) -> JointCellDraws:
+    """Paired draws when a purchase or a spend model has per-customer (cell) parameters.
+
+    Either side may be a model with ``cell_draws`` (aligned to the customers ``index`` by its
+    ``data``'s index), a :class:`CellDraws` (its customers are the summary's rows, in order),
+    a plain model or :class:`ParameterDraws` (one cell), or None. The grid and the pairing of
+    draws are those of :func:`joint_draws`.
+    """
+    n_draws = _check_n_draws(n_draws)
+    bg = None if bgnbd is None else _side_cells(bgnbd, n_draws, index, None)
+    gg = None if gamma_gamma is None else _side_cells(gamma_gamma, n_draws, index, GG_PARAMS)
+    if bg is None and gg is None:
+        raise ValueError("joint_cell_draws needs a purchase model, a spend model or both.")
+    grid = gg if bg is None or (gg is not None and bg.source == "point" and gg.source == "posterior") else bg
+    sides = [s if s is None else CellDraws(_on_grid(s.values, s.n, grid.n), s.cell, grid.chain, grid.draw,
+                                           s.source, s.family) for s in (bg, gg)]
+    n_cust = len(index)
+    cells = np.column_stack([np.zeros(n_cust, dtype=np.int64) if s is None else s.cell for s in sides])
+    pairs, cell = np.unique(cells, axis=0, return_inverse=True)
+    source = "posterior" if any(s is not None and s.source == "posterior" for s in sides) else "point"
+    return JointCellDraws(sides[0], sides[1], np.ascontiguousarray(cell.reshape(-1), dtype=np.int64),
+                          np.ascontiguousarray(pairs, dtype=np.int64), grid.chain, grid.draw, source,
+                          None if bg is None else bg.family)

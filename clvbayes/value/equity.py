@@ -36,6 +36,7 @@ import xarray as xr
 from clvbayes.kernels import clv as K
 from clvbayes.value.arguments import check_number, check_probability
 from clvbayes.value.customers import new_customer
+from clvbayes.value.draws import JointCellDraws
 from clvbayes.value.engine import stream
 from clvbayes.value.quantities import CustomerValue, customer_lifetime_value, hdi_names, summarise_draws
 
@@ -87,11 +88,29 @@ class CustomerEquity:
 
 def new_customer_value(clv: CustomerValue) -> np.ndarray:
     """Per-draw value of a newly acquired customer (module docstring), same settings as
-    ``clv`` (horizon, discount rate and margin: their means when they vary by customer)."""
+    ``clv`` (horizon, discount rate and margin: their means when they vary by customer).
+
+    With covariates (per-cell parameters) it is the value of a new customer of the current
+    base's mix: each combined cell's new-customer value weighted by the cell's share of the
+    customers."""
     draws, cust = clv.parameter_draws, clv.customers
-    one = new_customer(cust.time_unit, margin=float(np.mean(cust.margin)), delta=float(np.mean(cust.delta)))
+    margin, delta = float(np.mean(cust.margin)), float(np.mean(cust.delta))
     spend = replace(clv.spec, name="spend", code=K.SPEND)
-    out = stream(draws, one, [clv.spec, spend], probs=np.array([0.5]), hdi_prob=0.5, keep_draws=True)
+    specs = [clv.spec, spend]
+    if isinstance(draws, JointCellDraws):
+        # Covariates: a new customer of the base's mix of cells, i.e. each cell's new customer
+        # weighted by the cell's share of the customers. Both quantities are linear in the
+        # margin, so the weights go into the margins and the (one) segment total is the mix.
+        share = np.bincount(draws.cell, minlength=draws.n_cells) / draws.cell.shape[0]
+        ones = np.ones(draws.n_cells)
+        new = replace(new_customer(cust.time_unit), index=pd.RangeIndex(draws.n_cells), x=0 * ones, t_x=0 * ones,
+                      T=0 * ones, m=0 * ones, margin=margin * share, delta=delta * ones,
+                      segments=np.zeros(draws.n_cells, dtype=np.int64))
+        cells = replace(draws, cell=np.arange(draws.n_cells, dtype=np.int64))
+        out = stream(cells, new, specs, probs=np.array([0.5]), hdi_prob=0.5)
+        return out[clv.spec.name].segment_totals[0] + out["spend"].segment_totals[0]
+    one = new_customer(cust.time_unit, margin=margin, delta=delta)
+    out = stream(draws, one, specs, probs=np.array([0.5]), hdi_prob=0.5, keep_draws=True)
     return out[clv.spec.name].full[:, 0] + out["spend"].full[:, 0]
 
 

@@ -36,7 +36,7 @@ from clvbayes.value.customers import (
     new_customer,
     quantile_names,
 )
-from clvbayes.value.draws import ParameterDraws, joint_draws
+from clvbayes.value.draws import CellDraws, JointCellDraws, ParameterDraws, has_cells, joint_cell_draws, joint_draws
 from clvbayes.value.engine import DISCOUNTED_CODES, QuantitySpec, StreamOutput, stream
 
 __all__ = [
@@ -90,7 +90,7 @@ class CustomerValue:
     draws: xr.DataArray | None
     settings: dict = field(default_factory=dict)
     # What produced it, so equity and concentration can re-stream with other segments.
-    parameter_draws: ParameterDraws | None = field(default=None, repr=False)
+    parameter_draws: ParameterDraws | JointCellDraws | None = field(default=None, repr=False)
     customers: CustomerArrays | None = field(default=None, repr=False)
     spec: QuantitySpec | None = field(default=None, repr=False)
     table_cache: dict | None = field(default=None, repr=False)
@@ -239,11 +239,17 @@ def customer_metrics(
     bgnbd
         Fitted purchase model (:class:`~clvbayes.BetaGeoModel` or another family; posterior
         draws, or point estimates), or its :class:`~clvbayes.value.draws.ParameterDraws`
-        (then ``data`` is needed); None when the only quantity is ``spend``.
+        (then ``data`` is needed); None when the only quantity is ``spend``. A model with
+        covariates (:class:`~clvbayes.CovariatePurchaseModel`, anything with ``cell_draws``;
+        its customers matched by id) or its :class:`~clvbayes.value.draws.CellDraws` (customers
+        in ``data``'s order) values each customer at its cell's parameters
+        (:func:`clvbayes.value.draws.joint_cell_draws`, :func:`clvbayes.value.engine.stream_cells`).
     gamma_gamma
         Fitted :class:`~clvbayes.GammaGammaModel` or its
-        :class:`~clvbayes.value.draws.ParameterDraws`; needed for ``clv``, ``lost_value``,
-        ``spend``. Its draws are paired with the BG/NBD draws (:func:`clvbayes.value.draws.joint_draws`).
+        :class:`~clvbayes.value.draws.ParameterDraws`, or a spend model with ``cell_draws``
+        (or its :class:`~clvbayes.value.draws.CellDraws` of ``p, q, gamma``); needed for
+        ``clv``, ``lost_value``, ``spend``. Its draws are paired with the BG/NBD draws
+        (:func:`clvbayes.value.draws.joint_draws`).
     data
         Customer summary (default: the BG/NBD model's data); ``monetary_value`` is needed
         for the spend quantities (customers with frequency 0 get the population mean spend).
@@ -315,7 +321,10 @@ def _evaluate(
         data, spend=needs_spend, margin=margin, discount_rate=discount_rate, time_unit=time_unit, segment=segment,
         purchases=bgnbd is not None,
     )
-    draws = joint_draws(bgnbd, gamma_gamma, n_draws)
+    if has_cells(bgnbd) or has_cells(gamma_gamma):  # covariates: parameters per cell of customers
+        draws = joint_cell_draws(bgnbd, gamma_gamma, n_draws, cust.index)
+    else:
+        draws = joint_draws(bgnbd, gamma_gamma, n_draws)
     if needs_spend:
         _check_finite_mean_spend(draws)
     for s in specs:
@@ -349,9 +358,9 @@ def _evaluate(
 def _default_data(bgnbd, gamma_gamma) -> pd.DataFrame:
     """The BG/NBD model's customer summary, with the Gamma-Gamma model's ``monetary_value``
     when spend is needed and only that model has it (e.g. two models loaded from files)."""
-    if isinstance(bgnbd, ParameterDraws):
+    if isinstance(bgnbd, (ParameterDraws, CellDraws, JointCellDraws)):
         raise ValueError("Parameter draws carry no customers: pass the customer summary (data=...).")
-    data = bgnbd._data_or_default(None)
+    data = model_data(bgnbd)
     if gamma_gamma is None or "monetary_value" in data.columns or getattr(gamma_gamma, "data", None) is None:
         return data
     spend = gamma_gamma.data
@@ -360,6 +369,17 @@ def _default_data(bgnbd, gamma_gamma) -> pd.DataFrame:
     joined = data.join(spend["monetary_value"])
     joined.attrs = dict(data.attrs)
     return joined
+
+
+def model_data(model) -> pd.DataFrame:
+    """A fitted model's customer summary: ``_data_or_default`` (the package's models, which
+    explain a missing one), else its ``data`` (models with covariates)."""
+    if hasattr(model, "_data_or_default"):
+        return model._data_or_default(None)
+    data = getattr(model, "data", None)
+    if data is None:
+        raise ValueError(f"This {type(model).__name__} carries no customer summary: pass data=...")
+    return data
 
 
 def new_customer_expectations(
@@ -482,7 +502,9 @@ def expected_spend(
     ``**kwargs`` as in :func:`customer_metrics`.
     """
     if data is None:
-        data = gamma_gamma._data_or_default(None)
+        if isinstance(gamma_gamma, (ParameterDraws, CellDraws)):
+            raise ValueError("Parameter draws carry no customers: pass the customer summary (data=...).")
+        data = model_data(gamma_gamma)
     return _one("spend", None, gamma_gamma, data, margin=margin, **kwargs)
 
 

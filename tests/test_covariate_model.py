@@ -148,7 +148,7 @@ def test_nuts_posterior_covers_the_effect():
     mult = {"web": 1.0, "store": 0.5}
     df = _segments("bgnbd", mult, 1000, 41)
     m = CovariatePurchaseModel(df, family="bgnbd", purchase_covariates=["channel"]).fit(
-        draws=300, tune=300, chains=2, seed=1)
+        draws=300, tune=300, chains=2, random_seed=1)
     s = m.coefficient_summary()
     truth = -np.log(mult["web"] / mult["store"])  # reference "store"
     assert s["hdi_low"].iloc[0] < truth < s["hdi_high"].iloc[0] and s["r_hat"].iloc[0] < 1.05

@@ -203,7 +203,7 @@ def test_map_recovers_a_continuous_coefficient():
 def test_nutpie_samples_the_rows_path():
     df = _customers("bgnbd", 300, 12)
     m = CovariatePurchaseModel(df, family="bgnbd", purchase_covariates=["age"], dropout_covariates=["age"])
-    m.fit(draws=50, tune=50, chains=1, seed=1)
+    m.fit(draws=50, tune=50, chains=1, random_seed=1)
     post = m.idata_.posterior
     for name in ("r", "alpha", "a", "b", "gamma_purchase", "gamma_a", "gamma_b"):
         assert np.all(np.isfinite(post[name].to_numpy()))

@@ -247,7 +247,7 @@ def test_nuts_posterior_covers_the_spend_effect():
     ratio = 1.5
     df = _channels(3000, 11, ratio)
     for path in ("cells", "rows"):
-        model = CovariateSpendModel(df, covariates=["channel"], path=path).fit(draws=300, tune=300, chains=2, seed=1)
+        model = CovariateSpendModel(df, covariates=["channel"], path=path).fit(draws=300, tune=300, chains=2, random_seed=1)
         s = model.coefficient_summary()
         assert s["hdi_low"].iloc[0] < np.log(ratio) < s["hdi_high"].iloc[0] and s["r_hat"].iloc[0] < 1.05
         assert model.cell_draws(100).n == 100

@@ -114,17 +114,38 @@ class CovariateFitMixin:
         return None
 
     # -- fitting --------------------------------------------------------------------------
-    def fit(self, method: str = "nuts", *, draws: int = 1000, tune: int = 1000, chains: int = 4, seed: int = 0,
-            progressbar: bool = False, **sampler_kwargs):
+    def fit(self, method: str = "nuts", *, draws: int = 1000, tune: int = 1000, chains: int = 4,
+            random_seed: int | None = None, progressbar: bool = False, **sampler_kwargs):
         """Fit by MAP (``method="map"``: L-BFGS on the log posterior in the unconstrained
-        space, no Jacobian, i.e. the mode on the natural scale) or NUTS by nutpie."""
+        space, no Jacobian, i.e. the mode on the natural scale) or NUTS by nutpie.
+
+        As :meth:`clvbayes.BetaGeoModel.fit`: ``random_seed`` in [0, 2**32) gives the same
+        draws again (None: one is drawn), recorded with the other settings in
+        ``idata_.posterior.attrs["clvbayes_fit"]``; the purchase family's sampler defaults
+        (Pareto/NBD: ``target_accept=0.95``) apply unless ``sampler_kwargs`` overrides them.
+        """
+        import json
+
         if method == "map":
+            if sampler_kwargs:
+                raise TypeError(f"method='map' takes no sampler arguments, got {sorted(sampler_kwargs)}.")
             return self._fit_map()
         if method != "nuts":
             raise ValueError(f"method must be 'map' or 'nuts', got {method!r}.")
         from clvbayes.models.bayesian import _sample_nutpie
+        from clvbayes.value.arguments import check_seed
 
-        self.idata_ = _sample_nutpie(self.model, chains, draws, tune, int(seed), progressbar, sampler_kwargs)
+        sampler_kwargs = {**getattr(getattr(self, "family", None), "nuts_defaults", {}), **sampler_kwargs}
+        if random_seed is None:  # recorded, so that the fit can be repeated
+            random_seed = int(np.random.SeedSequence().entropy % (2**31))
+        random_seed = check_seed(random_seed)
+        idata = _sample_nutpie(self.model, int(chains), int(draws), int(tune), random_seed, progressbar,
+                               sampler_kwargs)
+        settings = {"method": "nuts", "sampler": "nutpie", "chains": int(chains), "draws": int(draws),
+                    "tune": int(tune), "random_seed": random_seed,
+                    **{k: v for k, v in sampler_kwargs.items() if isinstance(v, bool | int | float | str)}}
+        idata.posterior.attrs["clvbayes_fit"] = json.dumps(settings)
+        self.idata_ = idata
         return self
 
     def _fit_map(self):

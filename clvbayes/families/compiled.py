@@ -62,6 +62,7 @@ class Drivers:
     dert: Callable
     calibration_replicates: Callable
     holdout_replicates: Callable
+    holdout_replicates_cells: Callable
     simulate_population: Callable
     simulate_transactions: Callable
     factor_table: Callable
@@ -104,6 +105,7 @@ _GENERIC = {
     "dert": _drv.dert,
     "calibration_replicates": _drv.calibration_replicates,
     "holdout_replicates": _drv.holdout_replicates,
+    "holdout_replicates_cells": _drv.holdout_replicates_cells,
     "simulate_population": _evsim.population,
     "simulate_transactions": _evsim.transactions,
     "factor_table": _clv.family_factor_table,

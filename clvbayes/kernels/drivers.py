@@ -38,6 +38,7 @@ __all__ = [
     "dert",
     "calibration_replicates",
     "holdout_replicates",
+    "holdout_replicates_cells",
 ]
 
 # The rebindable names, core name -> global name in this module.
@@ -276,4 +277,26 @@ def holdout_replicates(p0: np.ndarray, p1: np.ndarray, p2: np.ndarray, p3: np.nd
         np.random.seed(block_seed(seed, k))
         for i in range(lo, hi):
             out[d, i] = _to_count(_holdout_replicate_one(p0[d], p1[d], p2[d], p3[d], x[i], t_x[i], T[i], t))
+    return out
+
+
+@njit(cache=True, error_model="numpy", parallel=True)
+def holdout_replicates_cells(p0: np.ndarray, p1: np.ndarray, p2: np.ndarray, p3: np.ndarray, cell: np.ndarray,
+                             x: np.ndarray, t_x: np.ndarray, T: np.ndarray, t: float, seed: int) -> np.ndarray:
+    """:func:`holdout_replicates` with per-customer parameters: ``p0..p3`` of shape
+    (cells, D), customer i at the draws of its cell ``cell[i]``. Seeded per block as
+    :func:`holdout_replicates`, so one cell (every ``cell[i] = 0``) gives the same draws."""
+    nd = p0.shape[1]
+    n = T.shape[0]
+    nbc = (n + SIM_BLOCK - 1) // SIM_BLOCK
+    out = np.empty((nd, n), dtype=np.int32)
+    for k in prange(nd * nbc):
+        d = k // nbc
+        lo = (k % nbc) * SIM_BLOCK
+        hi = min(n, lo + SIM_BLOCK)
+        np.random.seed(block_seed(seed, k))
+        for i in range(lo, hi):
+            c = cell[i]
+            out[d, i] = _to_count(_holdout_replicate_one(p0[c, d], p1[c, d], p2[c, d], p3[c, d], x[i], t_x[i], T[i],
+                                                         t))
     return out

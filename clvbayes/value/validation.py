@@ -44,7 +44,7 @@ from clvbayes.data.validate import DataValidationError, _require_columns, valida
 from clvbayes.families.compiled import drivers_for
 from clvbayes.kernels.tracking import cohort_cumulative_purchases
 from clvbayes.value.arguments import check_probability
-from clvbayes.value.draws import _check_n_draws, joint_draws, parameter_draws
+from clvbayes.value.draws import _check_n_draws, joint_cell_draws, joint_draws, parameter_draws
 from clvbayes.value.heuristics import holdout_forecasts
 from clvbayes.value.quantities import customer_metrics
 
@@ -62,6 +62,17 @@ SeedLike = int | np.random.Generator | None
 
 
 # -- argument checks ----------------------------------------------------------------------
+#: Most cells of a model with covariates that purchase_tracking evaluates (cell by cell).
+MAX_TRACKING_CELLS = 1000
+
+
+def _has_cells(model) -> bool:
+    """Whether a model (or draws) gives customers their own parameters (covariates)."""
+    from clvbayes.value.draws import CellDraws
+
+    return isinstance(model, CellDraws) or callable(getattr(model, "cell_draws", None))
+
+
 def _tail_probs(hdi_prob: float) -> tuple[float, float]:
     """``((1 - h) / 2, (1 + h) / 2)`` rounded to 12 decimals: 0.94 gives exactly 0.03 and 0.97,
     so an ``"inverted_cdf"`` bound does not jump one replicate on a rounding error."""
@@ -300,16 +311,22 @@ def holdout_validation(
         _, m, _ = validate_monetary(data, require_repeat_buyers=False)
     heur = holdout_forecasts(data, duration, window=heuristic_window)
 
-    draws = joint_draws(bgnbd, gamma_gamma, n_draws)
-    values = dict(draws.values)
+    cells = _has_cells(bgnbd) or _has_cells(gamma_gamma)
+    if cells:  # per-customer parameters: each customer at its cell's draws (axis 0: cells)
+        draws = joint_cell_draws(bgnbd, gamma_gamma, n_draws, data.index)
+        sides = {"purchase": draws.purchase, "spend": draws.spend}
+        values = {k: v for side in sides.values() if side is not None for k, v in side.values.items()}
+    else:
+        draws = joint_draws(bgnbd, gamma_gamma, n_draws)
+        values = {k: v[None, :] for k, v in draws.values.items()}  # one cell
     if draws.n == 1:  # a point estimate: replicate it (process uncertainty only)
         n_rep = POINT_REPLICATES if n_draws is None else n_draws
-        values = {k: np.repeat(v, n_rep) for k, v in values.items()}
+        values = {k: np.repeat(v, n_rep, axis=1) for k, v in values.items()}
     drv = drivers_for(bgnbd.family)
     theta = [np.ascontiguousarray(values[k], dtype=np.float64) for k in bgnbd.family.param_names]
-    R, N = theta[0].shape[0], x.shape[0]
-    if spend:
-        p, q, gamma = (values[k][:, None] for k in ("p", "q", "gamma"))
+    R, N = theta[0].shape[1], x.shape[0]
+    purchase_cell = draws.purchase.cell if cells else None
+    spend_cell = draws.spend.cell if cells and spend else np.zeros(N, dtype=np.int64)
     rng = np.random.default_rng(random_seed)
     probs = _tail_probs(hdi_prob)
 
@@ -338,17 +355,19 @@ def holdout_validation(
         hi = min(N, lo + chunk)
         sl = slice(lo, hi)
         seed = int(rng.integers(0, 2**63 - 1, dtype=np.int64))
-        reps = drv.holdout_replicates(
-            *theta,
-            np.ascontiguousarray(x[sl]), np.ascontiguousarray(t_x[sl]), np.ascontiguousarray(T[sl]),
-            duration, seed,
-        )
+        data_sl = (np.ascontiguousarray(x[sl]), np.ascontiguousarray(t_x[sl]), np.ascontiguousarray(T[sl]))
+        if cells:
+            reps = drv.holdout_replicates_cells(*theta, np.ascontiguousarray(purchase_cell[sl]), *data_sl, duration,
+                                                seed)
+        else:
+            reps = drv.holdout_replicates(*(v[0] for v in theta), *data_sl, duration, seed)
         cols["lower"][sl], cols["upper"][sl] = np.quantile(reps, probs, axis=0, method="inverted_cdf")
         counts = reps.astype(np.float64)
         total_rep += counts.sum(axis=1)
         group_rep += counts @ onehot[sl]
         if spend:
             xs, ms = x[sl], m[sl]
+            p, q, gamma = (values[k][spend_cell[sl]].T for k in ("p", "q", "gamma"))  # (R, customers)
             nu = rng.gamma(p * xs + q, 1.0 / (gamma + ms * xs))
             s = rng.gamma(counts * p, 1.0 / nu)  # shape 0 (no purchase) gives 0
             cols["lower_spend"][sl], cols["upper_spend"][sl] = np.quantile(s, probs, axis=0, method="inverted_cdf")
@@ -495,8 +514,6 @@ def purchase_tracking(
         raise DataValidationError(
             f"No customer made a first purchase on or before calibration_end={cal_end.date()}: the cohort is empty."
         )
-    draws = parameter_draws(bgnbd, n_draws)
-
     n_periods = int(-(-((obs_end - start) + day) // unit))  # ceil: the last period may be partial
     period_end = pd.DatetimeIndex([min(start + k * unit - day, obs_end) for k in range(1, n_periods + 1)])
     period_start = pd.DatetimeIndex([start + k * unit for k in range(n_periods)])
@@ -508,15 +525,33 @@ def purchase_tracking(
 
     # expected: weights per distinct first-purchase day, ages in whole days between days
     first_by_customer = occ.groupby("customer_id", sort=True, observed=True)["day"].min()
-    f_days, weights = np.unique(first_by_customer.loc[first_by_customer <= cal_end].to_numpy(), return_counts=True)
-    age_days = (period_end.to_numpy()[None, :] - f_days[:, None]) // day.to_timedelta64()
-    age_days = np.maximum(age_days.astype(np.int64), 0)
-    ages, index = np.unique(age_days, return_inverse=True)
-    ages_units = np.ascontiguousarray(ages * (day / unit), dtype=np.float64)
-    e = drivers_for(bgnbd.family).expected_purchases_grid(*(draws[k] for k in bgnbd.family.param_names), ages_units)
-    cum = cohort_cumulative_purchases(
-        e, np.ascontiguousarray(index.reshape(age_days.shape), dtype=np.int64), weights.astype(np.float64)
-    )
+    cohort = first_by_customer.loc[first_by_customer <= cal_end]
+    grid = drivers_for(bgnbd.family).expected_purchases_grid
+    names = bgnbd.family.param_names
+    if _has_cells(bgnbd):  # each customer's expectation at its cell's parameters, cell by cell
+        cd = joint_cell_draws(bgnbd, None, n_draws, pd.Index(cohort.index)).purchase
+        if cd.n_cells > MAX_TRACKING_CELLS:
+            raise ValueError(
+                f"purchase_tracking evaluates the expected purchases cell by cell, and this model's customers fall "
+                f"in {cd.n_cells:,} cells (continuous covariates); at most {MAX_TRACKING_CELLS:,} are supported. "
+                "Bin the continuous covariates (e.g. pd.cut) for tracking, or track a subset of customers."
+            )
+        groups = [(cd.for_cell(c), cohort.to_numpy()[cd.cell == c]) for c in np.unique(cd.cell)]
+        n_used = cd.n
+    else:
+        draws = parameter_draws(bgnbd, n_draws)
+        groups, n_used = [(draws, cohort.to_numpy())], draws.n
+    cum = 0.0
+    for draws, days in groups:
+        f_days, weights = np.unique(days, return_counts=True)
+        age_days = (period_end.to_numpy()[None, :] - f_days[:, None]) // day.to_timedelta64()
+        age_days = np.maximum(age_days.astype(np.int64), 0)
+        ages, index = np.unique(age_days, return_inverse=True)
+        ages_units = np.ascontiguousarray(ages * (day / unit), dtype=np.float64)
+        e = grid(*(draws[k] for k in names), ages_units)
+        cum = cum + cohort_cumulative_purchases(
+            e, np.ascontiguousarray(index.reshape(age_days.shape), dtype=np.int64), weights.astype(np.float64)
+        )
     inc = np.diff(cum, axis=1, prepend=0.0)
     probs = _tail_probs(hdi_prob)
     inc_lo, inc_hi = np.quantile(inc, probs, axis=0)
@@ -538,12 +573,12 @@ def purchase_tracking(
         index=pd.RangeIndex(1, n_periods + 1, name="period"),
     )
     out.attrs.update(
-        customers=int(weights.sum()),
+        customers=int(cohort.size),
         start=start,
         calibration_end=cal_end,
         observation_end=obs_end,
         time_unit=time_unit,
-        n_draws=draws.n,
+        n_draws=n_used,
         hdi_prob=hdi_prob,
         source=draws.source,
     )

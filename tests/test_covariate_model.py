@@ -231,3 +231,28 @@ class _Posterior:
 def _flat(draws) -> np.ndarray:
     """Flat (chain-major) positions of a thinned 2 x 10 grid."""
     return (np.arange(2)[:, None] * 10 + draws.draw[None, :]).reshape(-1)
+
+
+def test_summary_and_convergence_checks_name_the_terms():
+    import arviz as az
+
+    df = _segments("bgnbd", {"web": 1.0, "store": 0.5}, 60, 71)
+    m = CovariatePurchaseModel(df, family="bgnbd", purchase_covariates=["channel"])
+    rng = np.random.default_rng(6)
+    post = {p: v * np.exp(rng.normal(0, 0.1, (2, 50))) for p, v in BASE["bgnbd"].items()}
+    post["gamma_purchase"] = rng.normal(0, 0.3, (2, 50, 1))
+    post["gamma_purchase"][1] += 3.0  # the chains disagree on the coefficient
+    m.idata_ = az.from_dict(posterior=post, sample_stats={"diverging": np.zeros((2, 50), dtype=bool)})
+    table = m.summary()
+    assert list(table.index) == ["r", "alpha", "a", "b", "gamma_purchase[channel[web]]"]
+    problems = m.check_convergence(warn=False)
+    assert any(p.startswith("r_hat of gamma_purchase[channel[web]] ") for p in problems)
+    assert not any(p.startswith("r_hat of alpha") for p in problems)
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        m.check_convergence()
+    assert [str(w.message) for w in caught] == problems
+    m.idata_, m.map_ = None, {**{p: np.float64(v) for p, v in BASE["bgnbd"].items()}, "gamma_purchase": np.array([0.2])}
+    assert m.summary().loc["gamma_purchase[channel[web]]", "estimate"] == 0.2

@@ -447,32 +447,8 @@ class BayesianMixin:
             One message per failure (empty when everything passes). Each is also emitted as
             a :class:`ConvergenceDiagnosticWarning` when ``warn`` is true.
         """
-        idata = self._require_posterior()
-        summary = az.summary(idata, var_names=list(self.param_names), kind="diagnostics")
-        problems: list[str] = []
-        for name, row in summary.iterrows():
-            if not row["r_hat"] <= r_hat_max:
-                problems.append(f"r_hat of {name} is {row['r_hat']:.3f} > {r_hat_max}: chains disagree; run longer.")
-            if not row["ess_bulk"] >= ess_min:
-                problems.append(
-                    f"ess_bulk of {name} is {row['ess_bulk']:.0f} < {ess_min:.0f}: too few effective draws; "
-                    "draw more or reparameterise."
-                )
-        stats = idata.sample_stats
-        n_div = int(stats["diverging"].sum()) if "diverging" in stats else 0
-        if n_div:
-            problems.append(
-                f"{n_div} divergent transitions: the posterior has regions NUTS cannot explore; "
-                "raise target_accept or revisit the priors."
-            )
-        if "energy" in stats:
-            bfmi = np.atleast_1d(az.bfmi(idata))
-            low = np.flatnonzero(bfmi < bfmi_min)
-            if low.size:
-                problems.append(
-                    f"low energy BFMI ({', '.join(f'{bfmi[i]:.2f}' for i in low)}) in chain(s) "
-                    f"{', '.join(map(str, low))} (< {bfmi_min}): the momentum resampling explores poorly."
-                )
+        problems = convergence_problems(self._require_posterior(), list(self.param_names), r_hat_max=r_hat_max,
+                                        ess_min=ess_min, bfmi_min=bfmi_min)
         if warn:
             for message in problems:
                 warnings.warn(message, ConvergenceDiagnosticWarning, stacklevel=2)
@@ -655,3 +631,35 @@ def _summary_frame(ds: xr.Dataset) -> pd.DataFrame:
     if ds.attrs.get("time_unit"):
         frame.attrs["time_unit"] = str(ds.attrs["time_unit"])
     return frame
+
+
+def convergence_problems(idata: az.InferenceData, var_names: list[str], *, r_hat_max: float = 1.01,
+                         ess_min: float = 400.0, bfmi_min: float = 0.3) -> list[str]:
+    """The failures of :meth:`BayesianMixin.check_convergence`'s checks on ``var_names`` (every
+    component of a vector variable is checked), one message each."""
+    summary = az.summary(idata, var_names=var_names, kind="diagnostics")
+    problems: list[str] = []
+    for name, row in summary.iterrows():
+        if not row["r_hat"] <= r_hat_max:
+            problems.append(f"r_hat of {name} is {row['r_hat']:.3f} > {r_hat_max}: chains disagree; run longer.")
+        if not row["ess_bulk"] >= ess_min:
+            problems.append(
+                f"ess_bulk of {name} is {row['ess_bulk']:.0f} < {ess_min:.0f}: too few effective draws; "
+                "draw more or reparameterise."
+            )
+    stats = idata.sample_stats
+    n_div = int(stats["diverging"].sum()) if "diverging" in stats else 0
+    if n_div:
+        problems.append(
+            f"{n_div} divergent transitions: the posterior has regions NUTS cannot explore; "
+            "raise target_accept or revisit the priors."
+        )
+    if "energy" in stats:
+        bfmi = np.atleast_1d(az.bfmi(idata))
+        low = np.flatnonzero(bfmi < bfmi_min)
+        if low.size:
+            problems.append(
+                f"low energy BFMI ({', '.join(f'{bfmi[i]:.2f}' for i in low)}) in chain(s) "
+                f"{', '.join(map(str, low))} (< {bfmi_min}): the momentum resampling explores poorly."
+            )
+    return problems

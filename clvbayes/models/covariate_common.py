@@ -13,6 +13,8 @@ coefficients start at 0).
 
 from __future__ import annotations
 
+import warnings
+
 from collections.abc import Mapping, Sequence
 
 import arviz as az
@@ -228,6 +230,48 @@ class CovariateFitMixin:
                     row.update(hdi_low=float(r.iloc[2]), hdi_high=float(r.iloc[3]), r_hat=float(r["r_hat"]))
                 rows.append(row)
         return pd.DataFrame(rows)
+
+    def _summary_names(self) -> list[str]:
+        return [*self.param_names, *self.coefficient_names]
+
+    def _term_labels(self) -> dict[str, str]:
+        """ArviZ's ``name[j]`` of each coefficient component -> ``name[term]``."""
+        return {f"{name}[{j}]": f"{name}[{term}]" for name, (_, d) in self.coefficient_names.items()
+                for j, term in enumerate(d.names)}
+
+    def summary(self, hdi_prob: float = 0.94) -> pd.DataFrame:
+        """Parameter table: after NUTS the ArviZ summary of the base parameters and every
+        coefficient (rows ``gamma_purchase[channel[web]]``...: the coefficient and its term);
+        after MAP the estimates."""
+        if self.idata_ is not None:
+            table = az.summary(self.idata_, var_names=self._summary_names(), hdi_prob=hdi_prob)
+            return table.rename(index=self._term_labels())
+        if self.map_ is None:
+            raise RuntimeError("The model is not fitted: call fit() first.")
+        rows = {p: float(np.squeeze(self.map_[p])) for p in self.param_names}
+        for name, (_, d) in self.coefficient_names.items():
+            rows.update({f"{name}[{t}]": float(v) for t, v in zip(d.names, np.atleast_1d(self.map_[name]), strict=True)})
+        return pd.Series(rows, name="estimate").to_frame()
+
+    def check_convergence(self, *, r_hat_max: float = 1.01, ess_min: float = 400.0, bfmi_min: float = 0.3,
+                          warn: bool = True) -> list[str]:
+        """:meth:`clvbayes.BetaGeoModel.check_convergence`'s checks on the base parameters and
+        every coefficient; one message per failure (warned when ``warn``)."""
+        from clvbayes.models.bayesian import ConvergenceDiagnosticWarning, convergence_problems
+
+        if self.idata_ is None:
+            raise RuntimeError("No posterior: fit() with method='nuts' first.")
+        labels = self._term_labels()
+        problems = [
+            next((m.replace(k, v, 1) for k, v in labels.items() if m.startswith(f"r_hat of {k} ")
+                  or m.startswith(f"ess_bulk of {k} ")), m)
+            for m in convergence_problems(self.idata_, self._summary_names(), r_hat_max=r_hat_max,
+                                          ess_min=ess_min, bfmi_min=bfmi_min)
+        ]
+        if warn:
+            for message in problems:
+                warnings.warn(message, ConvergenceDiagnosticWarning, stacklevel=2)
+        return problems
 
     def cell_draws(self, n_draws: int | None = None) -> CellDraws:
         """Every cell's parameter draws and each customer's cell, for the value layer

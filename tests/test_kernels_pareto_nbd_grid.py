@@ -281,3 +281,49 @@ def test_stale_prepared_arrays_give_the_per_row_values():
     for prep in [g.prepare(x, t_x, T), g.prepare(x[:3], t_x[:3], T[:3])]:
         rows = g.loglik_rows(*CDNOW, x2, t2, T2, *prep)
         np.testing.assert_allclose(rows, reference_rows(CDNOW, x2, t2, T2), rtol=1e-12, atol=0)
+
+
+@njit(cache=True)
+def _both_paths(r, alpha, s, beta, x, t_x, T, times, blk, ia, ib, bx, bg0, bn, off, nacc):
+    """Per row ``(_table_rows' answer, _row's answer, accepted by _table_rows)``."""
+    ttab, tab, bsc, bok = g._tables(r, alpha, s, beta, times, bx, bg0, bn, off, nacc, False)
+    lsb = math.log(s / beta)
+    fast = np.zeros((x.size, 5))
+    slow = np.empty(x.size, dtype=np.int64)
+    ns = g._table_rows(r, alpha, s, beta, 0, x.size, x, t_x, T, times, blk, ia, ib, bx, bg0, off, ttab, tab, bsc,
+                       bok, nacc, lsb, fast, slow)
+    accepted = np.ones(x.size, dtype=np.bool_)
+    accepted[slow[:ns]] = False
+    full = np.zeros((x.size, 5))
+    for i in range(x.size):
+        v = g._row(r, alpha, s, beta, i, x, t_x, T, times, blk, ia, ib, bx, bg0, off, ttab, tab, bsc, bok, nacc, lsb)
+        for q in range(5):
+            full[i, q] = v[q]
+    return fast, full, accepted
+
+
+@settings(max_examples=80, deadline=None)
+@given(params, params, params, params, datasets(), st.sampled_from([1, g._NACC]))
+def test_table_rows_give_the_row_function_bits(r, alpha, s, beta, data, nacc):
+    """The loop over common rows (_table_rows) answers exactly the rows _row answers from the
+    tables (never one that _row sends to the per-row kernel) and with the same bits."""
+    x, t_x, T = data
+    prep = g.prepare(x, t_x, T)
+    fast, full, accepted = _both_paths(r, alpha, s, beta, x, t_x, T, *prep, nacc)
+    ncol = 5 if nacc > 1 else 1
+    np.testing.assert_array_equal(fast[accepted, :ncol], full[accepted, :ncol])
+    # a row _table_rows accepts is one _row answers from the tables, not from the per-row kernel
+    table_only = _TABLE_ONLY_ROWS(r, alpha, s, beta, x, t_x, T, *prep)
+    assert not np.any(np.isnan(table_only[accepted]))
+
+
+def test_daily_rows_mostly_take_the_table_loop():
+    """The common daily row (t_x < T) is answered by _table_rows at CDNOW's estimates (the
+    speed of the 10^6 fit rests on it)."""
+    rng = np.random.default_rng(3)
+    x, t_x, T = daily(rng, 4000)
+    cols = clvbayes.compress_rows(x, t_x, T).columns
+    fast, full, accepted = _both_paths(*CDNOW, *cols, *g.prepare(*cols), g._NACC)
+    common = cols[1] < cols[2]
+    assert accepted[common].mean() > 0.99
+    np.testing.assert_array_equal(fast[accepted], full[accepted])

@@ -35,12 +35,17 @@ per-row kernel's gradient, :func:`clvbayes.kernels.pareto_nbd.loglik_grad_one`).
 **Per row** ``I = P(T) - P(t_x)`` or ``S(t_x) - S(T)``: the one with the smaller terms. Both
 P and S carry a relative error ~ε, so the difference has relative error
 ``ε (2 + (X(t_x) + X(T)) / I)`` (X the chosen sums); a row is accepted only if that bound,
-times E2's share w2 = I/(E1+E2) of the bracket, is below 1e-13 |ln L| (a gradient moment whose ratio
+times E2's share w2 = I/(E1+E2) of the bracket, plus ε times the terms added into ln L (they
+cancel when |ln L| is small), is below 1e-13 |ln L| (a gradient moment whose ratio
 exceeds 1e3 takes the row's gradient, not its value, from the per-row kernel); other rows, and the x = 0 rows whose ln L is formed from the
 complement Q = 1 - L (``_needs_complement``), are evaluated by the per-row kernel. E1 is tabulated
 in the same scaling at every time of the block, so a row costs one log (of E1 + E2) and one
 division; ``ℓ_a, ℓ_b, τ/(c+τ), c/(c+τ)`` at the rows' T come
 from per-call tables over the distinct times.
+
+Per chunk of rows, one loop (:func:`_table_rows`) answers the common rows (t_x < T, accepted)
+and lists the others, which :func:`_row` (the same arithmetic, plus the per-row kernel)
+then evaluates; the chunk's values are added in row order, so the split changes no bit.
 
 Array wrappers split rows into fixed chunks of ``special.CHUNK`` rows and add the chunk sums
 in order (``prange`` from ``special.PARALLEL_MIN_ROWS`` rows on): sums do not depend on the
@@ -371,58 +376,66 @@ def _row(
 ) -> tuple[float, float, float, float, float]:
     """``(ln L, ∂r, ∂α, ∂s, ∂β)`` of row i (gradient zeros when nacc == 1), from the tables
     or, where they cannot guarantee the accuracy, from the per-row kernel."""
-    xi = x[i]
     if not _indexed(i, x, t_x, T, times, blk, ia, ib, bx, bg0, off, bok):
-        return _fallback(r, alpha, s, beta, xi, t_x[i], T[i], nacc)
-    b = int(blk[i])
-    gb = int(ib[i])
-    ga = int(ia[i])
+        return _fallback(r, alpha, s, beta, x[i], t_x[i], T[i], nacc)
+    ll, d_r, d_a, d_s, d_b, ok_value, ok_grad = _from_tables(
+        r, alpha, s, beta, x[i], int(blk[i]), int(ia[i]), int(ib[i]), off, bg0, ttab, tab, bsc, nacc, lsb)
+    if not ok_value:
+        return _fallback(r, alpha, s, beta, x[i], t_x[i], T[i], nacc)
+    if nacc == 1:
+        return ll, 0.0, 0.0, 0.0, 0.0
+    if not ok_grad:
+        # the gradient from the per-row kernel, the value from the tables (as the value
+        # kernels give it: loglik_sum equals loglik_sum_grad's value bit for bit)
+        _, d_r, d_a, d_s, d_b = loglik_grad_one(r, alpha, s, beta, x[i], t_x[i], T[i])
+    return ll, d_r, d_a, d_s, d_b
+
+
+# inlined (Numba IR) into both callers: a call per row with its array arguments would cost
+# about a quarter of the time of _table_rows' loop
+@njit(cache=True, fastmath=False, error_model="numpy", inline="always")
+def _from_tables(
+    r: float, alpha: float, s: float, beta: float, xi: float, b: int, ga: int, gb: int, off: np.ndarray,
+    bg0: np.ndarray, ttab: np.ndarray, tab: np.ndarray, bsc: np.ndarray, nacc: int, lsb: float,
+) -> tuple[float, float, float, float, float, bool, bool]:
+    """``(ln L, ∂r, ∂α, ∂s, ∂β, value ok, gradient ok)`` of an indexed row (x, t_x = times[ga],
+    T = times[gb]) from the tables; the value is usable if ``value ok`` (module docstring:
+    the error bound, not a complement row), the gradient if ``gradient ok`` too (the moments'
+    ratios). Selects, not branches, choose between prefix and suffix sums and the t_x = T case
+    (E2 = 0), so the loop of :func:`_table_rows` has no data-dependent branch."""
+    same = gb == ga
     A = r + xi
     lnE1 = -A * ttab[gb, 0] - s * ttab[gb, 1]
-    lnB = lnE1
-    w1 = 1.0
-    w2 = 0.0
-    inv_bs = 0.0  # 1 / (E1 + E2) in the block's scaling
-    err = 0.0  # ε (X(t_x) + X(T) + 2 I) w2 / I: the bound on ln L's error (module docstring)
     o = int(off[b]) - int(bg0[b])
     pa = o + ga
     pb = o + gb
-    use_prefix = True
-    if gb > ga:
-        use_prefix = tab[pa, 0] + tab[pb, 0] <= tab[pa, nacc] + tab[pb, nacc]
-        if use_prefix:
-            i0 = tab[pb, 0] - tab[pa, 0]
-            xs = tab[pb, 0] + tab[pa, 0]
-        else:
-            i0 = tab[pa, nacc] - tab[pb, nacc]
-            xs = tab[pa, nacc] + tab[pb, nacc]
-        if not i0 > 0.0:
-            return _fallback(r, alpha, s, beta, xi, t_x[i], T[i], nacc)
-        e1 = tab[pb, 2 * nacc]
-        bs = e1 + i0
-        inv_bs = 1.0 / bs
-        lnB = lsb + bsc[b, 0] + math.log(bs)
-        w1 = e1 * inv_bs
-        w2 = i0 * inv_bs
-        err = _EPS * (xs + 2.0 * i0) * inv_bs
+    use_prefix = tab[pa, 0] + tab[pb, 0] <= tab[pa, nacc] + tab[pb, nacc]
+    q0 = 0 if use_prefix else nacc
+    sg = 1.0 if use_prefix else -1.0  # prefix: P(T) - P(t_x); suffix: S(t_x) - S(T)
+    i0 = sg * (tab[pb, q0] - tab[pa, q0])  # 0 when t_x = T
+    xs = tab[pb, q0] + tab[pa, q0]
+    e1 = tab[pb, 2 * nacc]
+    bs = e1 + i0
+    inv_bs = 0.0 if same else 1.0 / bs  # 1 / (E1 + E2) in the block's scaling
+    lbs = math.log(bs)
+    lnB = lnE1 if same else lsb + bsc[b, 0] + lbs
+    w1 = 1.0 if same else e1 * inv_bs
+    w2 = i0 * inv_bs
     ll = bsc[b, 1] + lnB
-    if _needs_complement(xi, lnB, lnE1) or err > _TOL * abs(ll):
-        return _fallback(r, alpha, s, beta, xi, t_x[i], T[i], nacc)
+    # ε (X(t_x) + X(T) + 2 I) w2 / I (module docstring), plus the rounding of the sums that
+    # form ln L, which cancel when |ln L| is small (e.g. x = 0 and T of a day: ~1e-12 relative)
+    err = _EPS * ((xs + 2.0 * i0) * inv_bs + (0.0 if same else abs(lsb) + abs(bsc[b, 0]) + abs(lbs) + abs(bsc[b, 1])))
+    ok_value = (same | (i0 > 0.0)) & (err <= _TOL * abs(ll)) & ~_needs_complement(xi, lnB, lnE1)
     if nacc == 1:
-        return ll, 0.0, 0.0, 0.0, 0.0
+        return ll, 0.0, 0.0, 0.0, 0.0, ok_value, True
     # w2 ⟨f⟩ = ∫ h f / (E1 + E2) over [t_x, T] for the six factors (0 where E2 = 0)
     ok = True
-    y1, ok = _moment(tab, pa, pb, 1, nacc, use_prefix, inv_bs, ok)
-    y2, ok = _moment(tab, pa, pb, 2, nacc, use_prefix, inv_bs, ok)
-    y3, ok = _moment(tab, pa, pb, 3, nacc, use_prefix, inv_bs, ok)
-    y4, ok = _moment(tab, pa, pb, 4, nacc, use_prefix, inv_bs, ok)
-    y5, ok = _moment(tab, pa, pb, 5, nacc, use_prefix, inv_bs, ok)
-    y6, ok = _moment(tab, pa, pb, 6, nacc, use_prefix, inv_bs, ok)
-    if gb > ga and not ok:
-        # the gradient from the per-row kernel, the value from the tables (as the value
-        # kernels give it: loglik_sum equals loglik_sum_grad's value bit for bit)
-        _, d_r, d_a, d_s, d_b = loglik_grad_one(r, alpha, s, beta, xi, t_x[i], T[i])
-        return ll, d_r, d_a, d_s, d_b
+    y1, ok = _moment_at(tab, pa, pb, q0 + 1, sg, inv_bs, ok)
+    y2, ok = _moment_at(tab, pa, pb, q0 + 2, sg, inv_bs, ok)
+    y3, ok = _moment_at(tab, pa, pb, q0 + 3, sg, inv_bs, ok)
+    y4, ok = _moment_at(tab, pa, pb, q0 + 4, sg, inv_bs, ok)
+    y5, ok = _moment_at(tab, pa, pb, q0 + 5, sg, inv_bs, ok)
+    y6, ok = _moment_at(tab, pa, pb, q0 + 6, sg, inv_bs, ok)
     # the gradient of pareto_nbd.loglik_grad_one, with the same cancellation-avoiding forms
     d_r = bsc[b, 2] - (w1 * ttab[gb, 0] + y1)
     F_a = w1 * ttab[gb, 2] + y3
@@ -432,31 +445,50 @@ def _row(
     p1 = s * w1 * ttab[gb, 4] + (s + 1.0) * y5
     m2 = s * w1 * ttab[gb, 5] + (s + 1.0) * y6
     d_b = _difference(p1, w2, s, m2) / beta
-    return ll, d_r, d_a, d_s, d_b
-    # the gradient of pareto_nbd.loglik_grad_one, with the same cancellation-avoiding forms
-    d_r = bsc[b, 2] - (w1 * ttab[gb, 0] + w2 * m1)
-    F_a = w1 * ttab[gb, 2] + w2 * m3
-    G_a = w1 * ttab[gb, 3] + w2 * m4
-    d_a = _difference(A * F_a, xi, r, A * G_a) / alpha
-    d_s = w2 / s - (w1 * ttab[gb, 1] + w2 * m2_)
-    p1 = s * w1 * ttab[gb, 4] + w2 * (s + 1.0) * m5
-    m2 = s * w1 * ttab[gb, 5] + w2 * (s + 1.0) * m6
-    d_b = _difference(p1, w2, s, m2) / beta
-    return ll, d_r, d_a, d_s, d_b
+    return ll, d_r, d_a, d_s, d_b, ok_value, same | ok
 
 
 @njit(cache=True, fastmath=False, error_model="numpy")
-def _moment(
-    tab: np.ndarray, pa: int, pb: int, q: int, nacc: int, use_prefix: bool, scale: float, ok: bool
+def _table_rows(
+    r: float, alpha: float, s: float, beta: float, lo: int, hi: int, x: np.ndarray, t_x: np.ndarray,
+    T: np.ndarray, times: np.ndarray, blk: np.ndarray, ia: np.ndarray, ib: np.ndarray, bx: np.ndarray,
+    bg0: np.ndarray, off: np.ndarray, ttab: np.ndarray, tab: np.ndarray, bsc: np.ndarray, bok: np.ndarray,
+    nacc: int, lsb: float, out: np.ndarray, slow: np.ndarray,
+) -> int:
+    """:func:`_row`'s answer of rows lo..hi-1 into ``out[i - lo]`` for the rows the tables
+    answer (the same bits); the other rows' indices go to ``slow`` (their count is returned)
+    for :func:`_row`.
+
+    The loop is here, not around a per-row function: a call per row with ~20 array
+    arguments (and the per-row kernel's code in its body) cost about a third of the time
+    (benchmarks/results/pnbd_grid_cost.md)."""
+    ns = 0
+    for i in range(lo, hi):
+        ok = _indexed(i, x, t_x, T, times, blk, ia, ib, bx, bg0, off, bok)
+        if ok:
+            ll, d_r, d_a, d_s, d_b, ok_value, ok_grad = _from_tables(
+                r, alpha, s, beta, x[i], int(blk[i]), int(ia[i]), int(ib[i]), off, bg0, ttab, tab, bsc, nacc, lsb)
+            k = i - lo
+            out[k, 0] = ll
+            out[k, 1] = d_r
+            out[k, 2] = d_a
+            out[k, 3] = d_s
+            out[k, 4] = d_b
+            ok = ok_value & ok_grad
+        if not ok:
+            slow[ns] = i
+            ns += 1
+    return ns
+
+
+@njit(cache=True, fastmath=False, error_model="numpy")
+def _moment_at(
+    tab: np.ndarray, pa: int, pb: int, col: int, sg: float, scale: float, ok: bool
 ) -> tuple[float, bool]:
-    """``(scale ∫ h f_q over [t_a, t_b], ok and the difference's ratio <= _MRATIO)``."""
-    if use_prefix:
-        iq = tab[pb, q] - tab[pa, q]
-        xq = tab[pb, q] + tab[pa, q]
-    else:
-        iq = tab[pa, nacc + q] - tab[pb, nacc + q]
-        xq = tab[pa, nacc + q] + tab[pb, nacc + q]
-    return iq * scale, ok & (xq <= _MRATIO * iq)
+    """``(scale ∫ h f_q over [t_a, t_b], ok and the difference's ratio <= _MRATIO)``: the
+    moment of column ``col`` (a prefix column, or a suffix column with ``sg = -1``)."""
+    iq = sg * (tab[pb, col] - tab[pa, col])
+    return iq * scale, ok & (tab[pb, col] + tab[pa, col] <= _MRATIO * iq)
 
 
 @njit(cache=True, fastmath=False, error_model="numpy")
@@ -482,18 +514,25 @@ def _chunk(
     lo = c * CHUNK
     hi = min(lo + CHUNK, x.size)
     lsb = math.log(s / beta)
+    # the common rows first (_table_rows), then the others, then the sum in row order
+    vals = np.zeros((hi - lo, 5))
+    slow = np.empty(hi - lo, dtype=np.int64)
+    ns = _table_rows(r, alpha, s, beta, lo, hi, x, t_x, T, times, blk, ia, ib, bx, bg0, off, ttab, tab, bsc, bok, nacc,
+                     lsb, vals, slow)
+    for k in range(ns):
+        i = slow[k]
+        v = _row(r, alpha, s, beta, i, x, t_x, T, times, blk, ia, ib, bx, bg0, off, ttab, tab, bsc, bok, nacc, lsb)
+        for q in range(5):
+            vals[i - lo, q] = v[q]
+    if rows_out.size > 0:
+        for i in range(lo, hi):
+            rows_out[i] = vals[i - lo, 0]
+        return
     acc = np.zeros(5)
     for i in range(lo, hi):
-        v = _row(r, alpha, s, beta, i, x, t_x, T, times, blk, ia, ib, bx, bg0, off, ttab, tab, bsc, bok, nacc, lsb)
-        if rows_out.size > 0:
-            rows_out[i] = v[0]
-            continue
         wi = w[i]
-        acc[0] += wi * v[0]
-        acc[1] += wi * v[1]
-        acc[2] += wi * v[2]
-        acc[3] += wi * v[3]
-        acc[4] += wi * v[4]
+        for q in range(5):
+            acc[q] += wi * vals[i - lo, q]
     for q in range(part.shape[1]):
         part[c, q] = acc[q]
 

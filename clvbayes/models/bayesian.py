@@ -332,8 +332,10 @@ class BayesianMixin:
             if sampler_kwargs:
                 raise TypeError(f"method='map' takes no sampler arguments, got {sorted(sampler_kwargs)}.")
             return self._fit_map()
-        # The model's own sampler defaults (Pareto/NBD: target_accept 0.95), the user's win.
-        sampler_kwargs = {**getattr(getattr(self, "family", None), "nuts_defaults", {}), **sampler_kwargs}
+        # The model's own sampler defaults (Pareto/NBD: target_accept by data size), the user's win.
+        family = getattr(self, "family", None)
+        defaults = {} if family is None else family.nuts_settings(self._n_fit_customers())
+        sampler_kwargs = {**defaults, **sampler_kwargs}
         if random_seed is None:
             # Record the seed actually used, so that any fit can be repeated from its file.
             random_seed = int(np.random.SeedSequence().entropy % (2**31))

@@ -185,9 +185,16 @@ class Prior:
         the values (e.g. the default alpha scale, which follows the data's mean T), so a
         compiled sampler is reused across data sets and prior settings.
         """
-        dist = getattr(pm, self.distribution)
-        params = {key: pm.Data(f"{name}_prior_{key}", value) for key, value in self.params.items()}
-        return dist(name, **params)
+        return getattr(pm, self.distribution)(name, **self._data_params(name))
+
+    def _data_params(self, name: str) -> dict:
+        return {key: pm.Data(f"{name}_prior_{key}", value) for key, value in self.params.items()}
+
+    def logp(self, name: str, value):
+        """The prior's log density at the PyTensor ``value`` (a deterministic of other
+        coordinates, :func:`clvbayes.models.purchase.rate_coordinates`), its parameters as
+        data exactly as :meth:`create` makes them."""
+        return pm.logp(getattr(pm, self.distribution).dist(**self._data_params(name)), value)
 
     def to_dict(self) -> dict:
         """JSON-serialisable form, stored in the InferenceData attributes."""

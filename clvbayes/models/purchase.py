@@ -16,6 +16,7 @@ import arviz as az
 import numpy as np
 import pandas as pd
 import pymc as pm
+import pytensor.tensor as pt
 
 from clvbayes.data.validate import require_history, validate_rfm
 from clvbayes.families import Family
@@ -28,7 +29,7 @@ from clvbayes.models.predictive import purchase_posterior_predictive, purchase_p
 from clvbayes.models.priors import Prior, resolve_priors
 from clvbayes.value.arguments import check_number
 
-__all__ = ["PurchaseModel", "model_class", "load_model"]
+__all__ = ["PurchaseModel", "model_class", "load_model", "rate_coordinates"]
 
 # family name -> the model class made for it (named classes register themselves).
 _CLASSES: dict[str, type] = {}
@@ -76,6 +77,32 @@ def load_model(path):
         raise
 
 
+def rate_coordinates(priors: dict[str, Prior], names: tuple[str, ...], pairs: tuple[tuple[int, int], ...]) -> list:
+    """The parameters as deterministics of the sampling coordinates ``ln k`` and ``ln(k/θ)``
+    (the log mean rate) for each gamma (shape k, rate θ) pair of ``pairs``, with each
+    parameter's prior unchanged.
+
+    The prior density of the pair enters as a potential at ``(k, θ) = (e^u, e^(u-v))`` plus
+    ``ln |∂(k, θ)/∂(u, v)| = ln(k θ) = 2u - v``, so the posterior on the natural parameters
+    is the model's. Parameters outside ``pairs`` keep their own random variables.
+
+    Returns
+    -------
+    list
+        The four parameters in ``names`` order (PyTensor variables; those of a pair are
+        ``pm.Deterministic`` under their own names).
+    """
+    theta: list = [None] * len(names)
+    for i, j in pairs:
+        k, rate = names[i], names[j]
+        u = pm.Flat(f"log_{k}")
+        v = pm.Flat(f"log_{k}_per_{rate}")
+        theta[i] = pm.Deterministic(k, pt.exp(u))
+        theta[j] = pm.Deterministic(rate, pt.exp(u - v))
+        pm.Potential(f"prior_{k}_{rate}", priors[k].logp(k, theta[i]) + priors[rate].logp(rate, theta[j]) + 2.0 * u - v)
+    return [priors[n].create(n) if t is None else t for n, t in zip(names, theta, strict=True)]
+
+
 class PurchaseModel(BTYDModel):
     """A purchase/dropout model of a registered family (base of the named models).
 
@@ -86,6 +113,9 @@ class PurchaseModel(BTYDModel):
 
     family: ClassVar[Family]
     param_names: ClassVar[tuple[str, ...]] = ()
+    #: (shape, rate) index pairs that NUTS samples as ``ln shape, ln(shape/rate)``
+    #: (:func:`rate_coordinates`); empty: the priors' own log-transformed variables.
+    rate_pairs: ClassVar[tuple[tuple[int, int], ...]] = ()
 
     def __init_subclass__(cls, **kwargs) -> None:
         super().__init_subclass__(**kwargs)
@@ -110,7 +140,10 @@ class PurchaseModel(BTYDModel):
         _, x, t_x, T = self._arrays(None)
         priors = self._resolved_priors(T)
         with pm.Model() as model:
-            theta = [priors[name].create(name) for name in self.param_names]
+            if self.rate_pairs:
+                theta = rate_coordinates(priors, self.param_names, self.rate_pairs)
+            else:
+                theta = [priors[name].create(name) for name in self.param_names]
             w = self._weights()
             if w is None:
                 data = family_data(self.family.name, x, t_x, T)

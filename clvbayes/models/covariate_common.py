@@ -124,7 +124,7 @@ class CovariateFitMixin:
         As :meth:`clvbayes.BetaGeoModel.fit`: ``random_seed`` in [0, 2**32) gives the same
         draws again (None: one is drawn), recorded with the other settings in
         ``idata_.posterior.attrs["clvbayes_fit"]``; the purchase family's sampler defaults
-        (Pareto/NBD: ``target_accept=0.95``) apply unless ``sampler_kwargs`` overrides them.
+        (Pareto/NBD: ``target_accept`` by the number of customers) apply unless ``sampler_kwargs`` overrides them.
         """
         import json
 
@@ -137,7 +137,9 @@ class CovariateFitMixin:
         from clvbayes.models.bayesian import _sample_nutpie
         from clvbayes.value.arguments import check_seed
 
-        sampler_kwargs = {**getattr(getattr(self, "family", None), "nuts_defaults", {}), **sampler_kwargs}
+        family = getattr(self, "family", None)
+        defaults = {} if family is None else family.nuts_settings(int(np.asarray(self.x).shape[0]))
+        sampler_kwargs = {**defaults, **sampler_kwargs}
         if random_seed is None:  # recorded, so that the fit can be repeated
             random_seed = int(np.random.SeedSequence().entropy % (2**31))
         random_seed = check_seed(random_seed)

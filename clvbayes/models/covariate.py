@@ -109,6 +109,10 @@ class CovariatePurchaseModel(CovariateFitMixin):
                  min_level_count: int = 2, path: str = "auto") -> None:
         check_path(path)
         self.family = get_family(family)
+        self._init_kwargs = {"family": self.family.name, "purchase_covariates": list(purchase_covariates),
+                             "dropout_covariates": list(dropout_covariates), "customer_id": customer_id,
+                             "categorical": list(categorical), "max_cells": int(max_cells),
+                             "min_level_count": int(min_level_count), "path": path}
         if self.family.name not in COVARIATE_LINKS:
             raise ValueError(f"No covariate link for family {self.family.name!r}; known: {sorted(COVARIATE_LINKS)}.")
         self.coefficient_prior_sigma = check_sigma(coefficient_prior_sigma)

@@ -16,8 +16,10 @@ from __future__ import annotations
 import warnings
 
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 
 import arviz as az
+import xarray as xr
 import numpy as np
 import pandas as pd
 import pymc as pm
@@ -274,6 +276,104 @@ class CovariateFitMixin:
             for message in problems:
                 warnings.warn(message, ConvergenceDiagnosticWarning, stacklevel=2)
         return problems
+
+    # -- persistence ----------------------------------------------------------------------
+    def _saved_columns(self) -> list[str]:
+        """The data columns a saved model keeps: the history, spend and every covariate."""
+        keep = ["frequency", "recency", "T", "monetary_value", "first_purchase"]
+        cols = [c for c in keep if c in self.data.columns]
+        for d in ([self.design] if hasattr(self, "design") else list(self.designs.values())):
+            if d is not None:
+                cols += [c for c in d.columns if c not in cols]
+        return cols
+
+    def save(self, path: str | Path) -> Path:
+        """Write the fit to a netCDF file that :meth:`load` reads back.
+
+        Holds the posterior (after NUTS) or the MAP (``point_estimate`` group), the model's
+        settings and priors, and the customer table it was fitted on (history, spend and the
+        covariate columns, with the customer ids), so that :meth:`load` rebuilds the same
+        design and predicts exactly as this model.
+        """
+        import json
+
+        if self.idata_ is None and self.map_ is None:
+            raise RuntimeError("The model is not fitted: nothing to save (call fit() first).")
+        path = Path(path)
+        frame = self.data[self._saved_columns()].copy()
+        for col in frame.columns:
+            if not pd.api.types.is_numeric_dtype(frame[col]) and not pd.api.types.is_datetime64_any_dtype(frame[col]):
+                frame[col] = frame[col].astype(str).astype(object)
+        ids = frame.index
+        if not pd.api.types.is_numeric_dtype(ids):  # text ids as plain strings ("007" stays "007")
+            ids = ids.astype(str).astype(object)
+        frame.index = pd.Index(ids, name="customer")
+        data = xr.Dataset.from_dataframe(frame)
+        attrs = {
+            "clvbayes_model": type(self).__name__,
+            "clvbayes_settings": json.dumps({**self._init_kwargs,
+                                             "coefficient_prior_sigma": self.coefficient_prior_sigma}),
+            "clvbayes_priors": json.dumps(None if self.priors is None
+                                          else {k: v.to_dict() for k, v in self.priors.items()}),
+            "clvbayes_index_name": str(self.data.index.name or ""),
+            "time_unit": str(self.data.attrs.get("time_unit") or ""),
+        }
+        data.attrs = attrs
+        if self.idata_ is not None:
+            idata = self.idata_.copy()
+            if "constant_data" in idata.groups():
+                del idata.constant_data
+            idata.add_groups(constant_data=data)
+        else:
+            point = xr.Dataset({k: (tuple(f"{k}_dim_{i}" for i in range(np.ndim(v))), np.asarray(v, dtype=float))
+                                for k, v in self.map_.items()})
+            idata = az.InferenceData(point_estimate=point, constant_data=data)
+        idata.to_netcdf(str(path), engine="h5netcdf")
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path):
+        """Rebuild a model written by :meth:`save`: the same data, settings, priors and
+        design, with its posterior (or MAP).
+
+        Raises
+        ------
+        FileNotFoundError
+            If there is no file at ``path``.
+        ValueError
+            If the file is not a saved model of this class, or its design cannot be rebuilt
+            the same.
+        """
+        import json
+
+        from clvbayes.models.priors import Prior
+
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"No clvbayes model file at {path}.")
+        try:
+            idata = az.from_netcdf(str(path), engine="h5netcdf")
+        except Exception as error:  # netCDF/HDF5 readers raise OSError, ValueError, KeyError, ...
+            raise ValueError(f"{path} cannot be read as a netCDF file ({type(error).__name__}: {error}).") from error
+        if "constant_data" not in idata.groups() or "clvbayes_model" not in idata.constant_data.attrs:
+            raise ValueError(f"{path} is not a file written by a covariate model's save() (groups: {idata.groups()}).")
+        attrs = idata.constant_data.attrs
+        if attrs["clvbayes_model"] != cls.__name__:
+            raise ValueError(f"{path} holds a {attrs['clvbayes_model']}, not a {cls.__name__}: load it with that class.")
+        frame = idata.constant_data.to_dataframe()
+        frame.index.name = attrs.get("clvbayes_index_name") or None
+        if attrs.get("time_unit"):
+            frame.attrs["time_unit"] = str(attrs["time_unit"])
+        settings = json.loads(attrs["clvbayes_settings"])
+        stored = json.loads(attrs["clvbayes_priors"])
+        priors = None if stored is None else {k: Prior.from_dict(v) for k, v in stored.items()}
+        model = cls(frame, priors=priors, **settings)
+        if "posterior" in idata.groups():
+            del idata.constant_data
+            model.idata_ = idata
+        else:
+            model.map_ = {k: np.asarray(v.to_numpy(), dtype=float) for k, v in idata.point_estimate.items()}
+        return model
 
     def cell_draws(self, n_draws: int | None = None) -> CellDraws:
         """Every cell's parameter draws and each customer's cell, for the value layer

@@ -107,6 +107,8 @@ class CovariateSpendModel(CovariateFitMixin):
                  categorical: Sequence[str] = (), max_cells: int = MAX_CELLS, min_level_count: int = 2,
                  path: str = "auto") -> None:
         check_path(path)
+        self._init_kwargs = {"covariates": list(covariates), "customer_id": customer_id, "categorical": list(categorical),
+                             "max_cells": int(max_cells), "min_level_count": int(min_level_count), "path": path}
         self.coefficient_prior_sigma = check_sigma(coefficient_prior_sigma)
         self.priors = priors
         frame = data if attributes is None else join_attributes(with_ids(data, customer_id), attributes,

@@ -68,6 +68,7 @@ def _settings(args: argparse.Namespace, **fixed):
         chains=args.chains, draws=args.draws, tune=args.tune, value_draws=args.value_draws or None,
         seed=args.seed, hdi_prob=args.hdi_prob, refunds=getattr(args, "refunds", "raise"),
         model=getattr(args, "model", "bgnbd"),
+        covariates=tuple(getattr(args, "covariates", ())), segment=getattr(args, "segment", None),
     )
     if hasattr(args, "discount_rate"):  # else AnalysisSettings' default, the package's one
         values["discount_rate"] = args.discount_rate
@@ -91,7 +92,7 @@ def _check_out(out: Path, overwrite: bool) -> None:
         raise _Failure(EXIT_OUTPUT, str(err)) from err
 
 
-def _run(transactions, settings, args: argparse.Namespace, source: str, command: str) -> int:
+def _run(transactions, settings, args: argparse.Namespace, source: str, command: str, attributes=None) -> int:
     from clvbayes.data.validate import DataValidationError
     from clvbayes.report.write import write_report
     from clvbayes.workflow import StepPrinter, analysis_steps, run_analysis
@@ -100,7 +101,8 @@ def _run(transactions, settings, args: argparse.Namespace, source: str, command:
     steps = StepPrinter(analysis_steps(settings) + 2, quiet=args.quiet)
     progressbar = not args.no_progress and not args.quiet and sys.stderr.isatty()
     try:
-        analysis = run_analysis(transactions, settings, source=source, progress=steps, progressbar=progressbar)
+        analysis = run_analysis(transactions, settings, attributes=attributes, source=source, progress=steps,
+                                progressbar=progressbar)
     except DataValidationError as err:
         raise _Failure(EXIT_DATA, str(err)) from err
     try:
@@ -172,11 +174,14 @@ def _demo(args: argparse.Namespace) -> int:
 def _fit(args: argparse.Namespace) -> int:
     import warnings
 
-    from clvbayes.data.read import read_transactions
+    from clvbayes.data.read import read_attributes, read_transactions
     from clvbayes.data.validate import AmbiguousDateWarning, DataValidationError
 
     out = Path(args.out)
     settings = _settings(args)
+    if (settings.covariates or settings.segment) and args.attributes is None:
+        raise _Failure(EXIT_USAGE, "--covariates and --segment name columns of the customer attributes: give the "
+                                   "file with --attributes FILE.")
     amount_col = None if args.amount_col.strip().lower() == "none" else args.amount_col
     if amount_col is None and (args.acquisition_cost is not None or args.margin != 1.0):
         raise _Failure(EXIT_USAGE, "--margin and --acquisition-cost apply to money values, which a log without "
@@ -194,8 +199,22 @@ def _fit(args: argparse.Namespace) -> int:
         raise _Failure(EXIT_DATA, str(err)) from err
     for w in caught:  # a plain line on stderr, not a Python warning with a source location
         print(f"clvbayes fit: warning: {w.message}", file=sys.stderr)
+    attributes = None
+    if args.attributes is not None:
+        try:
+            attributes = read_attributes(args.attributes, customer_col=args.customer_col)
+        except DataValidationError as err:
+            raise _Failure(EXIT_DATA, str(err)) from err
     command = "clvbayes fit " + " ".join(shlex.quote(a) for a in args.argv)
-    return _run(transactions, settings, args, str(args.transactions), command)
+    return _run(transactions, settings, args, str(args.transactions), command, attributes)
+
+
+def _column_list(text: str) -> tuple[str, ...]:
+    """A --covariates value: comma-separated column names."""
+    names = tuple(part.strip() for part in text.split(","))
+    if not all(names):
+        raise argparse.ArgumentTypeError(f"expected column names separated by commas, got {text!r}")
+    return names
 
 
 def _positive_int(text: str) -> int:
@@ -355,6 +374,17 @@ def build_parser() -> argparse.ArgumentParser:
                           "(the report says how many) (default: the last purchase)")
     per.add_argument("--time-unit", default="W", metavar="UNIT",
                      help="time unit of the models: W (weeks), D (days) or e.g. 14D (default W)")
+    att = fit.add_argument_group("customer attributes")
+    att.add_argument("--attributes", type=Path, default=None, metavar="FILE",
+                     help="customer attributes: .csv or .parquet with one row per customer, the id in the "
+                          "--customer-col column and the columns --covariates and --segment name; every customer of "
+                          "the log needs a row (ids as in the log: 007 is not 7)")
+    att.add_argument("--covariates", type=_column_list, default=(), metavar="COL,COL",
+                     help="attribute columns that shift each customer's purchase, dropout and spend parameters "
+                          "(numeric or categorical; see docs/guide/covariates.md); needs --attributes")
+    att.add_argument("--segment", default=None, metavar="COL",
+                     help="attribute column to report equity, churn and stages by (instead of the acquisition "
+                          "cohort); needs --attributes")
     fit.add_argument("--out", required=True, metavar="DIR", help="report folder to create")
     _add_model_options(fit, draws=1000, tune=1000, chains=4)
     fit.set_defaults(func=_fit)

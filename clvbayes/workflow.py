@@ -122,6 +122,13 @@ class AnalysisSettings:
         calibration period when there is one, else to all the data), keep the one with the best
         PSIS-LOO (:func:`clvbayes.compare_models`, with the holdout check beside it) and record
         the comparison and the reason.
+    covariates : tuple of str
+        Columns of the customer attributes (``run_analysis(attributes=...)``) that shift the
+        purchase, dropout and spend parameters (:class:`~clvbayes.CovariatePurchaseModel`,
+        :class:`~clvbayes.CovariateSpendModel`; categorical or numeric).
+    segment : str or None
+        A column of the attributes to report value and churn by (equity, churn and stages
+        per segment) instead of the acquisition cohort.
     """
 
     calibration_end: str | None = None
@@ -142,6 +149,8 @@ class AnalysisSettings:
     hdi_prob: float = 0.94
     refunds: str = "raise"
     model: str = "bgnbd"
+    covariates: tuple[str, ...] = ()
+    segment: str | None = None
 
     def unit_days(self) -> float:
         """Length of one time unit in days."""
@@ -177,6 +186,12 @@ class AnalysisSettings:
         check_probability(self.hdi_prob, "hdi_prob")
         if self.model != "auto" and self.model not in family_names():
             raise ValueError(f"model must be 'auto' or one of {', '.join(family_names())}, got {self.model!r}.")
+        if isinstance(self.covariates, str) or not all(isinstance(c, str) and c for c in self.covariates):
+            raise ValueError(f"covariates must be a sequence of column names, got {self.covariates!r}.")
+        if len(set(self.covariates)) != len(self.covariates):
+            raise ValueError(f"covariates names a column twice: {list(self.covariates)}.")
+        if self.segment is not None and not (isinstance(self.segment, str) and self.segment):
+            raise ValueError(f"segment must be a column name or None, got {self.segment!r}.")
         if self.refunds not in ("raise", "drop", "net"):
             raise ValueError(f"refunds must be 'raise', 'drop' or 'net', got {self.refunds!r}.")
         ends = {name: parse_end_date(getattr(self, name), name)
@@ -374,6 +389,7 @@ def run_analysis(
     transactions: pd.DataFrame,
     settings: AnalysisSettings,
     *,
+    attributes: pd.DataFrame | None = None,
     source: str = "transactions",
     progress: Callable[[str], object] | None = None,
     progressbar: bool = False,
@@ -388,6 +404,10 @@ def run_analysis(
         column only the purchase side is analysed (module docstring).
     settings
         The analysis settings.
+    attributes
+        One row per customer: ``customer_id`` and the columns ``settings.covariates`` and
+        ``settings.segment`` name (:func:`clvbayes.read_attributes`); joined by id, an id of the
+        log without attributes is an error (:func:`clvbayes.covariates.join_attributes`).
     source
         What the data is, for the report (a file name, "CDNOW sample").
     progress
@@ -400,7 +420,7 @@ def run_analysis(
     Analysis
     """
     from clvbayes import (
-        GammaGammaModel, calibration_holdout_split, churn_analysis, customer_equity,
+        calibration_holdout_split, churn_analysis, customer_equity,
         holdout_validation, lifecycle_stages, purchase_tracking, rfm_summary,
         stage_summary, value_concentration,
     )
@@ -434,6 +454,9 @@ def run_analysis(
                 transactions, calibration_end=s.calibration_end, observation_end=s.observation_end,
                 time_unit=s.time_unit, amount=amount, refunds=s.refunds,
             )
+        data = _with_attributes(data, attributes, s, extra="error")
+        if calibration is not None:  # customers first seen after the calibration end have attributes too
+            calibration = _with_attributes(calibration, attributes, s, extra="ignore")
     bg_cal = gg_cal = validation = tracking = selection = None
     notes: list[str] = []
     caught: dict[str, list[str]] = {}
@@ -443,18 +466,19 @@ def run_analysis(
             chosen, selection, candidates = _select_model(calibration if holdout else data, s, progressbar, caught,
                                                           holdout=calibration if holdout else None)
     family = get_family(chosen)
-    purchase_class = model_class(family)
     models = f"{family.label} and Gamma-Gamma" if amounts else family.label
+    if s.covariates:
+        models += f" with covariates {', '.join(s.covariates)}"
     if holdout:
         with step("fit_calibration", f"fitting {models} (NUTS) to the calibration period"):
             if selection is not None:  # the candidate fitted to the calibration period
                 bg_cal = candidates[chosen]
                 caught[f"{chosen}_calibration"] = caught.pop(f"{chosen}_candidate")
             else:
-                bg_cal = _fit_recorded(purchase_class(calibration), s, progressbar,
+                bg_cal = _fit_recorded(_purchase_model(chosen, calibration, s), s, progressbar,
                                        caught.setdefault(f"{chosen}_calibration", []))
             if amounts:
-                gg_cal = _fit_recorded(GammaGammaModel(_spend_data(calibration, notes, "calibration period")), s,
+                gg_cal = _fit_recorded(_spend_model(_spend_data(calibration, notes, "calibration period"), s), s,
                                        progressbar, caught.setdefault("gamma_gamma_calibration", []))
                 _require_mean_spend(gg_cal, "the calibration period")
         with step("holdout", "checking the forecast of the holdout period"), _recording(notes):
@@ -465,7 +489,7 @@ def run_analysis(
         with step("tracking", "tracking repeat purchases period by period"), _recording(notes):
             # refunds never create a purchase occasion (tracking counts occasions only)
             purchases = transactions.loc[transactions["amount"] >= 0] if "amount" in transactions else transactions
-            tracking = purchase_tracking(
+            tracking = None if _too_many_cells_to_track(bg_cal, notes) else purchase_tracking(
                 bg_cal, purchases, calibration_end=s.calibration_end, observation_end=s.observation_end,
                 time_unit=s.time_unit, n_draws=s.value_draws, hdi_prob=s.hdi_prob,
             )
@@ -474,10 +498,10 @@ def run_analysis(
             bgnbd = candidates[chosen]
             caught[chosen] = caught.pop(f"{chosen}_candidate")
         else:
-            bgnbd = _fit_recorded(purchase_class(data), s, progressbar, caught.setdefault(chosen, []))
+            bgnbd = _fit_recorded(_purchase_model(chosen, data, s), s, progressbar, caught.setdefault(chosen, []))
         gamma_gamma = None
         if amounts:
-            gamma_gamma = _fit_recorded(GammaGammaModel(_spend_data(data, notes, "whole period")), s, progressbar,
+            gamma_gamma = _fit_recorded(_spend_model(_spend_data(data, notes, "whole period"), s), s, progressbar,
                                         caught.setdefault("gamma_gamma", []))
             _require_mean_spend(gamma_gamma, "the whole observation period")
         fitted = {chosen: bgnbd, "gamma_gamma": gamma_gamma, f"{chosen}_calibration": bg_cal,
@@ -488,16 +512,19 @@ def run_analysis(
             else "purchases, P(alive) and churn over the posterior (no amounts: no CLV or equity)")
     with step("value", what), _recording(notes):
         churn = churn_analysis(
-            bgnbd, gamma_gamma, period=r["period"], contact_cost=s.contact_cost, horizon=r["horizon"],
+            bgnbd, gamma_gamma, data, period=r["period"], contact_cost=s.contact_cost, horizon=r["horizon"],
             discount_rate=s.discount_rate, margin=s.margin, hdi_prob=s.hdi_prob, n_draws=s.value_draws,
+            segment="auto" if s.segment is None else s.segment,
         )
         clv = churn.metrics.get("clv")
         equity = customer_equity(clv, acquisition_cost=s.acquisition_cost) if amounts else None
         concentration = value_concentration(clv) if amounts else None
-        purchases = expected_purchases(bgnbd, horizon=r["horizon"], hdi_prob=s.hdi_prob, n_draws=s.value_draws)
+        purchases = expected_purchases(bgnbd, data, horizon=r["horizon"], hdi_prob=s.hdi_prob, n_draws=s.value_draws,
+                                       segment="auto" if s.segment is None else s.segment)
         stages = lifecycle_stages(churn, new_window=r["new_window"])
         stage_table = stage_summary(churn, stages)
-        customers = _customer_table(data, churn, clv, purchases, stages)
+        customers = _customer_table(data, churn, clv, purchases, stages,
+                                    list(dict.fromkeys([*s.covariates, *([s.segment] if s.segment else [])])))
 
     r["source"] = source
     r["clvbayes_version"] = __version__
@@ -514,6 +541,68 @@ def run_analysis(
     )
 
 
+def _with_attributes(frame: pd.DataFrame, attributes: pd.DataFrame | None, s: AnalysisSettings, *,
+                     extra: str) -> pd.DataFrame:
+    """The summary with the attribute columns the settings name (covariates, segment) joined
+    by customer id; unchanged without attributes. Missing or extra ids are errors that name
+    the customers (:func:`clvbayes.covariates.join_attributes`; ``extra="ignore"`` for the
+    calibration summary, which lacks the customers acquired later)."""
+    from clvbayes.covariates import join_attributes
+
+    wanted = [*s.covariates, *([s.segment] if s.segment is not None else [])]
+    if attributes is None:
+        if wanted:
+            raise DataValidationError(
+                f"The settings name the attribute columns {wanted} (covariates/segment) but no customer attributes "
+                "were given: pass a table with customer_id and those columns (clvbayes fit --attributes FILE)."
+            )
+        return frame
+    missing = [c for c in dict.fromkeys(wanted) if c not in attributes.columns]
+    if missing:
+        raise DataValidationError(
+            f"The customer attributes have no column {', '.join(map(repr, missing))}; columns present: "
+            f"{[c for c in attributes.columns if c != 'customer_id']}."
+        )
+    name = frame.index.name or "customer_id"
+    joined = join_attributes(frame.rename_axis("customer_id").reset_index(), attributes,
+                             columns=list(dict.fromkeys(wanted)), extra=extra)
+    out = joined.set_index("customer_id").rename_axis(name)
+    out.attrs.update(frame.attrs)
+    return out
+
+
+def _purchase_model(family: str, data: pd.DataFrame, s: AnalysisSettings):
+    """The purchase model of the run: the family's, with the covariates on purchase and dropout."""
+    if s.covariates:
+        from clvbayes.models.covariate import CovariatePurchaseModel
+
+        return CovariatePurchaseModel(data, family=family, purchase_covariates=list(s.covariates),
+                                      dropout_covariates=list(s.covariates))
+    return model_class(family)(data)
+
+
+def _spend_model(data: pd.DataFrame, s: AnalysisSettings):
+    """The spend model of the run: Gamma-Gamma, with the covariates on spend."""
+    if s.covariates:
+        from clvbayes.models.covariate_spend import CovariateSpendModel
+
+        return CovariateSpendModel(data, covariates=list(s.covariates))
+    from clvbayes.models.gamma_gamma import GammaGammaModel
+
+    return GammaGammaModel(data)
+
+
+def _too_many_cells_to_track(model, notes: list[str]) -> bool:
+    """Whether tracking must be left out (a model with more cells than purchase_tracking takes)."""
+    from clvbayes.value.validation import MAX_TRACKING_CELLS
+
+    if not callable(getattr(model, "cell_draws", None)) or model.n_cells <= MAX_TRACKING_CELLS:
+        return False
+    notes.append(f"purchase tracking left out: the covariates put the customers in {model.n_cells:,} cells "
+                 f"(continuous covariates), more than the {MAX_TRACKING_CELLS:,} tracking evaluates one by one.")
+    return True
+
+
 def _select_model(data: pd.DataFrame, s: AnalysisSettings, progressbar: bool, caught: dict, *,
                   holdout: pd.DataFrame | None) -> tuple[str, dict, dict]:
     """Fit every registered family to ``data`` and pick the best by PSIS-LOO.
@@ -523,7 +612,8 @@ def _select_model(data: pd.DataFrame, s: AnalysisSettings, progressbar: bool, ca
     """
     from clvbayes.comparison.compare import compare_models
 
-    candidates = {name: _fit_recorded(model_class(name)(data), s, progressbar, caught.setdefault(f"{name}_candidate", []))
+    candidates = {name: _fit_recorded(_purchase_model(name, data, s), s, progressbar,
+                                      caught.setdefault(f"{name}_candidate", []))
                   for name in family_names()}
     table = compare_models(candidates, holdout=holdout)
     chosen = str(table.index[0])
@@ -544,10 +634,10 @@ def _select_model(data: pd.DataFrame, s: AnalysisSettings, progressbar: bool, ca
                     if holdout is not None else "all the data"}, candidates
 
 
-def _customer_table(data, churn, clv, purchases, stages) -> pd.DataFrame:
+def _customer_table(data, churn, clv, purchases, stages, attribute_columns=()) -> pd.DataFrame:
     plo, phi = hdi_names(purchases.settings["hdi_prob"])
     out = pd.DataFrame(index=data.index)
-    for col in ("frequency", "recency", "T", "monetary_value"):
+    for col in ("frequency", "recency", "T", "monetary_value", *attribute_columns):
         if col in data:
             out[col] = data[col]
     out["first_purchase"] = data["first_purchase"].dt.date.astype(str) if "first_purchase" in data else ""

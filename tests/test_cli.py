@@ -158,7 +158,7 @@ def test_fit_csv_with_date_format(tmp_path, small_log, monkeypatch):
     small_log.to_csv(path, index=False)
     seen = {}
 
-    def fake_run(transactions, settings, args, source, command):
+    def fake_run(transactions, settings, args, source, command, attributes=None):
         seen.update(transactions=transactions, settings=settings, source=source)
         return 0
 

@@ -117,13 +117,23 @@ def report_figures(analysis) -> list[ReportFigure]:
     if a.has_amounts:
         out.append(ReportFigure("trace_gamma_gamma", "models", "Gamma-Gamma posterior: densities per chain and traces.",
                                 _render_trace(a.gamma_gamma, "Gamma-Gamma")))
-    add("period_transactions", "models",
-        f"Customers by number of repeat purchases: observed vs posterior predictive ({pct} interval).",
-        lambda ax: plotting.plot_period_transactions(a.purchase_model, hdi_prob=hdi, n_draws=n, random_seed=seed, ax=ax))
+    # A model with covariates has no one population to draw the population-level plots for
+    # (predictive checks, frequency/recency grids, a customer's history): its coefficients instead.
+    covariates = callable(getattr(a.purchase_model, "cell_draws", None))
+    for name, model in (("purchase", a.purchase_model), ("spend", a.gamma_gamma)):
+        if callable(getattr(model, "coefficient_summary", None)) and model.coefficient_names:
+            add(f"coefficients_{name}", "models", f"Covariate effects on {name} ({pct} HDI; 0: no effect).",
+                lambda ax, m=model: plotting.plot_coefficients(m, hdi_prob=hdi, ax=ax))
+    if not covariates:
+        add("period_transactions", "models",
+            f"Customers by number of repeat purchases: observed vs posterior predictive ({pct} interval).",
+            lambda ax: plotting.plot_period_transactions(a.purchase_model, hdi_prob=hdi, n_draws=n, random_seed=seed,
+                                                         ax=ax))
     if a.validation is not None:
         add("calibration_holdout", "holdout",
             "Mean holdout purchases by calibration frequency: actual vs predicted with interval.",
             lambda ax: plotting.plot_calibration_holdout(a.validation, ax=ax))
+    if a.tracking is not None:
         add("tracking_cumulative", "holdout", "Cumulative repeat purchases: actual vs expected.",
             lambda ax: plotting.plot_purchase_tracking(a.tracking, cumulative=True, ax=ax))
         add("tracking_incremental", "holdout", f"Repeat purchases per {unit_name(unit, plural=False) or 'period'}: actual vs expected.",
@@ -137,6 +147,8 @@ def report_figures(analysis) -> list[ReportFigure]:
             lambda ax: plotting.plot_equity_by_segment(a.stage_table, ax=ax))
         add("pareto", "value", "Share of equity held by the most valuable customers (customers ranked by posterior mean).",
             lambda ax: plotting.plot_pareto(a.churn.metrics["clv"], ax=ax))
+    if covariates:
+        return out
     add("frequency_recency_matrix", "customers",
         f"Expected purchases in the next {unit_name(unit, plural=False) or 'time unit'} by frequency and recency (posterior mean).",
         lambda ax: plotting.plot_frequency_recency_matrix(a.purchase_model, hdi_prob=hdi, n_draws=n, ax=ax),

@@ -193,6 +193,15 @@ def render_html(analysis, figures, *, command: str | None = None) -> str:
                      f"{html.escape(sel['fitted_to'])} and compared by PSIS-LOO (expected log predictive density of "
                      f"a new customer, higher is better): {html.escape(sel['reason'])}</p>")
         parts.append(_table(sel["table"]))
+    covs = s.get("covariates") or []
+    if covs:
+        parts.append(f'<h3 id="covariates">Covariates</h3><p>{html.escape(", ".join(covs))} shift the purchase and '
+                     "dropout parameters (and spend per purchase) of each customer; coefficients on the standardised "
+                     "scale (numeric columns) or as log ratios to the most frequent level (categories), with their "
+                     f"per-unit value (docs/guide/covariates.md).</p>")
+        for model in (a.purchase_model, a.gamma_gamma):
+            if model is not None and callable(getattr(model, "coefficient_summary", None)):
+                parts.append(_table(model.coefficient_summary(hdi_prob=s["hdi_prob"]), index=False))
     for key, title in ((fam.name, fam.label), ("gamma_gamma", "Gamma-Gamma"),
                        (f"{fam.name}_calibration", f"{fam.label}, calibration period"),
                        ("gamma_gamma_calibration", "Gamma-Gamma, calibration period")):

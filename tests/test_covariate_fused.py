@@ -49,8 +49,10 @@ def _reference(family, base, gam, Z, x, t_x, T, w):
 
 
 def _call(family, base, gam, Z, x, t_x, T, w, serial=True):
+    """The kernel FusedRowLogLik calls (BG/NBD: the lean one)."""
     lo, hi, sign = (np.array(v) for v in LINKS[family])
-    k = fused_kernels(family)["serial_sum_grad" if serial else "sum_grad"]
+    ks = fused_kernels(family)
+    k = ks[("lean_" if family == "bgnbd" else "") + ("serial_sum_grad" if serial else "sum_grad")]
     return k(np.asarray(base, float), gam, Z, lo.astype(np.int64), hi.astype(np.int64), sign, x, t_x, T, w)
 
 
@@ -67,6 +69,11 @@ def test_fused_kernel_is_the_row_kernel_and_the_chain_rule(family, scales, seed,
     gam = np.random.default_rng(seed + 1).normal(0.0, 0.2, 9 if family != "pnbd" else 6)
     val, gb, gg = _call(family, base, gam, Z, x, t_x, T, w)
     rv, rgb, rgg, (sb, sg) = _reference(family, base, gam, Z, x, t_x, T, w)
+    if family == "bgnbd":  # the lean kernel is the generic fused one (the family core per row)
+        lo, hi, sign = (np.array(v) for v in LINKS[family])
+        gv, ggb, ggg = fused_kernels(family)["serial_sum_grad"](base, gam, Z, lo, hi, sign, x, t_x, T, w)
+        assert val == pytest.approx(gv, rel=1e-12, abs=1e-300)
+        assert np.all(np.abs(gb - ggb) <= 1e-12 * sb + 1e-300) and np.all(np.abs(gg - ggg) <= 1e-12 * sg + 1e-300)
     if not math.isfinite(rv):
         assert val == rv
         return
@@ -109,12 +116,13 @@ def test_fused_kernel_outside_the_support_is_minus_inf():
     assert val == -math.inf and np.all(np.isnan(gg))
 
 
-def test_threaded_fused_kernel_is_the_serial_one():
+@pytest.mark.parametrize("family", ["bgnbd", "mbgnbd"])  # the lean and the generic kernel
+def test_threaded_fused_kernel_is_the_serial_one(family):
     Z, x, t_x, T, w = _data(30_000, 9, 20.0, 52.0)  # above PARALLEL_MIN_ROWS: threaded chunks
     gam = np.random.default_rng(9).normal(0.0, 0.2, 9)
     base = np.array([0.6, 8.0, 0.8, 2.5])
-    a = _call("bgnbd", base, gam, Z, x, t_x, T, w, serial=False)
-    b = _call("bgnbd", base, gam, Z, x, t_x, T, w, serial=True)
+    a = _call(family, base, gam, Z, x, t_x, T, w, serial=False)
+    b = _call(family, base, gam, Z, x, t_x, T, w, serial=True)
     assert a[0] == b[0] and np.array_equal(a[1], b[1]) and np.array_equal(a[2], b[2])
 
 

@@ -173,12 +173,19 @@ def _numba_funcify_row_loglik(op: RowLogLik, node=None, **kwargs):
 def fused_kernels(family: str) -> dict[str, Callable]:
     """:func:`clvbayes.kernels.covariate_rows.covariate_rows_loglik_grad` rebound to a
     family's ``loglik_grad_one`` core: ``"sum_grad"`` (threaded above ``PARALLEL_MIN_ROWS``)
-    and ``"serial_sum_grad"`` (its thread-free build, the same bits)."""
+    and ``"serial_sum_grad"`` (its thread-free build, the same bits); for BG/NBD also
+    ``"lean_sum_grad"`` / ``"lean_serial_sum_grad"``
+    (:func:`~clvbayes.kernels.covariate_rows.bgnbd_covariate_rows_loglik_grad`, ``r`` unlinked)."""
     fam = get_family(family)
     tag = f"fused_{fam.name}_{build.source_tag([fam.cores['loglik_grad_one']], str(_BUILD_VERSION))}"
     threaded = build.rebuild(_covrows.covariate_rows_loglik_grad,
                              replace={"_loglik_grad_one": fam.cores["loglik_grad_one"]}, tag=tag, _memo={})
-    return {"sum_grad": threaded, "serial_sum_grad": build.rebuild(threaded, serial=True, tag="serial1", _memo={})}
+    out = {"sum_grad": threaded, "serial_sum_grad": build.rebuild(threaded, serial=True, tag="serial1", _memo={})}
+    if fam.name == "bgnbd":  # the lean BG/NBD rows (r unlinked)
+        out["lean_sum_grad"] = _covrows.bgnbd_covariate_rows_loglik_grad
+        out["lean_serial_sum_grad"] = build.rebuild(_covrows.bgnbd_covariate_rows_loglik_grad, serial=True,
+                                                    tag="serial1", _memo={})
+    return out
 
 
 class FusedRowLogLik(Op):
@@ -217,8 +224,10 @@ class FusedRowLogLik(Op):
 
     @property
     def kernel(self) -> Callable:
-        """The Numba kernel this Op calls."""
-        return fused_kernels(self.family)["sum_grad" if self.parallel else "serial_sum_grad"]
+        """The Numba kernel this Op calls (BG/NBD with ``r`` unlinked: the lean one)."""
+        ks = fused_kernels(self.family)
+        lean = "lean_" if "lean_sum_grad" in ks and self.lo[0] == self.hi[0] else ""
+        return ks[lean + ("sum_grad" if self.parallel else "serial_sum_grad")]
 
     def make_node(self, *inputs) -> Apply:
         if len(inputs) != 13:

@@ -142,8 +142,9 @@ def _bg_lean_chunk(base, gam, Z, lo, hi, off, sign, x, t_x, T, w, tab, r0, r1, o
     ``ln L = lnΓ(r+x) - lnΓ(r) + ln B(a, b+x) - ln B(a, b) - x ln α + ln(e^u1 + [x>0] e^u2)``.
     ``tab[j] = (lnΓ(r+j) - lnΓ(r), ψ(r+j) - ψ(r))`` for ``j <= SHORT_X``; for integer
     ``x <= SHORT_X`` the Beta terms are the finite sums
-    ``ln B(a, b+x) - ln B(a, b) = -Σ_{j<x} log1p(a/(b+j))``, ``∂a = -Σ_{j<x} 1/(a+b+j)``,
-    ``ψ(b+x-1) - ψ(b) = Σ_{j<x-1} 1/(b+j)`` (``Γ(z+1) = zΓ(z)``); ``u2 - u1 = ln a - ln(b+x-1)
+    ``ln B(a, b+x) - ln B(a, b) = ln Π_{j<x} (b+j)/(a+b+j)``, ``∂a = -Σ_{j<x} 1/(a+b+j)``,
+    ``ψ(b+x-1) - ψ(b) = Σ_{j<x-1} 1/(b+j)`` (``Γ(z+1) = zΓ(z)``; the sums as a derivative
+    of the product over the product: one division each); ``u2 - u1 = ln a - ln(b+x-1)
     + (r+x) log1p((T-t_x)/(α+t_x))``, so the mixture needs one exp and one log1p, and
     ``ln α_i, ln a_i, ln b_i`` come from the link (``ln base + s η``) without a log.
     Other rows call the scalar core :func:`clvbayes.kernels.bgnbd.bgnbd_loglik_grad_one`.
@@ -189,16 +190,26 @@ def _bg_lean_chunk(base, gam, Z, lo, hi, off, sign, x, t_x, T, w, tab, r0, r1, o
             lT = log1p_fast(Ti / alpha)
             dlt = log1p_fast((Ti - txi) / (alpha + txi))  # ln((α+T)/(α+t_x)) = lT - lt
             ab = a + b
-            lnbeta = 0.0
-            s_ab = 0.0
-            s_b = 0.0
-            for j in range(nx):
-                bj = b + j
-                lnbeta -= log1p_fast(a / bj)
-                s_ab += 1.0 / (ab + j)
-                if j < nx - 1:
-                    s_b += 1.0 / bj
             bx1 = b + (xi - 1.0)
+            # P_c = Π_{j<m}(c+j) and its derivative D_c (D' = D (c+j) + P): Σ 1/(c+j) = D/P
+            # and ln B(a, b+x) - ln B(a, b) = ln(P_b / P_ab), multiplications only
+            pb, db = 1.0, 0.0
+            for j in range(nx - 1):
+                db = db * (b + j) + pb
+                pb *= b + j
+            pab, dab = 1.0, 0.0
+            for j in range(nx):
+                dab = dab * (ab + j) + pab
+                pab *= ab + j
+            s_b = db / pb
+            s_ab = dab / pab
+            ratio = pb * bx1 / pab
+            if ratio > 1e-280 and ratio < 1e280:
+                lnbeta = math.log(ratio)
+            else:  # products out of range at extreme a, b: the sum of logs
+                lnbeta = 0.0
+                for j in range(nx):
+                    lnbeta -= log1p_fast(a / (b + j))
             lnw = lth[2] - (lth[3] if nx == 1 else math.log(bx1))
             u1 = -rx * lT
             d = lnw + rx * dlt  # u2 - u1

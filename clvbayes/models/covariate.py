@@ -258,6 +258,8 @@ class CovariatePurchaseModel:
         n_z = self._z_customers.shape[1]
         stacked = np.column_stack([self._z_customers, self.x, self.t_x, self.T])
         rows, counts = np.unique(stacked, axis=0, return_counts=True)
+        order = np.argsort(rows[:, n_z], kind="stable")  # rows by x: the kernel's x branches predictable
+        rows, counts = rows[order], counts[order]
         cols = {"purchase": (0, self._n_purchase_terms), "dropout": (self._n_purchase_terms, n_z)}
         links = COVARIATE_LINKS[self.family.name]
         lo, hi, sign, coefs = [], [], [], []

@@ -27,10 +27,11 @@ most ``max_cells`` distinct rows, rows otherwise):
   (:class:`~clvbayes.models.ops.FamilyLogLik`, with its fast kernel and nutpie Numba
   registration). The cells' terms are summed into one ``pm.Potential``.
 - **rows** (continuous covariates, or more than ``max_cells`` cells): every customer has its
-  own parameters ``θ_i`` (vectors in the graph, ``base · exp(±Z γ)`` with ``Z`` a constant
-  matrix); rows identical in ``(z, x, t_x, T)`` are compressed (their count is the weight)
-  and the sum is one :class:`~clvbayes.models.row_ops.RowLogLik` term (the family's scalar
-  gradient core per row, one kernel call for value and gradient, nutpie Numba registration).
+  own parameters ``θ_i = base · exp(±Z γ)`` (``Z`` a constant matrix); rows identical in
+  ``(z, x, t_x, T)`` are compressed (their count is the weight) and the sum is one
+  :class:`~clvbayes.models.row_ops.FusedRowLogLik` term (the link, the family's scalar
+  gradient core per row and the chain rule to base parameters and coefficients in one kernel
+  call, :mod:`clvbayes.kernels.covariate_rows`; nutpie Numba registration).
   A row costs one scalar core call, where the cells path's fast kernels share work between
   rows: prefer cells for categorical designs.
 
@@ -58,7 +59,7 @@ from clvbayes.models.covariate_common import (MAX_CELLS, PATHS, CovariateFitMixi
 from clvbayes.models.covariate_common import with_ids as _with_ids
 from clvbayes.models.ops import FamilyLogLik, family_data
 from clvbayes.models.priors import Prior, resolve_priors
-from clvbayes.models.row_ops import RowLogLik, row_kernels
+from clvbayes.models.row_ops import FusedRowLogLik, row_kernels
 
 __all__ = ["CovariatePurchaseModel", "COVARIATE_LINKS", "MAX_CELLS", "PATHS"]
 
@@ -221,15 +222,26 @@ class CovariatePurchaseModel(CovariateFitMixin):
         return out
 
     def _rows_loglik(self, base: dict, gam: dict) -> pt.TensorVariable:
-        """The rows path's likelihood term: per-row parameter vectors, one :class:`RowLogLik`."""
+        """The rows path's likelihood term: one :class:`FusedRowLogLik` over the distinct
+        (covariates, history) rows (the link and its chain rule inside the kernel)."""
         n_z = self._z_customers.shape[1]
         stacked = np.column_stack([self._z_customers, self.x, self.t_x, self.T])
         rows, counts = np.unique(stacked, axis=0, return_counts=True)
-        z = {"purchase": rows[:, :self._n_purchase_terms], "dropout": rows[:, self._n_purchase_terms:n_z]}
-        m = rows.shape[0]
-        theta = [v if v.ndim == 1 else pt.alloc(v, m) for v in self._linked(base, gam, z)]
-        data = [np.ascontiguousarray(rows[:, n_z + j]) for j in range(3)] + [counts.astype(np.float64)]
-        return RowLogLik(self.family.name)(*theta, *data)
+        order = np.argsort(rows[:, n_z], kind="stable")  # rows by x: the kernel's x branches predictable
+        rows, counts = rows[order], counts[order]
+        cols = {"purchase": (0, self._n_purchase_terms), "dropout": (self._n_purchase_terms, n_z)}
+        links = COVARIATE_LINKS[self.family.name]
+        lo, hi, sign, coefs = [], [], [], []
+        for p in self.param_names:
+            linked = p in links and links[p][0] in gam
+            name, side, s = links[p] if linked else (None, "purchase", 1.0)
+            lo.append(cols[side][0] if linked else 0)
+            hi.append(cols[side][1] if linked else 0)
+            sign.append(s)
+            coefs.append(gam[name] if linked else pt.as_tensor_variable(np.zeros(0)))
+        data = [np.ascontiguousarray(rows[:, :n_z])] + [np.ascontiguousarray(rows[:, n_z + j]) for j in range(3)]
+        return FusedRowLogLik(self.family.name, lo, hi, sign)(*(base[p] for p in self.param_names), *coefs, *data,
+                                                              counts.astype(np.float64))
 
     @property
     def _draws_family(self) -> str:

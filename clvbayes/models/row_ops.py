@@ -38,10 +38,11 @@ from pytensor.link.numba.dispatch.basic import numba_njit, register_funcify_and_
 from clvbayes.families import get_family
 from clvbayes.kernels import build
 from clvbayes.kernels import cells as _cells
+from clvbayes.kernels import covariate_rows as _covrows
 from clvbayes.kernels import gamma_gamma as _gg
 from clvbayes.models.ops import _SOURCE_FINGERPRINT
 
-__all__ = ["RowLogLik", "SpendRowLogLik", "row_kernels"]
+__all__ = ["FusedRowLogLik", "RowLogLik", "SpendRowLogLik", "fused_kernels", "row_kernels"]
 
 # Part of every tag: bump when the way the row kernels are rebuilt changes.
 _BUILD_VERSION = 1
@@ -250,3 +251,159 @@ def _numba_funcify_spend_row_loglik(op: SpendRowLogLik, node=None, **kwargs):
                 np.ascontiguousarray(g[:, 2]))
 
     return spend_row_loglik_op, key
+
+
+@functools.cache
+def fused_kernels(family: str) -> dict[str, Callable]:
+    """:func:`clvbayes.kernels.covariate_rows.covariate_rows_loglik_grad` rebound to a
+    family's ``loglik_grad_one`` core: ``"sum_grad"`` (threaded above ``PARALLEL_MIN_ROWS``)
+    and ``"serial_sum_grad"`` (its thread-free build, the same bits); for BG/NBD also
+    ``"lean_sum_grad"`` / ``"lean_serial_sum_grad"``
+    (:func:`~clvbayes.kernels.covariate_rows.bgnbd_covariate_rows_loglik_grad`, ``r`` unlinked)."""
+    fam = get_family(family)
+    tag = f"fused_{fam.name}_{build.source_tag([fam.cores['loglik_grad_one']], str(_BUILD_VERSION))}"
+    threaded = build.rebuild(_covrows.covariate_rows_loglik_grad,
+                             replace={"_loglik_grad_one": fam.cores["loglik_grad_one"]}, tag=tag, _memo={})
+    out = {"sum_grad": threaded, "serial_sum_grad": build.rebuild(threaded, serial=True, tag="serial1", _memo={})}
+    if fam.name == "bgnbd":  # the lean BG/NBD rows (r unlinked)
+        out["lean_sum_grad"] = _covrows.bgnbd_covariate_rows_loglik_grad
+        out["lean_serial_sum_grad"] = build.rebuild(_covrows.bgnbd_covariate_rows_loglik_grad, serial=True,
+                                                    tag="serial1", _memo={})
+    return out
+
+
+class FusedRowLogLik(Op):
+    """The rows path's likelihood with the covariate link inside the kernel.
+
+    ``Σ_i w_i ln L(θ_i | x_i, t_x_i, T_i)`` with ``θ_{i,k} = base_k exp(s_k Z_i[lo_k:hi_k]'γ_k)``.
+    Inputs: the four base scalars (the family's order), the four coefficient vectors
+    ``γ_k`` (length ``hi_k - lo_k``, empty when parameter ``k`` is unlinked), then the
+    constant data ``Z`` (n, K), ``x, t_x, T, weights``. Outputs: the scalar sum (default
+    output), the four base gradients (scalars) and the four coefficient gradients (vectors),
+    all from one call of :func:`fused_kernels`; :meth:`L_op` reads them from the same node.
+
+    Parameters
+    ----------
+    family : str
+        Registered family name.
+    lo, hi : tuple of int
+        Columns of ``Z`` of each parameter's link.
+    sign : tuple of float
+        ``±1`` per parameter (the sign in the exponent; any value for unlinked ones).
+    parallel : bool, default False
+        Threaded kernel instead of the serial build.
+    """
+
+    __props__ = ("family", "lo", "hi", "sign", "parallel")
+    default_output = 0
+
+    def __init__(self, family: str, lo: tuple[int, ...], hi: tuple[int, ...], sign: tuple[float, ...],
+                 parallel: bool = False) -> None:
+        self.family = get_family(family).name
+        self.lo, self.hi = tuple(int(v) for v in lo), tuple(int(v) for v in hi)
+        self.sign = tuple(float(v) for v in sign)
+        if not (len(self.lo) == len(self.hi) == len(self.sign) == 4) or any(h < l for l, h in zip(self.lo, self.hi)):
+            raise ValueError(f"FusedRowLogLik: lo, hi, sign need 4 entries with hi >= lo, got {lo}, {hi}, {sign}.")
+        self.parallel = bool(parallel)
+
+    @property
+    def kernel(self) -> Callable:
+        """The Numba kernel this Op calls (BG/NBD with ``r`` unlinked: the lean one)."""
+        ks = fused_kernels(self.family)
+        lean = "lean_" if "lean_sum_grad" in ks and self.lo[0] == self.hi[0] else ""
+        return ks[lean + ("sum_grad" if self.parallel else "serial_sum_grad")]
+
+    def make_node(self, *inputs) -> Apply:
+        if len(inputs) != 13:
+            raise TypeError(f"FusedRowLogLik takes 13 inputs (4 base, 4 coefficients, Z, x, t_x, T, weights), "
+                            f"got {len(inputs)}.")
+        ins = [pt.as_tensor_variable(v) for v in inputs]
+        ins = [v if v.dtype == "float64" else pt.cast(v, "float64") for v in ins]
+        for k, v in enumerate(ins):
+            want = 0 if k < 4 else 2 if k == 8 else 1
+            if v.ndim != want:
+                raise TypeError(f"FusedRowLogLik: input {k} must have {want} dimension(s), got {v.ndim}.")
+        outs = ([pt.tensor(dtype="float64", shape=()) for _ in range(5)]
+                + [pt.tensor(dtype="float64", shape=(h - l,)) for l, h in zip(self.lo, self.hi)])
+        return Apply(self, ins, outs)
+
+    def _call(self, inputs):
+        base = np.array([float(v) for v in inputs[:4]])
+        gam = np.concatenate([np.asarray(v, dtype=np.float64).reshape(-1) for v in inputs[4:8]])
+        for k, v in enumerate(inputs[4:8]):
+            if v.shape[0] != self.hi[k] - self.lo[k]:
+                raise ValueError(f"FusedRowLogLik: coefficient {k} has length {v.shape[0]}, "
+                                 f"expected {self.hi[k] - self.lo[k]}.")
+        Z = np.ascontiguousarray(inputs[8], dtype=np.float64)
+        data = [np.ascontiguousarray(v, dtype=np.float64) for v in inputs[9:]]
+        if len({Z.shape[0]} | {v.shape[0] for v in data}) != 1 or Z.shape[1] < max(self.hi):
+            raise ValueError("FusedRowLogLik: data of unequal lengths or Z with too few columns.")
+        return self.kernel(base, gam, Z, np.array(self.lo, dtype=np.int64), np.array(self.hi, dtype=np.int64),
+                           np.array(self.sign), *data)
+
+    def perform(self, node, inputs, output_storage) -> None:
+        val, gb, gg = self._call(inputs)
+        output_storage[0][0] = np.asarray(val, dtype=np.float64)
+        for k in range(4):
+            output_storage[1 + k][0] = np.asarray(gb[k], dtype=np.float64)
+        o = 0
+        for k in range(4):
+            m = self.hi[k] - self.lo[k]
+            output_storage[5 + k][0] = gg[o:o + m].copy()
+            o += m
+
+    def infer_shape(self, fgraph, node, input_shapes):
+        return [()] * 5 + [(h - l,) for l, h in zip(self.lo, self.hi)]
+
+    def L_op(self, inputs, outputs, output_grads):
+        if not all(isinstance(g.type, DisconnectedType) for g in output_grads[1:]):
+            raise NotImplementedError("FusedRowLogLik: the gradient outputs have no gradient (no second derivatives).")
+        g_val = output_grads[0]
+        return [g_val * outputs[1 + k] for k in range(8)] + [
+            grad_not_implemented(self, 8 + j, inputs[8 + j], "gradients with respect to the data are not implemented")
+            for j in range(5)
+        ]
+
+    def connection_pattern(self, node):
+        return [[True] * 9 for _ in node.inputs]
+
+    def __str__(self) -> str:
+        return f"FusedRowLogLik{{{self.family}, lo={self.lo}, hi={self.hi}, sign={self.sign}, parallel={self.parallel}}}"
+
+
+@register_funcify_and_cache_key(FusedRowLogLik)
+def _numba_funcify_fused_row_loglik(op: FusedRowLogLik, node=None, **kwargs):
+    """Compiled implementation: one kernel call, the gradient split per parameter.
+
+    Returns the njit function and its PyTensor cache key (Op, props, source hash).
+    """
+    key = hashlib.sha256(
+        f"{type(op).__module__}.{type(op).__qualname__}|{op.family}|{op.lo}|{op.hi}|{op.sign}|{op.parallel}|"
+        f"{_KEY_SOURCE}".encode()
+    ).hexdigest()
+    kernel = op.kernel
+    if op.parallel:
+        numba.get_num_threads()  # thread pool up before linking a prange caller (see ops.py)
+    lo0, lo1, lo2, lo3 = op.lo
+    hi0, hi1, hi2, hi3 = op.hi
+    s0, s1, s2, s3 = op.sign
+    m0, m1, m2, m3 = hi0 - lo0, hi1 - lo1, hi2 - lo2, hi3 - lo3
+    kmax = max(op.hi)
+
+    @numba_njit
+    def fused_row_loglik_op(b0, b1, b2, b3, c0, c1, c2, c3, Z, x, t_x, T, w):
+        n = x.shape[0]
+        if Z.shape[0] != n or t_x.shape[0] != n or T.shape[0] != n or w.shape[0] != n or Z.shape[1] < kmax:
+            raise ValueError("FusedRowLogLik: data of unequal lengths or Z with too few columns.")
+        if c0.shape[0] != m0 or c1.shape[0] != m1 or c2.shape[0] != m2 or c3.shape[0] != m3:
+            raise ValueError("FusedRowLogLik: coefficient vectors of the wrong lengths.")
+        base = np.array([b0.item(), b1.item(), b2.item(), b3.item()])
+        gam = np.concatenate((c0, c1, c2, c3))
+        lo = np.array([lo0, lo1, lo2, lo3], dtype=np.int64)
+        hi = np.array([hi0, hi1, hi2, hi3], dtype=np.int64)
+        sign = np.array([s0, s1, s2, s3])
+        val, gb, gg = kernel(base, gam, np.ascontiguousarray(Z), lo, hi, sign, x, t_x, T, w)
+        return (np.asarray(val), np.asarray(gb[0]), np.asarray(gb[1]), np.asarray(gb[2]), np.asarray(gb[3]),
+                gg[:m0].copy(), gg[m0:m0 + m1].copy(), gg[m0 + m1:m0 + m1 + m2].copy(), gg[m0 + m1 + m2:].copy())
+
+    return fused_row_loglik_op, key

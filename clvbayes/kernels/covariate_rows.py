@@ -1,0 +1,295 @@
+"""Fused covariate likelihood of the rows path: the link and the chain rule inside the kernel.
+
+Continuous covariates give row ``i`` the parameters ``θ_{i,k} = base_k · exp(s_k z_i'γ_k)``
+(the links of :data:`clvbayes.models.covariate.COVARIATE_LINKS`; ``s_k = ±1``, ``γ_k`` the
+coefficients of parameter ``k`` on columns ``lo_k..hi_k`` of one design matrix ``Z``).
+:func:`covariate_rows_loglik_grad` returns ``Σ_i w_i ln L(θ_i | x_i, t_x_i, T_i)`` and its
+gradient in the four base parameters and in every coefficient, by the chain rule
+
+    ∂/∂base_k = Σ_i w_i g_{i,k} exp(s_k η_{i,k}),    ∂/∂γ_{k,j} = Σ_i w_i g_{i,k} θ_{i,k} s_k Z_{i,lo_k+j},
+
+(``g_{i,k} = ∂ ln L_i / ∂θ_{i,k}`` from the family's scalar core), so no per-row vector
+leaves the kernel (the graph of :meth:`CovariatePurchaseModel._rows_loglik` before built
+``θ_i`` and the chain rule as PyTensor vector ops over the rows).
+
+``_loglik_grad_one`` is bound to BG/NBD (Fader, Hardie & Lee 2005, eq. 6) here and rebound
+per family by :func:`clvbayes.kernels.build.rebuild`, as in :mod:`clvbayes.kernels.cells`.
+Sums are taken per fixed row chunk (:data:`~clvbayes.kernels.special.CHUNK`) and the chunks
+added in order (:func:`~clvbayes.kernels.special.sum_chunks`): the same bits for any thread
+count.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit, prange
+
+from clvbayes.kernels import bgnbd as _bg
+from clvbayes.kernels.special import CHUNK, PARALLEL_MIN_ROWS, digamma_diff, lnpoch_h, lnpoch_hoist, log1p_fast, sum_chunks
+
+__all__ = ["covariate_rows_loglik_grad", "bgnbd_covariate_rows_loglik_grad", "SHORT_X"]
+
+# BG/NBD rows with integer x <= SHORT_X take the lean path (Beta-function terms as x-term sums);
+# larger x the scalar core (lnΓ / ψ differences by their asymptotic series).
+SHORT_X = 12
+
+_loglik_grad_one = _bg.bgnbd_loglik_grad_one
+
+
+@njit(cache=True, fastmath=False, error_model="numpy")
+def _fused_chunk(base, gam, Z, lo, hi, off, sign, x, t_x, T, w, r0, r1, out):
+    """Rows ``r0..r1``: ``out[0]`` the weighted log-likelihood, ``out[1+k]`` the base
+    gradients, ``out[5+j]`` the coefficient gradients, ``out[5+G]`` 1.0 when a row's
+    parameters leave ``(0, inf)``."""
+    G = gam.shape[0]
+    for j in range(out.shape[0]):
+        out[j] = 0.0
+    th = np.empty(4)
+    ex = np.empty(4)
+    for i in range(r0, r1):
+        for k in range(4):
+            eta = 0.0
+            for j in range(hi[k] - lo[k]):
+                eta += Z[i, lo[k] + j] * gam[off[k] + j]
+            e = math.exp(sign[k] * eta)
+            ex[k] = e
+            v = base[k] * e
+            th[k] = v
+            if not (v > 0.0 and v < math.inf):
+                out[5 + G] = 1.0
+        ll, g0, g1, g2, g3 = _loglik_grad_one(th[0], th[1], th[2], th[3], x[i], t_x[i], T[i])
+        wi = w[i]
+        out[0] += wi * ll
+        for k in range(4):
+            gk = wi * (g0 if k == 0 else g1 if k == 1 else g2 if k == 2 else g3)
+            out[1 + k] += gk * ex[k]
+            if hi[k] > lo[k]:
+                c = gk * th[k] * sign[k]
+                for j in range(hi[k] - lo[k]):
+                    out[5 + off[k] + j] += c * Z[i, lo[k] + j]
+
+
+@njit(cache=True, fastmath=False, error_model="numpy", parallel=True)
+def _fused_par(base, gam, Z, lo, hi, off, sign, x, t_x, T, w, part):
+    n = x.shape[0]
+    for c in prange(part.shape[0]):
+        _fused_chunk(base, gam, Z, lo, hi, off, sign, x, t_x, T, w, c * CHUNK, min(n, (c + 1) * CHUNK), part[c])
+
+
+@njit(cache=True, fastmath=False, error_model="numpy")
+def covariate_rows_loglik_grad(base: np.ndarray, gam: np.ndarray, Z: np.ndarray, lo: np.ndarray, hi: np.ndarray,
+                               sign: np.ndarray, x: np.ndarray, t_x: np.ndarray, T: np.ndarray,
+                               weights: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
+    """``Σ_i w_i ln L(base · exp(s Z_i γ) | row i)`` and its gradient in ``base`` and ``γ``.
+
+    Parameters
+    ----------
+    base : np.ndarray
+        Shape (4,): the base parameters in the family's order.
+    gam : np.ndarray
+        The coefficients of the four parameters concatenated in order: parameter ``k`` owns
+        ``hi[k] - lo[k]`` entries (none when unlinked).
+    Z : np.ndarray
+        Shape (n, K), C-contiguous float64: the design rows (both sides' columns).
+    lo, hi : np.ndarray
+        int64 shape (4,): parameter ``k``'s columns of ``Z`` are ``lo[k]:hi[k]``.
+    sign : np.ndarray
+        Shape (4,): ``±1``, the sign of the exponent of each link.
+    x, t_x, T, weights : np.ndarray
+        float64 rows (weights: multiplicities of compressed rows).
+
+    Returns
+    -------
+    value : float
+        The total (``-inf`` when a row's parameters leave ``(0, inf)``; the gradients are NaN then).
+    grad_base : np.ndarray
+        Shape (4,).
+    grad_gam : np.ndarray
+        Shape like ``gam``.
+    """
+    n = x.shape[0]
+    G = gam.shape[0]
+    off = np.empty(4, dtype=np.int64)
+    acc = 0
+    for k in range(4):
+        off[k] = acc
+        acc += hi[k] - lo[k]
+    if acc != G:
+        raise ValueError("covariate_rows_loglik_grad: len(gam) != sum(hi - lo).")
+    part = np.empty(((n + CHUNK - 1) // CHUNK, 6 + G))
+    if n >= PARALLEL_MIN_ROWS:
+        _fused_par(base, gam, Z, lo, hi, off, sign, x, t_x, T, weights, part)
+    else:
+        for c in range(part.shape[0]):
+            _fused_chunk(base, gam, Z, lo, hi, off, sign, x, t_x, T, weights, c * CHUNK, min(n, (c + 1) * CHUNK),
+                         part[c])
+    tot = sum_chunks(part)
+    bad = False
+    for k in range(4):
+        bad = bad or not (base[k] > 0.0 and base[k] < math.inf)
+    if bad or tot[5 + G] > 0.0:
+        return -math.inf, np.full(4, math.nan), np.full(G, math.nan)
+    return tot[0], tot[1:5].copy(), tot[5:5 + G].copy()
+
+
+@njit(cache=True, fastmath=False, error_model="numpy")
+def _bg_lean_chunk(base, gam, Z, lo, hi, off, sign, x, t_x, T, w, tab, r0, r1, out):
+    """BG/NBD rows ``r0..r1`` (``r`` unlinked), output layout of :func:`_fused_chunk`.
+
+    Fader, Hardie & Lee (2005), eq. (6) in the log form of :mod:`clvbayes.kernels.bgnbd`:
+    ``ln L = lnΓ(r+x) - lnΓ(r) + ln B(a, b+x) - ln B(a, b) - x ln α + ln(e^u1 + [x>0] e^u2)``.
+    ``tab[j] = (lnΓ(r+j) - lnΓ(r), ψ(r+j) - ψ(r))`` for ``j <= SHORT_X``; for integer
+    ``x <= SHORT_X`` the Beta terms are the finite sums
+    ``ln B(a, b+x) - ln B(a, b) = ln Π_{j<x} (b+j)/(a+b+j)``, ``∂a = -Σ_{j<x} 1/(a+b+j)``,
+    ``ψ(b+x-1) - ψ(b) = Σ_{j<x-1} 1/(b+j)`` (``Γ(z+1) = zΓ(z)``; the sums as a derivative
+    of the product over the product: one division each); ``u2 - u1 = ln a - ln(b+x-1)
+    + (r+x) log1p((T-t_x)/(α+t_x))``, so the mixture needs one exp and one log1p, and
+    ``ln α_i, ln a_i, ln b_i`` come from the link (``ln base + s η``) without a log.
+    Other rows call the scalar core :func:`clvbayes.kernels.bgnbd.bgnbd_loglik_grad_one`.
+    """
+    G = gam.shape[0]
+    for j in range(out.shape[0]):
+        out[j] = 0.0
+    r = base[0]
+    th = np.empty(4)
+    ex = np.empty(4)
+    lth = np.empty(4)
+    lnb = np.empty(4)
+    for k in range(4):
+        lnb[k] = math.log(base[k])
+    for i in range(r0, r1):
+        bad = False
+        for k in range(1, 4):
+            eta = 0.0
+            for j in range(hi[k] - lo[k]):
+                eta += Z[i, lo[k] + j] * gam[off[k] + j]
+            se = sign[k] * eta
+            e = math.exp(se)
+            ex[k] = e
+            v = base[k] * e
+            th[k] = v
+            lth[k] = lnb[k] + se
+            bad = bad or not (v > 0.0 and v < math.inf)
+        if bad:
+            out[5 + G] = 1.0
+            continue
+        alpha, a, b = th[1], th[2], th[3]
+        xi, txi, Ti = x[i], t_x[i], T[i]
+        if xi == 0.0:
+            lT = log1p_fast(Ti / alpha)
+            ll = -r * lT
+            g0 = -lT
+            g1 = r * Ti / alpha / (alpha + Ti)
+            g2 = 0.0
+            g3 = 0.0
+        elif xi <= SHORT_X and xi == math.floor(xi):
+            nx = int(xi)
+            rx = r + xi
+            lT = log1p_fast(Ti / alpha)
+            dlt = log1p_fast((Ti - txi) / (alpha + txi))  # ln((α+T)/(α+t_x)) = lT - lt
+            ab = a + b
+            bx1 = b + (xi - 1.0)
+            # P_c = Π_{j<m}(c+j) and its derivative D_c (D' = D (c+j) + P): Σ 1/(c+j) = D/P
+            # and ln B(a, b+x) - ln B(a, b) = ln(P_b / P_ab), multiplications only
+            pb, db = 1.0, 0.0
+            for j in range(nx - 1):
+                db = db * (b + j) + pb
+                pb *= b + j
+            pab, dab = 1.0, 0.0
+            for j in range(nx):
+                dab = dab * (ab + j) + pab
+                pab *= ab + j
+            s_b = db / pb
+            s_ab = dab / pab
+            ratio = pb * bx1 / pab
+            if ratio > 1e-280 and ratio < 1e280:
+                lnbeta = math.log(ratio)
+            else:  # products out of range at extreme a, b: the sum of logs
+                lnbeta = 0.0
+                for j in range(nx):
+                    lnbeta -= log1p_fast(a / (b + j))
+            lnw = lth[2] - (lth[3] if nx == 1 else math.log(bx1))
+            u1 = -rx * lT
+            d = lnw + rx * dlt  # u2 - u1
+            # log-sum-exp weights (kernels.bgnbd._lse_weights): s of the second component, sc = 1 - s
+            e = math.exp(-abs(d))
+            q = 1.0 / (1.0 + e)
+            eq = e * q
+            big2 = d > 0.0
+            sw = q if big2 else eq
+            sc = eq if big2 else q
+            lse = u1 + (d if big2 else 0.0) + log1p_fast(e)
+            ll = (tab[nx, 0] + lnbeta - xi * lth[1]) + lse
+            g0 = tab[nx, 1] - lT + sw * dlt
+            g1 = (r * Ti / alpha - xi - sw * rx * (Ti - txi) / (alpha + txi)) / (alpha + Ti)
+            g2 = -s_ab + sw / a
+            g3 = s_b + sc / bx1 - s_ab
+        else:
+            ll, g0, g1, g2, g3 = _bg.bgnbd_loglik_grad_one(r, alpha, a, b, xi, txi, Ti)
+        wi = w[i]
+        out[0] += wi * ll
+        gr = wi * g0
+        out[1] += gr
+        for k in range(1, 4):
+            gk = wi * (g1 if k == 1 else g2 if k == 2 else g3)
+            out[1 + k] += gk * ex[k]
+            if hi[k] > lo[k]:
+                c = gk * th[k] * sign[k]
+                for j in range(hi[k] - lo[k]):
+                    out[5 + off[k] + j] += c * Z[i, lo[k] + j]
+
+
+@njit(cache=True, fastmath=False, error_model="numpy", parallel=True)
+def _bg_lean_par(base, gam, Z, lo, hi, off, sign, x, t_x, T, w, tab, part):
+    n = x.shape[0]
+    for c in prange(part.shape[0]):
+        _bg_lean_chunk(base, gam, Z, lo, hi, off, sign, x, t_x, T, w, tab, c * CHUNK, min(n, (c + 1) * CHUNK),
+                       part[c])
+
+
+@njit(cache=True, fastmath=False, error_model="numpy")
+def bgnbd_covariate_rows_loglik_grad(base: np.ndarray, gam: np.ndarray, Z: np.ndarray, lo: np.ndarray,
+                                     hi: np.ndarray, sign: np.ndarray, x: np.ndarray, t_x: np.ndarray,
+                                     T: np.ndarray, weights: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
+    """:func:`covariate_rows_loglik_grad` of BG/NBD with a lean per-row path (:func:`_bg_lean_chunk`).
+
+    Same arguments and results; ``r`` must be unlinked (``hi[0] == lo[0]``, as in
+    ``COVARIATE_LINKS``). Per call, ``lnΓ(r+j) - lnΓ(r)`` and ``ψ(r+j) - ψ(r)`` are
+    tabulated for ``j = 0..SHORT_X`` (:func:`~clvbayes.kernels.special.lnpoch_h`,
+    :func:`~clvbayes.kernels.special.digamma_diff`).
+    """
+    if hi[0] != lo[0]:
+        raise ValueError("bgnbd_covariate_rows_loglik_grad: r must be unlinked.")
+    n = x.shape[0]
+    G = gam.shape[0]
+    off = np.empty(4, dtype=np.int64)
+    acc = 0
+    for k in range(4):
+        off[k] = acc
+        acc += hi[k] - lo[k]
+    if acc != G:
+        raise ValueError("bgnbd_covariate_rows_loglik_grad: len(gam) != sum(hi - lo).")
+    bad = False
+    for k in range(4):
+        bad = bad or not (base[k] > 0.0 and base[k] < math.inf)
+    if bad:
+        return -math.inf, np.full(4, math.nan), np.full(G, math.nan)
+    r = base[0]
+    hr = lnpoch_hoist(r)
+    tab = np.zeros((SHORT_X + 1, 2))
+    for j in range(1, SHORT_X + 1):
+        tab[j, 0] = lnpoch_h(r, hr, float(j))
+        tab[j, 1] = digamma_diff(r, float(j))
+    part = np.empty(((n + CHUNK - 1) // CHUNK, 6 + G))
+    if n >= PARALLEL_MIN_ROWS:
+        _bg_lean_par(base, gam, Z, lo, hi, off, sign, x, t_x, T, weights, tab, part)
+    else:
+        for c in range(part.shape[0]):
+            _bg_lean_chunk(base, gam, Z, lo, hi, off, sign, x, t_x, T, weights, tab, c * CHUNK,
+                           min(n, (c + 1) * CHUNK), part[c])
+    tot = sum_chunks(part)
+    if tot[5 + G] > 0.0:
+        return -math.inf, np.full(4, math.nan), np.full(G, math.nan)
+    return tot[0], tot[1:5].copy(), tot[5:5 + G].copy()

@@ -37,6 +37,7 @@ from clvbayes.models.mle import ConvergenceWarning
 from clvbayes.models.named import ModifiedBetaGeoModel, ParetoNBDModel
 from clvbayes.models.purchase import PurchaseModel, load_model, model_class
 from clvbayes.models.covariate import CovariatePurchaseModel
+from clvbayes.models.hierarchical import HierarchicalPurchaseModel
 from clvbayes.models.priors import Prior
 from clvbayes.sbc import simulation_based_calibration
 from clvbayes.simulation import simulate_customers
@@ -77,6 +78,7 @@ __all__ = [
     "ParetoNBDModel",
     "PurchaseModel",
     "CovariatePurchaseModel",
+    "HierarchicalPurchaseModel",
     "model_class",
     "load_model",
     "simulate_customers",

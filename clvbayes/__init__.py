@@ -38,6 +38,7 @@ from clvbayes.models.named import ModifiedBetaGeoModel, ParetoNBDModel
 from clvbayes.models.purchase import PurchaseModel, load_model, model_class
 from clvbayes.models.covariate import CovariatePurchaseModel
 from clvbayes.models.covariate_spend import CovariateSpendModel
+from clvbayes.models.hierarchical import HierarchicalPurchaseModel
 from clvbayes.models.priors import Prior
 from clvbayes.sbc import simulation_based_calibration
 from clvbayes.simulation import simulate_customers
@@ -81,6 +82,7 @@ __all__ = [
     "PurchaseModel",
     "CovariatePurchaseModel",
     "CovariateSpendModel",
+    "HierarchicalPurchaseModel",
     "model_class",
     "load_model",
     "simulate_customers",

@@ -63,3 +63,19 @@ def test_spend_model_round_trip_and_wrong_class(data, tmp_path):
         cb.CovariateSpendModel.load(tmp_path / "none.nc")
     with pytest.raises(RuntimeError, match="not fitted"):
         cb.CovariateSpendModel(data, covariates=["channel"]).save(tmp_path / "x.nc")
+
+
+def test_hierarchical_model_round_trip(data, tmp_path):
+    import pymc as pm
+
+    df = data.assign(region=np.where(np.arange(len(data)) % 3 == 0, "north", "south"))
+    m = cb.HierarchicalPurchaseModel(df, segment="region", purchase_covariates=["channel"])
+    import warnings
+
+    with warnings.catch_warnings():  # prior draws stand in for a posterior here: the likelihood is not needed
+        warnings.filterwarnings("ignore", "The effect of Potentials", UserWarning)
+        prior = pm.sample_prior_predictive(draws=20, model=m.model, random_seed=1).prior
+    m.idata_ = az.InferenceData(posterior=prior)
+    back = cb.HierarchicalPurchaseModel.load(m.save(tmp_path / "h.nc"))
+    assert back.segment == "region" and list(back.segments) == ["north", "south"]
+    pd.testing.assert_series_equal(back.probability_alive(draws=None), m.probability_alive(draws=None))

@@ -285,6 +285,9 @@ class CovariateFitMixin:
         for d in ([self.design] if hasattr(self, "design") else list(self.designs.values())):
             if d is not None:
                 cols += [c for c in d.columns if c not in cols]
+        segment = getattr(self, "segment", None)  # HierarchicalPurchaseModel's segment column
+        if segment is not None and segment not in cols:
+            cols.append(segment)
         return cols
 
     def save(self, path: str | Path) -> Path:
@@ -366,8 +369,9 @@ class CovariateFitMixin:
             frame.attrs["time_unit"] = str(attrs["time_unit"])
         settings = json.loads(attrs["clvbayes_settings"])
         stored = json.loads(attrs["clvbayes_priors"])
-        priors = None if stored is None else {k: Prior.from_dict(v) for k, v in stored.items()}
-        model = cls(frame, priors=priors, **settings)
+        if stored is not None:
+            settings["priors"] = {k: Prior.from_dict(v) for k, v in stored.items()}
+        model = cls(frame, **settings)
         if "posterior" in idata.groups():
             del idata.constant_data
             model.idata_ = idata

@@ -335,16 +335,27 @@ def test_expected_purchases_per_cell_match_simulated_holdout_purchases():
 
 
 def test_the_guide_example_prints_the_figures_it_quotes(capsys):
+    """The guide's figures come from its example's NUTS run. Run alone the example prints them
+    exactly; within the whole suite its draws once differed in the last digits (NUTS
+    trajectories amplify last-bit differences, e.g. of a compiled sampler an earlier fit left
+    in the process), so each figure is checked to 1% (above the Monte Carlo error of these
+    posterior means, 2 x 500 draws) and each quoted string must be in the guide."""
     from pathlib import Path
 
     text = (Path(__file__).resolve().parents[1] / "docs" / "guide" / "covariates.md").read_text(encoding="utf-8")
     section = text.split("## Value with covariates", 1)[1]
     code = section.split("```python\n", 1)[1].split("```", 1)[0]
-    exec(compile(code, "docs/guide/covariates.md", "exec"), {})
-    out = capsys.readouterr().out
+    ns: dict = {}
+    exec(compile(code, "docs/guide/covariates.md", "exec"), ns)
+    capsys.readouterr()
     prose = " ".join(section.split("```", 2)[2].split())
-    for printed, quoted in (("13.95", "13.95"), ("10.57", "10.57"), ("27895.0", "27,895"), ("26506.0", "26,506"),
-                            ("29253.0", "29,253"), ("31722.0", "31,722"), ("59617.0", "59,617"),
-                            ("56851.0", "56,851"), ("62119.0", "62,119"), ("30.33", "30.33"), ("29.08", "29.08"),
-                            ("31.42", "31.42")):
-        assert printed in out and quoted in prose, (printed, quoted)
+    summary, acq = ns["equity"].summary, ns["equity"].acquisition.iloc[0]
+    figures = {"13.95": summary.loc["web", "per_customer"], "10.57": summary.loc["store", "per_customer"],
+               "27,895": summary.loc["web", "mean"], "26,506": summary.loc["web", "hdi_3%"],
+               "29,253": summary.loc["web", "hdi_97%"], "31,722": summary.loc["store", "mean"],
+               "59,617": summary.loc["total", "mean"], "56,851": summary.loc["total", "hdi_3%"],
+               "62,119": summary.loc["total", "hdi_97%"], "30.33": acq["value_mean"],
+               "29.08": acq["value_hdi_3%"], "31.42": acq["value_hdi_97%"]}
+    for quoted, value in figures.items():
+        assert quoted in prose, quoted
+        assert float(value) == pytest.approx(float(quoted.replace(",", "")), rel=0.01), quoted

@@ -39,6 +39,19 @@ _loglik_grad_one = _bg.bgnbd_loglik_grad_one
 
 
 @njit(cache=True, fastmath=False, error_model="numpy")
+def _offsets(lo: np.ndarray, hi: np.ndarray, G: int) -> np.ndarray:
+    """Start of each parameter's coefficients in the stacked ``gam`` (length ``G``)."""
+    off = np.empty(4, dtype=np.int64)
+    acc = 0
+    for k in range(4):
+        off[k] = acc
+        acc += hi[k] - lo[k]
+    if acc != G:
+        raise ValueError("covariate rows kernel: len(gam) != sum(hi - lo).")
+    return off
+
+
+@njit(cache=True, fastmath=False, error_model="numpy")
 def _fused_chunk(base, gam, Z, lo, hi, off, sign, x, t_x, T, w, r0, r1, out):
     """Rows ``r0..r1``: ``out[0]`` the weighted log-likelihood, ``out[1+k]`` the base
     gradients, ``out[5+j]`` the coefficient gradients, ``out[5+G]`` 1.0 when a row's
@@ -111,13 +124,7 @@ def covariate_rows_loglik_grad(base: np.ndarray, gam: np.ndarray, Z: np.ndarray,
     """
     n = x.shape[0]
     G = gam.shape[0]
-    off = np.empty(4, dtype=np.int64)
-    acc = 0
-    for k in range(4):
-        off[k] = acc
-        acc += hi[k] - lo[k]
-    if acc != G:
-        raise ValueError("covariate_rows_loglik_grad: len(gam) != sum(hi - lo).")
+    off = _offsets(lo, hi, G)
     part = np.empty(((n + CHUNK - 1) // CHUNK, 6 + G))
     if n >= PARALLEL_MIN_ROWS:
         _fused_par(base, gam, Z, lo, hi, off, sign, x, t_x, T, weights, part)
@@ -264,13 +271,7 @@ def bgnbd_covariate_rows_loglik_grad(base: np.ndarray, gam: np.ndarray, Z: np.nd
         raise ValueError("bgnbd_covariate_rows_loglik_grad: r must be unlinked.")
     n = x.shape[0]
     G = gam.shape[0]
-    off = np.empty(4, dtype=np.int64)
-    acc = 0
-    for k in range(4):
-        off[k] = acc
-        acc += hi[k] - lo[k]
-    if acc != G:
-        raise ValueError("bgnbd_covariate_rows_loglik_grad: len(gam) != sum(hi - lo).")
+    off = _offsets(lo, hi, G)
     bad = False
     for k in range(4):
         bad = bad or not (base[k] > 0.0 and base[k] < math.inf)

@@ -262,30 +262,13 @@ def calibration_replicates(p0: np.ndarray, p1: np.ndarray, p2: np.ndarray, p3: n
 
 
 @njit(cache=True, error_model="numpy", parallel=True)
-def holdout_replicates(p0: np.ndarray, p1: np.ndarray, p2: np.ndarray, p3: np.ndarray, x: np.ndarray,
-                       t_x: np.ndarray, T: np.ndarray, t: float, seed: int) -> np.ndarray:
-    """Purchases in (T_i, T_i + t] given each history, per (draw, customer) (int32, capped);
-    seeded per block as :func:`calibration_replicates`."""
-    nd = p0.shape[0]
-    n = T.shape[0]
-    nbc = (n + SIM_BLOCK - 1) // SIM_BLOCK
-    out = np.empty((nd, n), dtype=np.int32)
-    for k in prange(nd * nbc):
-        d = k // nbc
-        lo = (k % nbc) * SIM_BLOCK
-        hi = min(n, lo + SIM_BLOCK)
-        np.random.seed(block_seed(seed, k))
-        for i in range(lo, hi):
-            out[d, i] = _to_count(_holdout_replicate_one(p0[d], p1[d], p2[d], p3[d], x[i], t_x[i], T[i], t))
-    return out
-
-
-@njit(cache=True, error_model="numpy", parallel=True)
 def holdout_replicates_cells(p0: np.ndarray, p1: np.ndarray, p2: np.ndarray, p3: np.ndarray, cell: np.ndarray,
                              x: np.ndarray, t_x: np.ndarray, T: np.ndarray, t: float, seed: int) -> np.ndarray:
-    """:func:`holdout_replicates` with per-customer parameters: ``p0..p3`` of shape
-    (cells, D), customer i at the draws of its cell ``cell[i]``. Seeded per block as
-    :func:`holdout_replicates`, so one cell (every ``cell[i] = 0``) gives the same draws."""
+    """Purchases in (T_i, T_i + t] given each history, per (draw, customer) (int32, capped),
+    with per-customer parameters: ``p0..p3`` of shape (cells, D), customer i at the draws of
+    its cell ``cell[i]``. Blocks of ``SIM_BLOCK`` customers per draw are seeded by
+    ``block_seed(seed, k)`` (as :func:`calibration_replicates`): the same output for any
+    thread count."""
     nd = p0.shape[1]
     n = T.shape[0]
     nbc = (n + SIM_BLOCK - 1) // SIM_BLOCK
@@ -300,3 +283,16 @@ def holdout_replicates_cells(p0: np.ndarray, p1: np.ndarray, p2: np.ndarray, p3:
             out[d, i] = _to_count(_holdout_replicate_one(p0[c, d], p1[c, d], p2[c, d], p3[c, d], x[i], t_x[i], T[i],
                                                          t))
     return out
+
+
+@njit(cache=True, error_model="numpy")
+def holdout_replicates(p0: np.ndarray, p1: np.ndarray, p2: np.ndarray, p3: np.ndarray, x: np.ndarray,
+                       t_x: np.ndarray, T: np.ndarray, t: float, seed: int) -> np.ndarray:
+    """Purchases in (T_i, T_i + t] given each history, per (draw, customer) (int32, capped);
+    seeded per block as :func:`calibration_replicates`: :func:`holdout_replicates_cells` with
+    one cell."""
+    nd = p0.shape[0]
+    one = np.zeros(T.shape[0], dtype=np.int64)
+    return holdout_replicates_cells(np.ascontiguousarray(p0).reshape((1, nd)), np.ascontiguousarray(p1).reshape((1, nd)),
+                                    np.ascontiguousarray(p2).reshape((1, nd)), np.ascontiguousarray(p3).reshape((1, nd)),
+                                    one, x, t_x, T, t, seed)

@@ -325,7 +325,7 @@ def holdout_validation(
     drv = drivers_for(bgnbd.family)
     theta = [np.ascontiguousarray(values[k], dtype=np.float64) for k in bgnbd.family.param_names]
     R, N = theta[0].shape[1], x.shape[0]
-    purchase_cell = draws.purchase.cell if cells else None
+    purchase_cell = draws.purchase.cell if cells else np.zeros(N, dtype=np.int64)
     spend_cell = draws.spend.cell if cells and spend else np.zeros(N, dtype=np.int64)
     rng = np.random.default_rng(random_seed)
     probs = _tail_probs(hdi_prob)
@@ -356,11 +356,7 @@ def holdout_validation(
         sl = slice(lo, hi)
         seed = int(rng.integers(0, 2**63 - 1, dtype=np.int64))
         data_sl = (np.ascontiguousarray(x[sl]), np.ascontiguousarray(t_x[sl]), np.ascontiguousarray(T[sl]))
-        if cells:
-            reps = drv.holdout_replicates_cells(*theta, np.ascontiguousarray(purchase_cell[sl]), *data_sl, duration,
-                                                seed)
-        else:
-            reps = drv.holdout_replicates(*(v[0] for v in theta), *data_sl, duration, seed)
+        reps = drv.holdout_replicates_cells(*theta, np.ascontiguousarray(purchase_cell[sl]), *data_sl, duration, seed)
         cols["lower"][sl], cols["upper"][sl] = np.quantile(reps, probs, axis=0, method="inverted_cdf")
         counts = reps.astype(np.float64)
         total_rep += counts.sum(axis=1)

@@ -15,7 +15,8 @@ same pointwise log-likelihood under every draw, so PSIS-LOO over the distinct
   PSIS on them at once (:func:`_loo_cells_fused`), in memory O(threads x draws).
 
 ``r_eff`` is ArviZ's rule on the whole posterior (every variable: base parameters and
-coefficients), as :func:`arviz.loo` on the model's InferenceData computes it.
+coefficients; :func:`clvbayes.comparison.loo.relative_efficiency` with ``param_names=None``),
+as :func:`arviz.loo` on the model's InferenceData computes it.
 """
 
 from __future__ import annotations
@@ -80,18 +81,6 @@ def _fused_for(family) -> object:
     return _FUSED[fam.name]
 
 
-def posterior_r_eff(posterior) -> float:
-    """ArviZ's ``r_eff`` over every posterior variable: the mean "mean" ESS over all scalar
-    components divided by chains x draws (1 for a single chain)."""
-    import arviz as az
-
-    n = int(posterior.sizes["chain"] * posterior.sizes["draw"])
-    if posterior.sizes["chain"] == 1:
-        return 1.0
-    ess = az.ess(posterior, method="mean")
-    return float(np.hstack([ess[v].to_numpy().ravel() for v in ess.data_vars]).mean() / n)
-
-
 def covariate_loo(model, *, r_eff: float | None = None, max_loop_cells: int = MAX_LOOP_CELLS,
                   block_bytes: int | None = None, warn: bool = True):
     """PSIS-LOO of a fitted model with covariates over all its customers (module docstring).
@@ -101,7 +90,7 @@ def covariate_loo(model, *, r_eff: float | None = None, max_loop_cells: int = MA
     model
         A :class:`~clvbayes.CovariatePurchaseModel` fitted with ``fit()`` (NUTS).
     r_eff
-        Relative efficiency (default: :func:`posterior_r_eff` of the model's posterior).
+        Relative efficiency (default: ArviZ's rule on the model's whole posterior).
     max_loop_cells
         Up to this many cells, cell by cell with the family's vectorised kernel; beyond, the
         per-row pass. Both give the same terms (tested).
@@ -114,7 +103,7 @@ def covariate_loo(model, *, r_eff: float | None = None, max_loop_cells: int = MA
         Over the distinct ``(cell, x, t_x, T)`` rows; ``rows`` holds their ``(x, t_x, T)``,
         ``inverse`` each customer's distinct row.
     """
-    from clvbayes.comparison.loo import BLOCK_BYTES, _loo_terms, finish_loo
+    from clvbayes.comparison.loo import BLOCK_BYTES, _loo_terms, finish_loo, relative_efficiency
     from clvbayes.comparison.pointwise import resolve_loglik_rows
 
     idata = getattr(model, "idata_", None)
@@ -128,7 +117,7 @@ def covariate_loo(model, *, r_eff: float | None = None, max_loop_cells: int = MA
     S = cd.n
     if S < 2:
         raise ValueError(f"PSIS-LOO needs at least 2 posterior draws, got {S}.")
-    r_eff = posterior_r_eff(idata.posterior) if r_eff is None else float(r_eff)
+    r_eff = relative_efficiency(idata.posterior) if r_eff is None else float(r_eff)
     if not (np.isfinite(r_eff) and r_eff > 0):
         raise ValueError(f"r_eff must be positive and finite, got {r_eff!r}.")
     stacked = np.column_stack([cd.cell.astype(np.float64), model.x, model.t_x, model.T])
@@ -139,9 +128,9 @@ def covariate_loo(model, *, r_eff: float | None = None, max_loop_cells: int = MA
     theta = np.ascontiguousarray(np.stack([cd.values[p] for p in fam.param_names], axis=-1))  # (C, S, 4)
     m_tail = tail_length(S, r_eff)
     n = x.size
+    elpd, lppd, k = np.full(n, np.nan), np.full(n, np.nan), np.full(n, np.nan)
+    finite = np.zeros(n, dtype=np.bool_)
     if cd.n_cells <= max_loop_cells:
-        elpd, lppd, k = np.full(n, np.nan), np.full(n, np.nan), np.full(n, np.nan)
-        finite = np.zeros(n, dtype=np.bool_)
         kernel = resolve_loglik_rows(fam)
         for c in np.unique(cell):
             sel = np.flatnonzero(cell == c)
@@ -150,8 +139,6 @@ def covariate_loo(model, *, r_eff: float | None = None, max_loop_cells: int = MA
             for out, v in zip((elpd, lppd, k, finite), terms, strict=True):
                 out[sel] = v
     else:
-        elpd, lppd, k = np.full(n, np.nan), np.full(n, np.nan), np.full(n, np.nan)
-        finite = np.zeros(n, dtype=np.bool_)
         _fused_for(fam)(theta, cell, x, t_x, T, m_tail, elpd, lppd, k, finite)
     return finish_loo(elpd, lppd, k, finite, counts.astype(np.float64), (x, t_x, T), S, r_eff, warn,
                       {"inverse": inverse, "customer_index": model.data.index, "row_weights": None})

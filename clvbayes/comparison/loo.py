@@ -35,6 +35,7 @@ from numba.core.registry import CPUDispatcher as Dispatcher
 
 from clvbayes.comparison.pointwise import (
     LoglikRows,
+    _as_dataset,
     bind_kernel,
     draws_block,
     loglik_block,
@@ -70,16 +71,18 @@ def good_k(n_samples: int) -> float:
     return min(1.0 - 1.0 / math.log10(n_samples), 0.7)
 
 
-def relative_efficiency(posterior, param_names: tuple[str, ...]) -> float:
+def relative_efficiency(posterior, param_names: tuple[str, ...] | None = None) -> float:
     """``r_eff``: the mean over parameters of the ``"mean"`` ESS, divided by chains x draws;
-    1 for a single chain (the rule of :func:`arviz.loo`)."""
+    1 for a single chain (the rule of :func:`arviz.loo`). ``param_names`` None: every
+    variable of the posterior, every component of a vector one (a model with covariates)."""
     import arviz as az
 
-    ds, draws = posterior_draws(posterior, param_names)
+    ds = _as_dataset(posterior) if param_names is None else posterior_draws(posterior, param_names)[0]
     if ds.sizes["chain"] == 1:
         return 1.0
     ess = az.ess(ds, method="mean")
-    return float(np.hstack([ess[v].to_numpy().ravel() for v in ess.data_vars]).mean() / draws.shape[0])
+    n = ds.sizes["chain"] * ds.sizes["draw"]
+    return float(np.hstack([ess[v].to_numpy().ravel() for v in ess.data_vars]).mean() / n)
 
 
 @dataclass(frozen=True, repr=False, eq=False)

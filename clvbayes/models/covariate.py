@@ -60,6 +60,7 @@ from clvbayes.models.covariate_common import with_ids as _with_ids
 from clvbayes.models.ops import FamilyLogLik, family_data
 from clvbayes.models.priors import Prior, resolve_priors
 from clvbayes.models.row_ops import FusedRowLogLik, row_kernels
+from clvbayes.value.draws import CellFactor
 
 __all__ = ["CovariatePurchaseModel", "COVARIATE_LINKS", "MAX_CELLS", "PATHS"]
 
@@ -162,25 +163,26 @@ class CovariatePurchaseModel(CovariateFitMixin):
     def _resolved_priors(self) -> dict[str, Prior]:
         return resolve_priors(self.priors, self.family.default_priors(float(np.mean(self.T))), type(self).__name__)
 
-    def cell_parameters(self, base: Mapping[str, np.ndarray], coefficients: Mapping[str, np.ndarray],
-                        z: Mapping[str, np.ndarray] | None = None) -> np.ndarray:
-        """Each cell's parameters for draws of the base parameters and coefficients (NumPy).
+    def cell_factors(self, base: Mapping[str, np.ndarray], coefficients: Mapping[str, np.ndarray],
+                     z: Mapping[str, np.ndarray] | None = None) -> dict[str, CellFactor]:
+        """Each cell's parameters as the link's factors (:class:`~clvbayes.value.draws.CellFactor`).
 
         ``base[name]`` shape (D,), ``coefficients[name]`` shape (D, n_terms); ``z`` the
-        design rows of each side (default: the model's cells); returns shape
-        (n_cells, D, 4) in the family's parameter order.
+        design rows of each side (default: the model's cells). A linked parameter is
+        ``base_p exp(sign z'γ)`` (module docstring), the others ``base_p`` in every cell.
         """
         z = self._z if z is None else z
-        D = np.asarray(base[self.param_names[0]], dtype=float).reshape(-1).shape[0]
-        out = np.empty((next(iter(z.values())).shape[0], D, 4))
+        n_cells = next(iter(z.values())).shape[0]
         links = COVARIATE_LINKS[self.family.name]
-        for k, p in enumerate(self.param_names):
-            v = np.broadcast_to(np.asarray(base[p], dtype=float).reshape(-1), (D,))
-            out[:, :, k] = v
+        out = {}
+        for p in self.param_names:
+            b = np.ascontiguousarray(np.asarray(base[p], dtype=float).reshape(1, -1))
             if p in links and links[p][0] in coefficients:
                 name, side, sign = links[p]
-                eta = z[side] @ np.asarray(coefficients[name], dtype=float).reshape(D, -1).T  # (C, D)
-                out[:, :, k] = v * np.exp(sign * eta)
+                coef = np.ascontiguousarray(np.asarray(coefficients[name], dtype=float).reshape(b.shape[1], -1))
+                out[p] = CellFactor(b, n_cells, None, np.ascontiguousarray(z[side], dtype=float), coef, float(sign))
+            else:
+                out[p] = CellFactor(b, n_cells)
         return out
 
     def _build_model(self) -> pm.Model:
@@ -261,9 +263,11 @@ class CovariatePurchaseModel(CovariateFitMixin):
 
     # -- predictions -----------------------------------------------------------------------
     def _per_cell_mean(self, quantity: str, draws: int | None, *extra) -> pd.Series:
-        theta = np.ascontiguousarray(self.cell_parameters(*self._draws(draws)))  # (C, D, 4)
         kernel = row_kernels(self.family.name)[quantity]
-        return pd.Series(kernel(theta, self.cell, self.x, self.t_x, self.T, *extra), index=self.data.index)
+        out = np.empty(self.cell.shape[0])
+        for sl, theta, local in self._customer_blocks(draws):
+            out[sl] = kernel(theta, local, self.x[sl], self.t_x[sl], self.T[sl], *extra)
+        return pd.Series(out, index=self.data.index)
 
     def probability_alive(self, draws: int | None = 200) -> pd.Series:
         """P(alive at T) per customer: posterior mean over (up to ``draws``) draws of the

@@ -55,6 +55,7 @@ from clvbayes.models.covariate_common import (MAX_CELLS, CovariateFitMixin, chec
 from clvbayes.models.ops import GammaGammaLogLik, gamma_gamma_data
 from clvbayes.models.priors import Prior, default_gamma_gamma_priors, resolve_priors
 from clvbayes.models.row_ops import SpendRowLogLik
+from clvbayes.value.draws import CellFactor
 
 __all__ = ["CovariateSpendModel"]
 
@@ -159,19 +160,20 @@ class CovariateSpendModel(CovariateFitMixin):
         mean_m = float(np.mean(self.m[self.repeat]))
         return resolve_priors(self.priors, default_gamma_gamma_priors(mean_m), type(self).__name__)
 
-    def cell_parameters(self, base: Mapping[str, np.ndarray], coefficients: Mapping[str, np.ndarray],
-                        z: np.ndarray | None = None) -> np.ndarray:
-        """Each cell's ``(p, q, γ_c)`` for draws: ``base[name]`` shape (D,), ``coefficients["delta"]``
-        shape (D, n_terms), ``z`` the design rows (default: the model's cells); returns shape
-        (n_cells, D, 3)."""
+    def cell_factors(self, base: Mapping[str, np.ndarray], coefficients: Mapping[str, np.ndarray],
+                     z: np.ndarray | None = None) -> dict[str, CellFactor]:
+        """Each cell's ``(p, q, γ_c)`` as the link's factors (:class:`~clvbayes.value.draws.CellFactor`):
+        ``base[name]`` shape (D,), ``coefficients["delta"]`` shape (D, n_terms), ``z`` the
+        design rows (default: the model's cells); ``γ_c = γ exp(z_c'δ)``, p and q shared."""
         z = self.cell_rows if z is None else z
-        D = np.asarray(base["p"], dtype=float).reshape(-1).shape[0]
-        out = np.empty((z.shape[0], D, 3))
-        for k, name in enumerate(self.param_names):
-            out[:, :, k] = np.broadcast_to(np.asarray(base[name], dtype=float).reshape(-1), (D,))
-        if "delta" in coefficients and self.design is not None:
-            eta = z @ np.asarray(coefficients["delta"], dtype=float).reshape(D, -1).T  # (C, D)
-            out[:, :, 2] *= np.exp(eta)
+        out = {}
+        for name in self.param_names:
+            b = np.ascontiguousarray(np.asarray(base[name], dtype=float).reshape(1, -1))
+            if name == "gamma" and "delta" in coefficients and self.design is not None:
+                delta = np.ascontiguousarray(np.asarray(coefficients["delta"], dtype=float).reshape(b.shape[1], -1))
+                out[name] = CellFactor(b, z.shape[0], None, np.ascontiguousarray(z, dtype=float), delta, 1.0)
+            else:
+                out[name] = CellFactor(b, z.shape[0])
         return out
 
     def _encode(self, profiles: pd.DataFrame) -> np.ndarray:
@@ -234,9 +236,11 @@ class CovariateSpendModel(CovariateFitMixin):
         ValueError
             If some draw has ``q <= 1`` (the mean spend does not exist).
         """
-        theta = np.ascontiguousarray(self.cell_parameters(*self._draws(draws)))
-        if np.any(theta[:, :, 1] <= 1.0):
-            raise ValueError(f"q <= 1 in {int(np.sum(theta[0, :, 1] <= 1.0))} of {theta.shape[1]} draws: the "
+        q = np.asarray(self._draws(draws)[0]["q"], dtype=float).reshape(-1)
+        if np.any(q <= 1.0):
+            raise ValueError(f"q <= 1 in {int(np.sum(q <= 1.0))} of {q.shape[0]} draws: the "
                              "Gamma-Gamma mean spend p*gamma/(q-1) does not exist for these parameters.")
-        values = gg_cell_mean_expected_spend(theta, self.cell, self.x, self.m)
+        values = np.empty(self.cell.shape[0])
+        for sl, theta, local in self._customer_blocks(draws):
+            values[sl] = gg_cell_mean_expected_spend(theta, local, self.x[sl], self.m[sl])
         return pd.Series(values, index=self.data.index, name="expected_spend")

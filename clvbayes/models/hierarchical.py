@@ -38,7 +38,7 @@ import pytensor.tensor as pt
 from clvbayes.models.base import compress_weighted
 from clvbayes.models.covariate import COVARIATE_LINKS, CovariatePurchaseModel
 from clvbayes.models.ops import FamilyLogLik, family_data
-from clvbayes.value.draws import grid_index
+from clvbayes.value.draws import CellFactor, grid_index
 
 __all__ = ["HierarchicalPurchaseModel", "PARAMETERIZATIONS"]
 
@@ -131,26 +131,42 @@ class HierarchicalPurchaseModel(CovariatePurchaseModel):
     def n_segments(self) -> int:
         return len(self.segments)
 
-    def cell_parameters(self, base: Mapping[str, np.ndarray], coefficients: Mapping[str, np.ndarray]) -> np.ndarray:
-        """Each cell's parameters: its segment's base parameters times the covariate link.
+    def cell_factors(self, base: Mapping[str, np.ndarray], coefficients: Mapping[str, np.ndarray],
+                     z: Mapping[str, np.ndarray] | None = None) -> dict[str, CellFactor]:
+        """Each cell's parameters: its segment's base parameters times the covariate link, as
+        factors (:class:`~clvbayes.value.draws.CellFactor`, one base row per segment).
 
-        ``base[name]`` shape (D, n_segments), ``coefficients[name]`` shape (D, n_terms);
-        returns (n_cells, D, 4) in the family's parameter order.
+        ``base[name]`` shape (D, n_segments), ``coefficients[name]`` shape (D, n_terms); ``z``
+        (default: the model's cells) the design rows of each side and ``z["segment"]`` each
+        row's segment code (:meth:`_encode`).
         """
-        first = np.asarray(base[self.param_names[0]], dtype=float).reshape(-1, self.n_segments)
-        # the parent's per-cell base: one (D,) vector per cell, so apply it to (C·D) "draws"
-        per_cell = {p: np.asarray(base[p], dtype=float).reshape(-1, self.n_segments)[:, self.cell_segment].T
-                    for p in self.param_names}  # (C, D)
-        D, C = first.shape[0], self.n_cells
+        rows = self.cell_segment if z is None else np.asarray(z["segment"], dtype=np.int64)
+        z = self._z if z is None else z
         links = COVARIATE_LINKS[self.family.name]
-        out = np.empty((C, D, 4))
-        for k, p in enumerate(self.param_names):
-            out[:, :, k] = per_cell[p]
+        out = {}
+        for p in self.param_names:
+            b = np.asarray(base[p], dtype=float).reshape(-1, self.n_segments)
+            b = np.ascontiguousarray(b.T)  # (segments, D)
             if p in links and links[p][0] in coefficients:
                 name, side, sign = links[p]
-                eta = self._z[side] @ np.asarray(coefficients[name], dtype=float).reshape(D, -1).T  # (C, D)
-                out[:, :, k] *= np.exp(sign * eta)
+                coef = np.ascontiguousarray(np.asarray(coefficients[name], dtype=float).reshape(b.shape[1], -1))
+                out[p] = CellFactor(b, rows.shape[0], rows, np.ascontiguousarray(z[side], dtype=float), coef,
+                                    float(sign))
+            else:
+                out[p] = CellFactor(b, rows.shape[0], rows)
         return out
+
+    def _encode(self, profiles: pd.DataFrame) -> dict[str, np.ndarray]:
+        """Design rows of each side and the segment code of each of ``profiles`` (a known
+        segment label in the segment column is required)."""
+        if self.segment not in profiles.columns:
+            raise ValueError(f"profiles need the segment column {self.segment!r} (one of {list(self.segments)}).")
+        labels = profiles[self.segment].astype(str).to_numpy()
+        codes = pd.Index(self.segments).get_indexer(labels)
+        if (codes < 0).any():
+            raise ValueError(f"Unknown segments in {self.segment!r}: {sorted(set(labels[codes < 0]))[:10]}; the "
+                             f"model's segments are {list(self.segments)}.")
+        return {**super()._encode(profiles), "segment": codes.astype(np.int64)}
 
     def _hyper_centres(self) -> dict[str, float]:
         return {p: float(np.log(_prior_median(pr))) for p, pr in self._resolved_priors().items()}

@@ -157,6 +157,7 @@ def test_continuous_covariate_many_cells(base, sides):
     assert res.settings["cell_path"] == "rows"
 
 
+@pytest.mark.slow  # a two-process cluster: ~100 s to start and import on a busy machine
 def test_distributed_workers_encode_their_partitions(base):
     distributed = pytest.importorskip("distributed")
     bg = _hierarchical(base)

@@ -50,6 +50,7 @@ import pymc as pm
 import pytensor.tensor as pt
 
 from clvbayes.covariates import build_design, join_attributes
+from clvbayes.covariates.cells import linked_parameters
 from clvbayes.covariates.design import Design
 from clvbayes.data.validate import require_history, validate_rfm
 from clvbayes.families import get_family
@@ -171,17 +172,17 @@ class CovariatePurchaseModel(CovariateFitMixin):
         (n_cells, D, 4) in the family's parameter order.
         """
         z = self._z if z is None else z
-        D = np.asarray(base[self.param_names[0]], dtype=float).reshape(-1).shape[0]
-        out = np.empty((next(iter(z.values())).shape[0], D, 4))
-        links = COVARIATE_LINKS[self.family.name]
-        for k, p in enumerate(self.param_names):
-            v = np.broadcast_to(np.asarray(base[p], dtype=float).reshape(-1), (D,))
-            out[:, :, k] = v
-            if p in links and links[p][0] in coefficients:
-                name, side, sign = links[p]
-                eta = z[side] @ np.asarray(coefficients[name], dtype=float).reshape(D, -1).T  # (C, D)
-                out[:, :, k] = v * np.exp(sign * eta)
-        return out
+        base = {p: np.asarray(base[p], dtype=float).reshape(-1) for p in self.param_names}
+        return linked_parameters(self.param_names, base, coefficients, z, self._links,
+                                 next(iter(z.values())).shape[0])
+
+    @property
+    def _links(self) -> dict[str, tuple[str, str, float]]:
+        return COVARIATE_LINKS[self.family.name]
+
+    @property
+    def _sides(self) -> dict[str, Design | None]:
+        return self.designs
 
     def _build_model(self) -> pm.Model:
         priors = self._resolved_priors()

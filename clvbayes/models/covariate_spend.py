@@ -47,6 +47,8 @@ import pymc as pm
 import pytensor.tensor as pt
 
 from clvbayes.covariates import build_design, join_attributes
+from clvbayes.covariates.cells import linked_parameters
+from clvbayes.covariates.design import Design
 from clvbayes.data.schema import WEIGHT_COLUMN
 from clvbayes.data.validate import DataValidationError, _examples, validate_monetary
 from clvbayes.kernels.gamma_gamma import gg_cell_mean_expected_spend
@@ -165,14 +167,17 @@ class CovariateSpendModel(CovariateFitMixin):
         shape (D, n_terms), ``z`` the design rows (default: the model's cells); returns shape
         (n_cells, D, 3)."""
         z = self.cell_rows if z is None else z
-        D = np.asarray(base["p"], dtype=float).reshape(-1).shape[0]
-        out = np.empty((z.shape[0], D, 3))
-        for k, name in enumerate(self.param_names):
-            out[:, :, k] = np.broadcast_to(np.asarray(base[name], dtype=float).reshape(-1), (D,))
-        if "delta" in coefficients and self.design is not None:
-            eta = z @ np.asarray(coefficients["delta"], dtype=float).reshape(D, -1).T  # (C, D)
-            out[:, :, 2] *= np.exp(eta)
-        return out
+        base = {p: np.asarray(base[p], dtype=float).reshape(-1) for p in self.param_names}
+        return linked_parameters(self.param_names, base, coefficients, {"spend": z}, self._links, z.shape[0])
+
+    @property
+    def _links(self) -> dict[str, tuple[str, str, float]]:
+        """``γ_c = γ exp(z_c δ)``."""
+        return {"gamma": ("delta", "spend", 1.0)}
+
+    @property
+    def _sides(self) -> dict[str, Design | None]:
+        return {"spend": self.design}
 
     def _encode(self, profiles: pd.DataFrame) -> np.ndarray:
         """Design rows for ``profiles`` (:meth:`cell_parameters`' ``z``)."""

@@ -35,6 +35,7 @@ import pandas as pd
 import pymc as pm
 import pytensor.tensor as pt
 
+from clvbayes.covariates.cells import linked_parameters
 from clvbayes.models.base import compress_weighted
 from clvbayes.models.covariate import COVARIATE_LINKS, CovariatePurchaseModel
 from clvbayes.models.ops import FamilyLogLik, family_data
@@ -137,20 +138,10 @@ class HierarchicalPurchaseModel(CovariatePurchaseModel):
         ``base[name]`` shape (D, n_segments), ``coefficients[name]`` shape (D, n_terms);
         returns (n_cells, D, 4) in the family's parameter order.
         """
-        first = np.asarray(base[self.param_names[0]], dtype=float).reshape(-1, self.n_segments)
-        # the parent's per-cell base: one (D,) vector per cell, so apply it to (C·D) "draws"
+        # each cell's base parameters are its segment's: (C, D) per parameter
         per_cell = {p: np.asarray(base[p], dtype=float).reshape(-1, self.n_segments)[:, self.cell_segment].T
-                    for p in self.param_names}  # (C, D)
-        D, C = first.shape[0], self.n_cells
-        links = COVARIATE_LINKS[self.family.name]
-        out = np.empty((C, D, 4))
-        for k, p in enumerate(self.param_names):
-            out[:, :, k] = per_cell[p]
-            if p in links and links[p][0] in coefficients:
-                name, side, sign = links[p]
-                eta = self._z[side] @ np.asarray(coefficients[name], dtype=float).reshape(D, -1).T  # (C, D)
-                out[:, :, k] *= np.exp(sign * eta)
-        return out
+                    for p in self.param_names}
+        return linked_parameters(self.param_names, per_cell, coefficients, self._z, self._links, self.n_cells)
 
     def _hyper_centres(self) -> dict[str, float]:
         return {p: float(np.log(_prior_median(pr))) for p, pr in self._resolved_priors().items()}
@@ -205,6 +196,53 @@ class HierarchicalPurchaseModel(CovariatePurchaseModel):
         coef = {c: post[c].transpose("chain", "draw", ...).to_numpy().reshape(nc * nd, -1)[flat]
                 for c in self.coefficient_names}
         return base, coef, post["chain"].to_numpy(), post["draw"].to_numpy()[keep], "posterior"
+
+    @property
+    def trace_names(self) -> list[str]:
+        """The variables of the report's trace plot: every segment's base parameters."""
+        return [f"{p}_segment" for p in self.param_names]
+
+    def _summary_names(self) -> list[str]:
+        """The parameter table's variables: the hyperparameters, every segment's base
+        parameters (rows ``r_segment[de]``...) and the coefficients."""
+        return [*(f"{k}_{p}" for k in ("mu", "sigma") for p in self.param_names),
+                *(f"{p}_segment" for p in self.param_names), *self.coefficient_names]
+
+    def shrinkage(self, hdi_prob: float = 0.94) -> pd.DataFrame:
+        """How far pooling moved each segment's mean purchase rate ``r/alpha`` toward the population.
+
+        One row per segment: ``n_customers``; the pooled rate (posterior mean and HDI, as
+        :meth:`segment_summary`); ``unpooled`` the rate of the segment's customers fitted
+        alone (the family's maximum likelihood, no covariates; NaN when it does not
+        converge); ``population`` the posterior mean of ``exp(mu_r - mu_alpha)``, the rate
+        of a typical segment; and ``shrinkage = ln(unpooled/pooled) / ln(unpooled/population)``:
+        0 for no pooling, 1 for a segment pulled all the way to the population (small
+        segments shrink more: Gelman & Hill 2007, ch. 12). With covariates the pooled rate
+        is at the reference levels, the unpooled one over the segment's mix of levels.
+        """
+        from clvbayes.models.purchase import model_class
+
+        rates = self.segment_summary(hdi_prob=hdi_prob)
+        post = self.idata_.posterior
+        population = float(np.exp(post["mu_r"] - post["mu_alpha"]).mean())
+        rows = {}
+        for s, name in enumerate(self.segments):
+            own = self.data.iloc[np.flatnonzero(self.customer_segment == s)]
+            try:
+                mle = model_class(self.family)(own[["frequency", "recency", "T"]]).fit_mle()
+                unpooled = float(mle.params_["r"] / mle.params_["alpha"])
+            except (ValueError, RuntimeError, FloatingPointError):  # e.g. no repeat buyer in the segment
+                unpooled = np.nan
+            pooled = float(rates.loc[name, "purchase_rate_mean"])
+            gap = np.log(unpooled / population)
+            rows[name] = {"n_customers": int(rates.loc[name, "n_customers"]), "pooled": pooled,
+                          "pooled_hdi_low": float(rates.loc[name, "purchase_rate_hdi_low"]),
+                          "pooled_hdi_high": float(rates.loc[name, "purchase_rate_hdi_high"]),
+                          "unpooled": unpooled, "population": population,
+                          "shrinkage": float(np.log(unpooled / pooled) / gap) if abs(gap) > 1e-9 else np.nan}
+        out = pd.DataFrame.from_dict(rows, orient="index")
+        out.index.name = "segment"
+        return out
 
     def segment_summary(self, hdi_prob: float = 0.94, draws: int | None = 200) -> pd.DataFrame:
         """One row per segment: each base parameter's posterior mean and HDI, the mean purchase

@@ -379,8 +379,16 @@ def _on_grid(values: dict[str, np.ndarray], n_from: int, n: int) -> dict[str, np
     pairing of :func:`joint_draws`)."""
     if n_from == n:
         return values
-    index = np.floor(np.arange(n) * (n_from / n)).astype(np.int64)
+    index = pairing_index(n_from, n)
     return {k: np.ascontiguousarray(v[..., index]) for k, v in values.items()}
+
+
+def pairing_index(n_from: int, n: int) -> np.ndarray:
+    """Positions of ``n`` draws taken evenly from ``n_from`` (thinned, or repeated when
+    ``n > n_from``): the pairing of :func:`joint_draws`."""
+    if n_from == n:
+        return np.arange(n)
+    return np.floor(np.arange(n) * (n_from / n)).astype(np.int64)
 
 
 def joint_cell_draws(bgnbd, gamma_gamma, n_draws: int | None, index) -> JointCellDraws:

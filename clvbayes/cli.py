@@ -69,6 +69,7 @@ def _settings(args: argparse.Namespace, **fixed):
         seed=args.seed, hdi_prob=args.hdi_prob, refunds=getattr(args, "refunds", "raise"),
         model=getattr(args, "model", "bgnbd"),
         covariates=tuple(getattr(args, "covariates", ())), segment=getattr(args, "segment", None),
+        pool_segments=bool(getattr(args, "pool_segments", False)),
     )
     if hasattr(args, "discount_rate"):  # else AnalysisSettings' default, the package's one
         values["discount_rate"] = args.discount_rate
@@ -385,6 +386,11 @@ def build_parser() -> argparse.ArgumentParser:
     att.add_argument("--segment", default=None, metavar="COL",
                      help="attribute column to report equity, churn and stages by (instead of the acquisition "
                           "cohort); needs --attributes")
+    att.add_argument("--pool-segments", action="store_true",
+                     help="fit the purchase model with the --segment segments partially pooled (each segment its "
+                          "own parameters, drawn from a shared population distribution; NUTS; categorical "
+                          "--covariates only, one --model family); the report adds the segments' pooled and "
+                          "unpooled purchase rates")
     fit.add_argument("--out", required=True, metavar="DIR", help="report folder to create")
     _add_model_options(fit, draws=1000, tune=1000, chains=4)
     fit.set_defaults(func=_fit)

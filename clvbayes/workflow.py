@@ -129,6 +129,12 @@ class AnalysisSettings:
     segment : str or None
         A column of the attributes to report value and churn by (equity, churn and stages
         per segment) instead of the acquisition cohort.
+    pool_segments : bool
+        Fit the purchase model with the segments partially pooled
+        (:class:`~clvbayes.HierarchicalPurchaseModel`: every segment's parameters drawn from
+        a shared population distribution, NUTS only; categorical covariates only) instead of
+        one set of parameters for all; needs ``segment``. The report adds the segments'
+        table (:meth:`~clvbayes.HierarchicalPurchaseModel.shrinkage`).
     """
 
     calibration_end: str | None = None
@@ -151,6 +157,7 @@ class AnalysisSettings:
     model: str = "bgnbd"
     covariates: tuple[str, ...] = ()
     segment: str | None = None
+    pool_segments: bool = False
 
     def unit_days(self) -> float:
         """Length of one time unit in days."""
@@ -192,6 +199,19 @@ class AnalysisSettings:
             raise ValueError(f"covariates names a column twice: {list(self.covariates)}.")
         if self.segment is not None and not (isinstance(self.segment, str) and self.segment):
             raise ValueError(f"segment must be a column name or None, got {self.segment!r}.")
+        if not isinstance(self.pool_segments, bool):
+            raise ValueError(f"pool_segments must be True or False, got {self.pool_segments!r}.")
+        if self.pool_segments:
+            if self.segment is None:
+                raise ValueError("pool_segments (--pool-segments) pools the segments of a segment column: name it "
+                                 "with segment (--segment COL).")
+            if self.segment in self.covariates:
+                raise ValueError(f"The segment column {self.segment!r} is also a covariate: with pool_segments "
+                                 "(--pool-segments) the segments' own parameters carry it; drop it from the "
+                                 "covariates.")
+            if self.model == "auto":
+                raise ValueError("pool_segments (--pool-segments) fits one family: choose it (--model bgnbd, pnbd "
+                                 "or mbgnbd; compare them first with --model auto without pooling).")
         if self.refunds not in ("raise", "drop", "net"):
             raise ValueError(f"refunds must be 'raise', 'drop' or 'net', got {self.refunds!r}.")
         ends = {name: parse_end_date(getattr(self, name), name)
@@ -262,6 +282,9 @@ class Analysis:
     model_selection : dict or None
         With ``model="auto"``: ``table`` (:func:`clvbayes.compare_models`), ``reason`` and
         ``fitted_to``.
+    pooling : pandas.DataFrame or None
+        With ``pool_segments``: the segments' purchase rates, pooled and unpooled, and their
+        shrinkage (:meth:`clvbayes.HierarchicalPurchaseModel.shrinkage`).
     diagnostics : dict
         Per fitted model (keyed by family name, ``gamma_gamma`` and ``*_calibration``): the parameters' summary, the convergence problems found and the
         warnings of its fit (``"warnings"``, e.g. a :class:`~clvbayes.WeakIdentificationWarning`
@@ -291,6 +314,7 @@ class Analysis:
     customers: pd.DataFrame
     diagnostics: dict
     model_selection: dict | None = None
+    pooling: pd.DataFrame | None = None
     timings: dict = field(default_factory=dict)
     notes: list = field(default_factory=list)
 
@@ -469,6 +493,8 @@ def run_analysis(
     models = f"{family.label} and Gamma-Gamma" if amounts else family.label
     if s.covariates:
         models += f" with covariates {', '.join(s.covariates)}"
+    if s.pool_segments:
+        models += f", segments of {s.segment} pooled"
     if holdout:
         with step("fit_calibration", f"fitting {models} (NUTS) to the calibration period"):
             if selection is not None:  # the candidate fitted to the calibration period
@@ -523,6 +549,7 @@ def run_analysis(
                                        segment="auto" if s.segment is None else s.segment)
         stages = lifecycle_stages(churn, new_window=r["new_window"])
         stage_table = stage_summary(churn, stages)
+        pooling = bgnbd.shrinkage(hdi_prob=s.hdi_prob) if s.pool_segments else None
         customers = _customer_table(data, churn, clv, purchases, stages,
                                     list(dict.fromkeys([*s.covariates, *([s.segment] if s.segment else [])])))
 
@@ -534,7 +561,7 @@ def run_analysis(
     return Analysis(
         settings=r, transactions=transactions, data=data, purchase_model=bgnbd, gamma_gamma=gamma_gamma,
         calibration=calibration, purchase_model_calibration=bg_cal, gamma_gamma_calibration=gg_cal,
-        model_selection=selection,
+        model_selection=selection, pooling=pooling,
         validation=validation, tracking=tracking, churn=churn, equity=equity, concentration=concentration,
         stages=stages, stage_table=stage_table, customers=customers, diagnostics=diagnostics, timings=timings,
         notes=notes,
@@ -572,13 +599,39 @@ def _with_attributes(frame: pd.DataFrame, attributes: pd.DataFrame | None, s: An
 
 
 def _purchase_model(family: str, data: pd.DataFrame, s: AnalysisSettings):
-    """The purchase model of the run: the family's, with the covariates on purchase and dropout."""
+    """The purchase model of the run: the family's, with the covariates on purchase and dropout
+    (and the segments pooled with ``pool_segments``)."""
+    if s.pool_segments:
+        return _pooled_model(family, data, s)
     if s.covariates:
         from clvbayes.models.covariate import CovariatePurchaseModel
 
         return CovariatePurchaseModel(data, family=family, purchase_covariates=list(s.covariates),
                                       dropout_covariates=list(s.covariates))
     return model_class(family)(data)
+
+
+def _pooled_model(family: str, data: pd.DataFrame, s: AnalysisSettings):
+    """:class:`~clvbayes.HierarchicalPurchaseModel` by ``s.segment``; its refusals (numeric
+    covariates, a missing label, a segment of one customer) as data errors naming the fix."""
+    from clvbayes.covariates.design import _is_categorical
+    from clvbayes.models.hierarchical import HierarchicalPurchaseModel
+
+    numeric = [c for c in s.covariates if not _is_categorical(data[c])]
+    if numeric:
+        raise DataValidationError(
+            f"Pooling by segment (--pool-segments) takes categorical covariates only, and {numeric} "
+            f"{'is' if len(numeric) == 1 else 'are'} numeric: bin {'it' if len(numeric) == 1 else 'them'} in the "
+            "attributes file (e.g. age bands such as '18-29'), or leave --pool-segments out."
+        )
+    try:
+        return HierarchicalPurchaseModel(data, family=family, segment=s.segment,
+                                         purchase_covariates=list(s.covariates),
+                                         dropout_covariates=list(s.covariates))
+    except DataValidationError:
+        raise
+    except ValueError as err:
+        raise DataValidationError(f"Pooling by segment {s.segment!r} (--pool-segments): {err}") from err
 
 
 def _spend_model(data: pd.DataFrame, s: AnalysisSettings):
@@ -709,6 +762,9 @@ def _summary_dict(a: Analysis) -> dict:
     for name, d in a.diagnostics.items():
         out["parameters"][name] = _frame_records(d["parameters"])
         out["diagnostics"][name] = _plain({k: v for k, v in d.items() if k != "parameters"})
+    if a.pooling is not None:
+        out["pooling"] = {"segment": a.settings["segment"], "interval_mass": a.settings["hdi_prob"],
+                          "by_segment": _frame_records(a.pooling)}
     if a.validation is not None:
         v = a.validation
         metrics = v.metrics.copy()

@@ -129,3 +129,39 @@ def test_nuts_recovers_segments_and_shrinks_a_tiny_one():
     assert cd.values["alpha"].shape[0] == m.n_cells and np.array_equal(cd.cell, m.cell)
     pa = m.probability_alive()
     assert pa.shape == (len(df),) and np.all((pa > 0) & (pa <= 1))
+
+
+def test_shrinkage_table_and_parameter_table_names():
+    """shrinkage(): the pooled rate is the posterior mean of r/alpha per segment, the unpooled
+    one the family's MLE on the segment's customers alone, the population exp(mu_r - mu_alpha);
+    shrinkage = ln(unpooled/pooled) / ln(unpooled/population). Posterior: seeded draws (the
+    report code reads only idata_.posterior)."""
+    import arviz as az
+
+    df = _segments("bgnbd", {"a": 0.5, "b": 1.0, "c": 2.0}, {"a": 300, "b": 300, "c": 40}, seed=4)
+    m = HierarchicalPurchaseModel(df, segment="country")
+    rng = np.random.default_rng(0)
+    post = {f"{p}_segment": v * np.exp(rng.normal(0, 0.05, (2, 30, 3))) for p, v in BASE["bgnbd"].items()}
+    post["alpha_segment"] *= np.array([0.6, 1.0, 1.3])  # pooled: pulled toward the middle
+    for p, v in BASE["bgnbd"].items():
+        post[f"mu_{p}"] = np.log(v) + rng.normal(0, 0.05, (2, 30))
+        post[f"sigma_{p}"] = np.abs(rng.normal(0.4, 0.05, (2, 30)))
+    m.idata_ = az.from_dict(posterior=post, dims={f"{p}_segment": ["segment"] for p in BASE["bgnbd"]},
+                            coords={"segment": ["a", "b", "c"]})
+    table = m.shrinkage(hdi_prob=0.9)
+    assert list(table.index) == ["a", "b", "c"] and list(table["n_customers"]) == [300, 300, 40]
+    population = float(np.exp(post["mu_r"] - post["mu_alpha"]).mean())
+    for k, seg in enumerate("abc"):
+        pooled = float((post["r_segment"][..., k] / post["alpha_segment"][..., k]).mean())
+        mle = model_class("bgnbd")(df.loc[df["country"] == seg, ["frequency", "recency", "T"]]).fit_mle()
+        unpooled = mle.params_["r"] / mle.params_["alpha"]
+        row = table.loc[seg]
+        np.testing.assert_allclose([row["pooled"], row["unpooled"], row["population"]], [pooled, unpooled, population],
+                                   rtol=1e-12)
+        np.testing.assert_allclose(row["shrinkage"], np.log(unpooled / pooled) / np.log(unpooled / population),
+                                   rtol=1e-12)
+        assert row["pooled_hdi_low"] < pooled < row["pooled_hdi_high"]
+    names = m._summary_names()
+    assert names[:8] == ["mu_r", "mu_alpha", "mu_a", "mu_b", "sigma_r", "sigma_alpha", "sigma_a", "sigma_b"]
+    assert m.trace_names == ["r_segment", "alpha_segment", "a_segment", "b_segment"]
+    assert "alpha_segment[c]" in m.summary().index

@@ -20,6 +20,22 @@ draw. The posterior of the total (mean, HDI) is then summarised from the reduced
 exactly as in memory (:meth:`clvbayes.CustomerValue.total_summary`,
 :func:`clvbayes.customer_equity`); only the order of the floating-point additions differs.
 
+**Models with covariates.** A covariate model's customers have parameters by their cell
+(:class:`clvbayes.value.draws.CellDraws`). What goes to the workers in place of its draws is
+its :class:`clvbayes.covariates.cells.CellEncoder` (``model.cell_encoder(n_draws)``): the base
+and coefficient draws on the value grid, the fitted designs' encodings (levels, centres and
+scales) and, for :class:`~clvbayes.HierarchicalPurchaseModel`, the segment labels; not the
+fitted customers. Each partition carries its customers' attribute columns and encodes them
+itself, exactly as the fit did (:meth:`clvbayes.covariates.design.Design.transform`): a
+level or a segment the fit did not see, or a missing value, fails the computation with the
+column and the customers named. Its customers are put in cells (distinct segment and
+design rows), given their cells' parameter draws and valued by the same engine as in memory
+(:func:`clvbayes.value.engine.stream_cells`), on the same path for every partition
+(``cell_path``), so a customer's values do not depend on the other customers of its
+partition. Customers need not be customers of the fit (e.g. the whole base, when the model
+was fitted on a sample of it); for the fitted customers the results equal
+:func:`clvbayes.customer_metrics` on the models.
+
 **Stages and churn.** A lifecycle stage (:mod:`clvbayes.value.lifecycle`) uses
 per-customer rules only (written off by the expected-value rule, tenure, "slipping"):
 none depends on other customers, so stages per partition equal the in-memory stages.
@@ -45,11 +61,13 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from clvbayes.covariates.cells import CellEncoder, max_cells
 from clvbayes.distributed._dask import is_dask_collection, require_dask
 from clvbayes.value.arguments import check_discount_rate, check_margin, check_number
 from clvbayes.value.churn import CHURN_QUANTITIES, CHURN_TOTALS, churn_report, churn_summary_table
 from clvbayes.value.customers import DEFAULT_ANNUAL_DISCOUNT_RATE, quantile_names, resolve_time_unit
-from clvbayes.value.draws import GG_PARAMS, joint_draws
+from clvbayes.value.draws import GG_PARAMS, ParameterDraws, has_cells, joint_draws, pairing_index, parameter_draws
+from clvbayes.value.engine import MAX_CELL_PASSES
 from clvbayes.value.lifecycle import STAGES, lifecycle_stages, stage_table
 from clvbayes.value.quantities import (
     QUANTITIES,
@@ -82,6 +100,7 @@ class _Config:
     new_window: float | None
     risk_p_alive: float
     risk_threshold: float
+    cell_path: str = "auto"
 
     def columns(self) -> list[str]:
         lo, hi = hdi_names(self.hdi_prob)
@@ -102,17 +121,25 @@ def _empty_frame(cfg: _Config, index: pd.Index) -> pd.DataFrame:
     return out
 
 
+def _partition_models(models: tuple, pdf: pd.DataFrame) -> tuple:
+    """The workers' models for the customers of ``pdf``: parameter draws as they are, and a
+    covariate model's :class:`~clvbayes.covariates.cells.CellEncoder` turned into the cell
+    draws of these customers (encoded from their own attribute columns: no other partition
+    is read)."""
+    return tuple(m.cell_draws(pdf) if isinstance(m, CellEncoder) else m for m in models)
+
+
 def _score_partition(pdf: pd.DataFrame, models: tuple, cfg: _Config) -> tuple[pd.DataFrame, dict, dict | None]:
     """Score one partition: (per-customer frame, {"counts": {segment: n}, quantity: {segment:
     per-draw sums}}, and with stages the inputs of the global at-risk ranking: each
     customer's value if alive and whether they are slipping, in the partition's order)."""
-    bg, gg = models
     index = pdf.index.copy()
     index.name = index.name or "customer_id"
     if len(pdf) == 0:
         empty_risk = {"value_if_alive": np.empty(0), "slipping": np.empty(0, dtype=bool)}
         return (_empty_frame(cfg, index), {"counts": {}, **{q: {} for q in cfg.quantities}},
                 empty_risk if cfg.period is not None else None)
+    bg, gg = _partition_models(models, pdf)
     margin = _per_customer_arg(pdf, cfg.margin)
     discount_rate = _per_customer_arg(pdf, cfg.discount_rate)
 
@@ -121,7 +148,7 @@ def _score_partition(pdf: pd.DataFrame, models: tuple, cfg: _Config) -> tuple[pd
         return customer_metrics(
             bg, gg if needs_spend else None, pdf, quantities=quantities, horizon=cfg.horizon, horizons=horizons,
             discount_rate=discount_rate, margin=margin, time_unit=cfg.time_unit, segment=cfg.segment,
-            hdi_prob=cfg.hdi_prob, quantiles=cfg.quantiles, keep_draws=False,
+            hdi_prob=cfg.hdi_prob, quantiles=cfg.quantiles, keep_draws=False, cell_path=cfg.cell_path,
         )
 
     churn_horizons = None if cfg.period is None else {"dropout": cfg.period}
@@ -184,9 +211,10 @@ def _risk_partition(pdf: pd.DataFrame, models: tuple, cfg: _Config, at_risk: np.
         return {}, pdf.index[:0]
     sub = pdf[at_risk]
     clv = customer_metrics(
-        models[0], models[1], sub, quantities=("clv",), horizon=cfg.horizon,
+        *_partition_models(models, sub), sub, quantities=("clv",), horizon=cfg.horizon,
         discount_rate=_per_customer_arg(sub, cfg.discount_rate), margin=_per_customer_arg(sub, cfg.margin),
         time_unit=cfg.time_unit, segment=cfg.segment, hdi_prob=cfg.hdi_prob, quantiles=(), keep_draws=False,
+        cell_path=cfg.cell_path,
     )["clv"]
     sums, counts = _per_segment(clv)
     return {"value_at_risk": sums, "at_risk": counts}, sub.index
@@ -361,6 +389,49 @@ def _active_client():
         return None
 
 
+def _covariate(model) -> bool:
+    return callable(getattr(model, "cell_encoder", None))
+
+
+def _worker_models(bgnbd, gamma_gamma, n_draws: int | None) -> tuple[tuple, ParameterDraws]:
+    """The purchase and spend parts of the paired draws for the workers, and their grid.
+
+    Plain models: the parts of :func:`clvbayes.value.draws.joint_draws`. With a covariate
+    model: its :class:`~clvbayes.covariates.cells.CellEncoder` (or a plain model's draws),
+    each side thinned to about ``n_draws`` and paired on the grid of
+    :func:`clvbayes.value.draws.joint_cell_draws`, so that the draws equal the in-memory ones.
+    """
+    if has_cells(bgnbd) and not _covariate(bgnbd) or has_cells(gamma_gamma) and not _covariate(gamma_gamma):
+        raise TypeError("score_customers takes fitted models, not CellDraws: cell draws are tied to one table of "
+                        "customers, while each partition's customers are encoded from their attribute columns.")
+    if not (_covariate(bgnbd) or _covariate(gamma_gamma)):
+        draws = joint_draws(bgnbd, gamma_gamma, n_draws)
+        if gamma_gamma is not None:
+            _check_finite_mean_spend(draws)
+        return (draws.select(bgnbd.family.param_names, bgnbd.family.name),
+                draws.select(GG_PARAMS) if gamma_gamma is not None else None), draws
+    sides = [m.cell_encoder(n_draws) if _covariate(m) else parameter_draws(m, n_draws) for m in (bgnbd, gamma_gamma)
+             if m is not None]
+    if gamma_gamma is not None and isinstance(sides[1], ParameterDraws):
+        sides[1] = sides[1].select(GG_PARAMS)
+    bg, gg = sides[0], (sides[1] if gamma_gamma is not None else None)
+    grid = gg if gg is not None and bg.source == "point" and gg.source == "posterior" else bg
+    paired = []
+    for side in (bg, gg):
+        if isinstance(side, CellEncoder):
+            side = side.on_grid(grid.n, grid.chain, grid.draw)
+        elif side is not None:
+            index = pairing_index(side.n, grid.n)
+            side = ParameterDraws({k: np.ascontiguousarray(v[index]) for k, v in side.values.items()}, grid.chain,
+                                  grid.draw, side.source, side.family)
+        paired.append(side)
+    source = "posterior" if "posterior" in (bg.source, getattr(gg, "source", None)) else "point"
+    if gg is not None:  # q is never linked to covariates: its draws are the base ones
+        q = paired[1].base["q"] if isinstance(paired[1], CellEncoder) else paired[1]["q"]
+        _check_finite_mean_spend(ParameterDraws({"q": np.ravel(q)}, grid.chain, grid.draw, source))
+    return tuple(paired), ParameterDraws({}, grid.chain, grid.draw, source, None)
+
+
 def score_customers(
     bgnbd,
     gamma_gamma,
@@ -382,6 +453,7 @@ def score_customers(
     n_draws: int | None = None,
     time_unit: str | None = None,
     output: str | None = None,
+    cell_path: str = "auto",
 ) -> DaskScores:
     """Score every customer of a Dask customer summary with the posterior draws, partition
     by partition, and reduce the per-draw totals across partitions (module docstring).
@@ -389,13 +461,17 @@ def score_customers(
     Parameters
     ----------
     bgnbd, gamma_gamma
-        Fitted :class:`~clvbayes.BetaGeoModel` and :class:`~clvbayes.GammaGammaModel`
-        (posteriors, or MLE point estimates). ``gamma_gamma`` may be None when no quantity
-        needs spend.
+        Fitted :class:`~clvbayes.BetaGeoModel` (any family) and :class:`~clvbayes.GammaGammaModel`
+        (posteriors, or MLE point estimates), or models with covariates:
+        :class:`~clvbayes.CovariatePurchaseModel`, :class:`~clvbayes.HierarchicalPurchaseModel`,
+        :class:`~clvbayes.CovariateSpendModel` (module docstring, "Models with covariates").
+        ``gamma_gamma`` may be None when no quantity needs spend.
     summary
         Dask DataFrame of per-customer summaries indexed by customer id (as
         :func:`clvbayes.rfm_summary` returns in pandas: ``frequency``, ``recency``, ``T``,
-        ``monetary_value``, ...). Each customer must be in one partition only.
+        ``monetary_value``, ...). Each customer must be in one partition only. With a
+        covariate model, every partition also holds the model's covariate columns (and the
+        segment column of a hierarchical model).
     horizon
         Future period in the data's time unit (``inf`` for CLV's DERT form; expected
         purchases need a finite one).
@@ -425,6 +501,12 @@ def score_customers(
     output
         A Parquet directory: the per-customer scores are written there in the same pass
         that reduces the totals, and :attr:`DaskScores.customers` reads them back.
+    cell_path
+        Covariate models: the engine's path (:func:`clvbayes.value.engine.stream_cells`),
+        the same for every partition. ``"auto"``: ``"tables"`` when the covariates are all
+        categorical and their levels (times the segments) make at most
+        :data:`~clvbayes.value.engine.MAX_CELL_PASSES` cells, else ``"rows"``. In memory,
+        ``"auto"`` decides by the cells the whole table holds; the two paths agree to 1e-10.
 
     Returns
     -------
@@ -463,23 +545,30 @@ def score_customers(
     if segment is not None and (not isinstance(segment, str) or (segment != "cohort" and segment not in columns)):
         raise ValueError(f"segment must be None, 'auto', 'cohort' or a column of the summary, got {segment!r}.")
     unit = resolve_time_unit(summary._meta, time_unit)
+    if cell_path not in ("auto", "tables", "rows"):
+        raise ValueError(f"cell_path must be 'auto', 'tables' or 'rows', got {cell_path!r}.")
+    # The workers' "models": the two parts of the paired draws, which the engine takes in
+    # place of fitted models and pairs back identically; a covariate model's part encodes
+    # each partition's customers itself (CellEncoder).
+    models, draws = _worker_models(bgnbd, gamma_gamma if needs_spend else None, n_draws)
+    encoders = [m for m in models if isinstance(m, CellEncoder)]
+    if encoders:
+        needed = [c for e in encoders for c in e.columns if c not in columns]
+        if needed:
+            raise ValueError(
+                f"The covariate model values customers by their attributes, and the summary has no column(s) "
+                f"{list(dict.fromkeys(needed))}: add the attribute columns to every partition (e.g. "
+                "summary.merge(attributes, left_index=True, right_on='customer_id') before scoring)."
+            )
+        if cell_path == "auto":  # one path for every partition, whatever cells it happens to hold
+            cell_path = "tables" if max_cells(*encoders) <= MAX_CELL_PASSES else "rows"
     cfg = _Config(
         quantities=quantities, horizon=_number(horizon, "horizon", allow_inf=True),
         discount_rate=_rate_or_column(discount_rate, "discount_rate", columns),
         margin=_rate_or_column(margin, "margin", columns), time_unit=unit, segment=segment,
         hdi_prob=float(hdi_prob), quantiles=tuple(float(p) for p in quantiles), period=period,
         contact_cost=contact_cost, new_window=new_window, risk_p_alive=float(risk_p_alive),
-        risk_threshold=float(risk_threshold),
-    )
-    # Argument checks of the engine (horizons, quantiles, hdi_prob) on the client, on no data.
-    draws = joint_draws(bgnbd, gamma_gamma if needs_spend else None, n_draws)
-    if needs_spend:
-        _check_finite_mean_spend(draws)
-    # The workers' "models" are the two parts of the paired draws, which the engine takes in
-    # place of fitted models and pairs back identically (ParameterDraws.select).
-    models = (
-        draws.select(bgnbd.family.param_names, bgnbd.family.name),
-        draws.select(GG_PARAMS) if needs_spend else None,
+        risk_threshold=float(risk_threshold), cell_path=cell_path,
     )
     client = _active_client()
     # hash=False: a key of its own per call. With content-hashed keys, a second call with the
@@ -565,6 +654,7 @@ def score_customers(
         "time_unit": unit, "source": draws.source, "n_draws": draws.n, "hdi_prob": cfg.hdi_prob,
         "segment": segment, "period": period, "contact_cost": contact_cost, "new_window": new_window,
         "value_share": float(value_share) if period is not None else None,
+        "cell_path": cfg.cell_path if encoders else None,
         "npartitions": summary.npartitions, "scheduler": "distributed" if client is not None else "local",
     }
     return DaskScores(customers, totals, counts, settings, None if output is None else str(output),

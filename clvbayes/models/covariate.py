@@ -50,6 +50,7 @@ import pymc as pm
 import pytensor.tensor as pt
 
 from clvbayes.covariates import build_design, join_attributes
+from clvbayes.covariates.cells import link_factors
 from clvbayes.covariates.design import Design
 from clvbayes.data.validate import require_history, validate_rfm
 from clvbayes.families import get_family
@@ -172,18 +173,17 @@ class CovariatePurchaseModel(CovariateFitMixin):
         ``base_p exp(sign z'γ)`` (module docstring), the others ``base_p`` in every cell.
         """
         z = self._z if z is None else z
-        n_cells = next(iter(z.values())).shape[0]
-        links = COVARIATE_LINKS[self.family.name]
-        out = {}
-        for p in self.param_names:
-            b = np.ascontiguousarray(np.asarray(base[p], dtype=float).reshape(1, -1))
-            if p in links and links[p][0] in coefficients:
-                name, side, sign = links[p]
-                coef = np.ascontiguousarray(np.asarray(coefficients[name], dtype=float).reshape(b.shape[1], -1))
-                out[p] = CellFactor(b, n_cells, None, np.ascontiguousarray(z[side], dtype=float), coef, float(sign))
-            else:
-                out[p] = CellFactor(b, n_cells)
-        return out
+        return link_factors(self.param_names, {p: np.asarray(base[p], dtype=float).reshape(1, -1)
+                                               for p in self.param_names},
+                            coefficients, z, self._links, next(iter(z.values())).shape[0])
+
+    @property
+    def _links(self) -> dict[str, tuple[str, str, float]]:
+        return COVARIATE_LINKS[self.family.name]
+
+    @property
+    def _sides(self) -> dict[str, Design | None]:
+        return self.designs
 
     def _build_model(self) -> pm.Model:
         priors = self._resolved_priors()

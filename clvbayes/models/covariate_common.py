@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 import pymc as pm
 
+from clvbayes.covariates.cells import CellEncoder
 from clvbayes.covariates.design import Design
 from clvbayes.value.draws import CellDraws, CellFactor, CellValues, grid_index
 
@@ -399,6 +400,16 @@ class CovariateFitMixin:
         base, coef, chain, draw, source = self._draws_on_grid(n_draws)
         values = CellValues(self.cell_factors(base, coef))
         return CellDraws(values, self.cell.copy(), chain, draw, source, self._draws_family)
+
+    def cell_encoder(self, n_draws: int | None = None) -> CellEncoder:
+        """What gives any customers their cell parameter draws from their attribute columns
+        (:class:`clvbayes.covariates.cells.CellEncoder`: the fitted designs and segments, the
+        draws thinned to about ``n_draws`` as :meth:`cell_draws`; none of the fitted customers).
+        For customers of the fit it gives the parameters of :meth:`cell_draws`."""
+        base, coef, chain, draw, source = self._draws_on_grid(n_draws)
+        return CellEncoder.build(self.param_names, base, coef, self._links, self._sides, chain, draw, source,
+                                 self._draws_family, segment=getattr(self, "segment", None),
+                                 segments=getattr(self, "segments", ()))
 
     def parameters_for(self, profiles: pd.DataFrame, n_draws: int | None = None) -> CellDraws:
         """Parameter draws of customers described by ``profiles`` (e.g. planned new customers

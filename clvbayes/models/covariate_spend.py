@@ -47,6 +47,8 @@ import pymc as pm
 import pytensor.tensor as pt
 
 from clvbayes.covariates import build_design, join_attributes
+from clvbayes.covariates.cells import link_factors
+from clvbayes.covariates.design import Design
 from clvbayes.data.schema import WEIGHT_COLUMN
 from clvbayes.data.validate import DataValidationError, _examples, validate_monetary
 from clvbayes.kernels.gamma_gamma import gg_cell_mean_expected_spend
@@ -166,15 +168,18 @@ class CovariateSpendModel(CovariateFitMixin):
         ``base[name]`` shape (D,), ``coefficients["delta"]`` shape (D, n_terms), ``z`` the
         design rows (default: the model's cells); ``γ_c = γ exp(z_c'δ)``, p and q shared."""
         z = self.cell_rows if z is None else z
-        out = {}
-        for name in self.param_names:
-            b = np.ascontiguousarray(np.asarray(base[name], dtype=float).reshape(1, -1))
-            if name == "gamma" and "delta" in coefficients and self.design is not None:
-                delta = np.ascontiguousarray(np.asarray(coefficients["delta"], dtype=float).reshape(b.shape[1], -1))
-                out[name] = CellFactor(b, z.shape[0], None, np.ascontiguousarray(z, dtype=float), delta, 1.0)
-            else:
-                out[name] = CellFactor(b, z.shape[0])
-        return out
+        return link_factors(self.param_names, {p: np.asarray(base[p], dtype=float).reshape(1, -1)
+                                               for p in self.param_names},
+                            coefficients, {"spend": z}, self._links, z.shape[0])
+
+    @property
+    def _links(self) -> dict[str, tuple[str, str, float]]:
+        """``γ_c = γ exp(z_c δ)``."""
+        return {"gamma": ("delta", "spend", 1.0)}
+
+    @property
+    def _sides(self) -> dict[str, Design | None]:
+        return {"spend": self.design}
 
     def _encode(self, profiles: pd.DataFrame) -> np.ndarray:
         """Design rows for ``profiles`` (:meth:`cell_parameters`' ``z``)."""

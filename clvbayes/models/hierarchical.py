@@ -35,6 +35,7 @@ import pandas as pd
 import pymc as pm
 import pytensor.tensor as pt
 
+from clvbayes.covariates.cells import link_factors
 from clvbayes.models.base import compress_weighted
 from clvbayes.models.covariate import COVARIATE_LINKS, CovariatePurchaseModel
 from clvbayes.models.ops import FamilyLogLik, family_data
@@ -142,19 +143,9 @@ class HierarchicalPurchaseModel(CovariatePurchaseModel):
         """
         rows = self.cell_segment if z is None else np.asarray(z["segment"], dtype=np.int64)
         z = self._z if z is None else z
-        links = COVARIATE_LINKS[self.family.name]
-        out = {}
-        for p in self.param_names:
-            b = np.asarray(base[p], dtype=float).reshape(-1, self.n_segments)
-            b = np.ascontiguousarray(b.T)  # (segments, D)
-            if p in links and links[p][0] in coefficients:
-                name, side, sign = links[p]
-                coef = np.ascontiguousarray(np.asarray(coefficients[name], dtype=float).reshape(b.shape[1], -1))
-                out[p] = CellFactor(b, rows.shape[0], rows, np.ascontiguousarray(z[side], dtype=float), coef,
-                                    float(sign))
-            else:
-                out[p] = CellFactor(b, rows.shape[0], rows)
-        return out
+        # one base row per segment, (segments, D); each cell reads its segment's
+        per_segment = {p: np.asarray(base[p], dtype=float).reshape(-1, self.n_segments).T for p in self.param_names}
+        return link_factors(self.param_names, per_segment, coefficients, z, self._links, rows.shape[0], rows)
 
     def _encode(self, profiles: pd.DataFrame) -> dict[str, np.ndarray]:
         """Design rows of each side and the segment code of each of ``profiles`` (a known
@@ -221,6 +212,53 @@ class HierarchicalPurchaseModel(CovariatePurchaseModel):
         coef = {c: post[c].transpose("chain", "draw", ...).to_numpy().reshape(nc * nd, -1)[flat]
                 for c in self.coefficient_names}
         return base, coef, post["chain"].to_numpy(), post["draw"].to_numpy()[keep], "posterior"
+
+    @property
+    def trace_names(self) -> list[str]:
+        """The variables of the report's trace plot: every segment's base parameters."""
+        return [f"{p}_segment" for p in self.param_names]
+
+    def _summary_names(self) -> list[str]:
+        """The parameter table's variables: the hyperparameters, every segment's base
+        parameters (rows ``r_segment[de]``...) and the coefficients."""
+        return [*(f"{k}_{p}" for k in ("mu", "sigma") for p in self.param_names),
+                *(f"{p}_segment" for p in self.param_names), *self.coefficient_names]
+
+    def shrinkage(self, hdi_prob: float = 0.94) -> pd.DataFrame:
+        """How far pooling moved each segment's mean purchase rate ``r/alpha`` toward the population.
+
+        One row per segment: ``n_customers``; the pooled rate (posterior mean and HDI, as
+        :meth:`segment_summary`); ``unpooled`` the rate of the segment's customers fitted
+        alone (the family's maximum likelihood, no covariates; NaN when it does not
+        converge); ``population`` the posterior mean of ``exp(mu_r - mu_alpha)``, the rate
+        of a typical segment; and ``shrinkage = ln(unpooled/pooled) / ln(unpooled/population)``:
+        0 for no pooling, 1 for a segment pulled all the way to the population (small
+        segments shrink more: Gelman & Hill 2007, ch. 12). With covariates the pooled rate
+        is at the reference levels, the unpooled one over the segment's mix of levels.
+        """
+        from clvbayes.models.purchase import model_class
+
+        rates = self.segment_summary(hdi_prob=hdi_prob)
+        post = self.idata_.posterior
+        population = float(np.exp(post["mu_r"] - post["mu_alpha"]).mean())
+        rows = {}
+        for s, name in enumerate(self.segments):
+            own = self.data.iloc[np.flatnonzero(self.customer_segment == s)]
+            try:
+                mle = model_class(self.family)(own[["frequency", "recency", "T"]]).fit_mle()
+                unpooled = float(mle.params_["r"] / mle.params_["alpha"])
+            except (ValueError, RuntimeError, FloatingPointError):  # e.g. no repeat buyer in the segment
+                unpooled = np.nan
+            pooled = float(rates.loc[name, "purchase_rate_mean"])
+            gap = np.log(unpooled / population)
+            rows[name] = {"n_customers": int(rates.loc[name, "n_customers"]), "pooled": pooled,
+                          "pooled_hdi_low": float(rates.loc[name, "purchase_rate_hdi_low"]),
+                          "pooled_hdi_high": float(rates.loc[name, "purchase_rate_hdi_high"]),
+                          "unpooled": unpooled, "population": population,
+                          "shrinkage": float(np.log(unpooled / pooled) / gap) if abs(gap) > 1e-9 else np.nan}
+        out = pd.DataFrame.from_dict(rows, orient="index")
+        out.index.name = "segment"
+        return out
 
     def segment_summary(self, hdi_prob: float = 0.94, draws: int | None = 200) -> pd.DataFrame:
         """One row per segment: each base parameter's posterior mean and HDI, the mean purchase

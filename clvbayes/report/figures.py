@@ -58,7 +58,9 @@ def _render_trace(model, title: str, dpi: int = 90) -> bytes:
     with warnings.catch_warnings():
         # arviz 0.23 calls a matplotlib >= 3.11 API in a deprecated way (its bug, harmless)
         warnings.simplefilter("ignore", DeprecationWarning)
-        axes = az.plot_trace(model.idata_, var_names=list(model.param_names), compact=True, show=False)
+        # a pooled model's parameters are per segment (one line per segment in each panel)
+        names = getattr(model, "trace_names", None) or list(model.param_names)
+        axes = az.plot_trace(model.idata_, var_names=list(names), compact=True, show=False)
     fig = np.asarray(axes).ravel()[0].figure
     fig.suptitle(title)
     return _png(fig, dpi)

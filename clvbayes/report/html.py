@@ -202,6 +202,16 @@ def render_html(analysis, figures, *, command: str | None = None) -> str:
         for model in (a.purchase_model, a.gamma_gamma):
             if model is not None and callable(getattr(model, "coefficient_summary", None)):
                 parts.append(_table(model.coefficient_summary(hdi_prob=s["hdi_prob"]), index=False))
+    if getattr(a, "pooling", None) is not None:
+        parts.append(
+            f'<h3 id="pooling">Segments of {html.escape(str(s["segment"]))}, pooled</h3><p>Each segment has its own '
+            "purchase and dropout parameters, drawn from a shared population distribution whose spread is fitted "
+            "too (partial pooling: HierarchicalPurchaseModel). The table gives each segment's mean purchase rate "
+            f"r/alpha while alive, per time unit: pooled (posterior mean and {100 * s['hdi_prob']:g}% HDI), its "
+            "customers fitted alone (unpooled, maximum likelihood) and the population's; shrinkage is the share of "
+            "the way from the unpooled to the population rate that pooling moved it (0: none, 1: all the way). "
+            "Small segments shrink more.</p>")
+        parts.append(_table(a.pooling))
     for key, title in ((fam.name, fam.label), ("gamma_gamma", "Gamma-Gamma"),
                        (f"{fam.name}_calibration", f"{fam.label}, calibration period"),
                        ("gamma_gamma_calibration", "Gamma-Gamma, calibration period")):

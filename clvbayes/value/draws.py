@@ -531,8 +531,15 @@ def _on_grid(values: Mapping[str, np.ndarray], n_from: int, n: int) -> Mapping[s
     pairing of :func:`joint_draws`)."""
     if n_from == n:
         return values
-    index = np.floor(np.arange(n) * (n_from / n)).astype(np.int64)
-    return _take_draws(values, index)
+    return _take_draws(values, pairing_index(n_from, n))
+
+
+def pairing_index(n_from: int, n: int) -> np.ndarray:
+    """Positions of ``n`` draws taken evenly from ``n_from`` (thinned, or repeated when
+    ``n > n_from``): the pairing of :func:`joint_draws`."""
+    if n_from == n:
+        return np.arange(n)
+    return np.floor(np.arange(n) * (n_from / n)).astype(np.int64)
 
 
 def joint_cell_draws(bgnbd, gamma_gamma, n_draws: int | None, index) -> JointCellDraws:

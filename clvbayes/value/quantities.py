@@ -231,6 +231,7 @@ def customer_metrics(
     keep_draws: bool | str = "auto",
     block_size: int | None = None,
     horizons: Mapping[str, float] | None = None,
+    cell_path: str = "auto",
 ) -> dict[str, CustomerValue]:
     """Several per-customer quantities in one streamed pass over the joint draws.
 
@@ -280,6 +281,9 @@ def customer_metrics(
         all of them take at most 256 MiB).
     block_size
         Customers per streamed block (default: a 32 MiB block).
+    cell_path
+        Models with covariates: ``"auto"``, ``"tables"`` or ``"rows"``
+        (:func:`clvbayes.value.engine.stream_cells`; the same numbers to 1e-10).
 
     Returns
     -------
@@ -304,13 +308,14 @@ def customer_metrics(
         bgnbd, gamma_gamma if needs_spend else None, data, specs, {q: QUANTITIES[q][3] for q in quantities},
         discount_rate=discount_rate, margin=margin, time_unit=time_unit, segment=segment, probs=probs,
         hdi_prob=float(hdi_prob), n_draws=n_draws, keep_draws=keep_draws, block_size=block_size,
+        cell_path=cell_path,
     )
 
 
 def _evaluate(
     bgnbd, gamma_gamma, data: pd.DataFrame | None, specs: Sequence[QuantitySpec], descriptions: Mapping[str, str], *,
     discount_rate, margin, time_unit, segment, probs: np.ndarray, hdi_prob: float, n_draws, keep_draws, block_size,
-    extra: Mapping[str, object] | None = None,
+    extra: Mapping[str, object] | None = None, cell_path: str = "auto",
 ) -> dict[str, CustomerValue]:
     """Validate the customers, pair the draws, stream ``specs`` and package the results
     (``gamma_gamma`` given exactly when a quantity needs spend)."""
@@ -335,7 +340,7 @@ def _evaluate(
     keep = _keep(keep_draws, draws.n, cust.n, len(specs))
     tables: dict = {}
     raw = stream(draws, cust, specs, probs=probs, hdi_prob=hdi_prob, block_size=block_size, keep_draws=keep,
-                 table_cache=tables)
+                 table_cache=tables, cell_path=cell_path)
     base = {
         "discount_rate": discount_rate if np.ndim(discount_rate) == 0 else "per customer",
         "margin": margin if np.ndim(margin) == 0 else "per customer",

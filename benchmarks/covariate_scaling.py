@@ -138,7 +138,7 @@ def worker(args: argparse.Namespace) -> int:
                 from clvbayes import CovariatePurchaseModel
 
                 m = CovariatePurchaseModel(df, purchase_covariates=COLS, dropout_covariates=COLS, path="rows")
-                m.fit(seed=args.seed, **kw)
+                m.fit(random_seed=args.seed, **kw)
                 idata = m.idata_
                 names = {n: n for n in BASE} | {f"{k}[{j}]": (k, j) for k in COEFS for j in range(3)}
             else:
@@ -224,8 +224,10 @@ def main(argv: list[str] | None = None) -> int:
                        "--chains", str(args.chains), "--seed", str(args.seed)]
                 env = dict(os.environ)
                 env.pop("PYTHONPATH", None) if tool == "pmm" else None
+                rec["loadavg_before"] = os.getloadavg()  # the machine is shared: quote ratios
                 oc = _common.run_subprocess_cell(cmd, files, time_cap=args.time_cap, poll=args.poll,
                                                  rss_cap=args.mem_cap_gb * 2**30, env=env)
+                rec["loadavg_after"] = os.getloadavg()
                 rec["peak_rss_bytes"] = oc.peak_rss_bytes
                 rec["log"] = oc.log_name
                 if oc.killed:

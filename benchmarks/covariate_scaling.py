@@ -54,6 +54,7 @@ Writes ``benchmarks/results/<out-name>.json`` and ``.md`` after every cell; work
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import time
@@ -138,7 +139,7 @@ def worker(args: argparse.Namespace) -> int:
                 from clvbayes import CovariatePurchaseModel
 
                 m = CovariatePurchaseModel(df, purchase_covariates=COLS, dropout_covariates=COLS, path="rows")
-                m.fit(seed=args.seed, **kw)
+                m.fit(random_seed=args.seed, **kw)
                 idata = m.idata_
                 names = {n: n for n in BASE} | {f"{k}[{j}]": (k, j) for k in COEFS for j in range(3)}
             else:
@@ -180,9 +181,11 @@ def render(payload: dict[str, Any]) -> str:
                      _f(r["sampling_s"] / r["n_grad_evals"] * 1e3) if r.get("n_grad_evals") and r.get("sampling_s")
                      else "—", _f((r.get("peak_rss_bytes") or 0) / 2**30), r.get("divergences", "—"),
                      _f(max((abs(p["z"]) for p in r.get("params", {}).values() if p["z"] is not None), default=None)),
-                     r.get("message", "")])
+                     _f(r["loadavg_before"][0]) if r.get("loadavg_before") else "—",
+                     _f(r["loadavg_after"][0]) if r.get("loadavg_after") else "—", r.get("message", "")])
     head = ["customers", "tool", "status", "fit s", "compile s", "sampling s", "gradient evals",
-            "ms / gradient (chains in parallel)", "peak GB", "divergences", "max |z|", "message"]
+            "ms / gradient (chains in parallel)", "peak GB", "divergences", "max |z|", "load 1 min before",
+            "load 1 min after", "message"]
     return (f"# BG/NBD with 3 continuous covariates, NUTS {payload['args']['chains']} x "
             f"({payload['args']['tune']} + {payload['args']['draws']})\n\n" + _common.markdown_table(head, rows) + "\n")
 
@@ -199,11 +202,20 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--mem-cap-gb", type=float, default=12.0)
     ap.add_argument("--poll", type=float, default=0.5)
     ap.add_argument("--out-name", default="covariate_scaling")
+    ap.add_argument("--merge", nargs="+", metavar="NAME",
+                    help="write <out-name>.json/.md from the records of these result files (runs of single cells)")
     _common.add_worker_arguments(ap, TOOLS)
     args = ap.parse_args(argv)
     if args.worker:
         return worker(args)
     results = _common.REPO_DIR / "benchmarks" / "results"
+    if args.merge:
+        parts = [json.loads((results / f"{name}.json").read_text()) for name in args.merge]
+        merged = dict(parts[0], merged_from=args.merge, records=[r for p in parts for r in p["records"]],
+                      data={k: v for p in parts for k, v in p["data"].items()})
+        _common.write_json(results / f"{args.out_name}.json", merged)
+        (results / f"{args.out_name}.md").write_text(render(merged))
+        return 0
     results.mkdir(parents=True, exist_ok=True)
     payload: dict[str, Any] = {"args": vars(args), "coefficients": COEFS, "base": BASE, "records": [], "data": {},
                                "system": _common.system_info(),
@@ -224,8 +236,10 @@ def main(argv: list[str] | None = None) -> int:
                        "--chains", str(args.chains), "--seed", str(args.seed)]
                 env = dict(os.environ)
                 env.pop("PYTHONPATH", None) if tool == "pmm" else None
+                rec["loadavg_before"] = os.getloadavg()  # the machine is shared: quote ratios
                 oc = _common.run_subprocess_cell(cmd, files, time_cap=args.time_cap, poll=args.poll,
                                                  rss_cap=args.mem_cap_gb * 2**30, env=env)
+                rec["loadavg_after"] = os.getloadavg()
                 rec["peak_rss_bytes"] = oc.peak_rss_bytes
                 rec["log"] = oc.log_name
                 if oc.killed:

@@ -178,3 +178,22 @@ def test_op_validates_its_inputs():
     with pytest.raises(ValueError, match="hi >= lo"):
         FusedRowLogLik("bgnbd", (0, 3, 3, 3), (0, 0, 6, 6), (1.0, -1.0, 1.0, 1.0))
     assert get_family(op.family).name == "bgnbd"
+
+
+@pytest.mark.parametrize("where", ["x=0", "x>0"])
+@pytest.mark.parametrize("z, g", [(1.0, 800.0), (1.0, -800.0), (math.nan, 1.0)])
+def test_lean_kernel_dropout_links_out_of_support_is_minus_inf(where, z, g):
+    # the x = 0 rows' likelihood has no a_i, b_i, but a_i = a exp(z'γ_a) leaving (0, inf) (or
+    # NaN) on one such row still puts the point outside the support, as on a row with x > 0
+    Z, x, t_x, T, w = _data(50, 2, 10.0, 40.0)
+    Z[:, 3:] = 0.0
+    rows = np.flatnonzero(x == 0) if where == "x=0" else np.flatnonzero(x > 0)
+    Z[rows[len(rows) // 2], 3] = z
+    gam = np.zeros(9)
+    gam[3] = g  # only that row's a_i is 0, inf or NaN
+    base = np.array([0.6, 8.0, 0.8, 2.5])
+    val, gb, gg = _call("bgnbd", base, gam, Z, x, t_x, T, w)
+    assert val == -math.inf and np.all(np.isnan(gb)) and np.all(np.isnan(gg))
+    Z[rows[len(rows) // 2], 3] = 1.0
+    gam[3] = 1.0  # within the support: finite
+    assert math.isfinite(_call("bgnbd", base, gam, Z, x, t_x, T, w)[0])

@@ -142,11 +142,34 @@ def covariate_rows_loglik_grad(base: np.ndarray, gam: np.ndarray, Z: np.ndarray,
 
 
 @njit(cache=True, fastmath=False, error_model="numpy")
+def _dot(Z, i, c0, gam, g0, m):
+    """``Σ_{j<m} Z[i, c0+j] γ[g0+j]``: one row's linear predictor of one link."""
+    eta = 0.0
+    for j in range(m):
+        eta += Z[i, c0 + j] * gam[g0 + j]
+    return eta
+
+
+@njit(cache=True, fastmath=False, error_model="numpy")
+def _coef_grad(c, rows, nr, Z, c0, m, out, o0):
+    """``out[o0+j] = Σ_{q<nr} c[q] Z[rows[q], c0+j]`` in row order (the coefficient gradient of
+    one link from its per-row factors ``w g θ s``; a sum started at 0 as the row-by-row ``+=``)."""
+    for j in range(m):
+        acc = 0.0
+        for q in range(nr):
+            acc += c[q] * Z[rows[q], c0 + j]
+        out[o0 + j] = acc
+
+
+@njit(cache=True, fastmath=False, error_model="numpy")
 def _bg_lean_chunk(base, gam, Z, lo, hi, off, sign, x, t_x, T, w, tab, r0, r1, out):
     """BG/NBD rows ``r0..r1`` (``r`` unlinked), output layout of :func:`_fused_chunk`.
 
     Fader, Hardie & Lee (2005), eq. (6) in the log form of :mod:`clvbayes.kernels.bgnbd`:
     ``ln L = lnΓ(r+x) - lnΓ(r) + ln B(a, b+x) - ln B(a, b) - x ln α + ln(e^u1 + [x>0] e^u2)``.
+    For ``x = 0`` it is ``-r ln(1 + T/α)`` (``u1`` alone): no ``a_i, b_i`` term, so those
+    rows evaluate only the ``α`` link (of ``a_i, b_i`` only ``s η``, whose extremes over the
+    chunk decide, ``base · exp`` being monotone, whether any ``a_i, b_i`` left ``(0, inf)``).
     ``tab[j] = (lnΓ(r+j) - lnΓ(r), ψ(r+j) - ψ(r))`` for ``j <= SHORT_X``; for integer
     ``x <= SHORT_X`` the Beta terms are the finite sums
     ``ln B(a, b+x) - ln B(a, b) = ln Π_{j<x} (b+j)/(a+b+j)``, ``∂a = -Σ_{j<x} 1/(a+b+j)``,
@@ -155,43 +178,73 @@ def _bg_lean_chunk(base, gam, Z, lo, hi, off, sign, x, t_x, T, w, tab, r0, r1, o
     + (r+x) log1p((T-t_x)/(α+t_x))``, so the mixture needs one exp and one log1p, and
     ``ln α_i, ln a_i, ln b_i`` come from the link (``ln base + s η``) without a log.
     Other rows call the scalar core :func:`clvbayes.kernels.bgnbd.bgnbd_loglik_grad_one`.
+    The sums are scalars in row order and the coefficient gradients a second pass over the
+    per-row factors (:func:`_coef_grad`): the additions of a row-by-row accumulation, in
+    registers instead of memory.
     """
     G = gam.shape[0]
     for j in range(out.shape[0]):
         out[j] = 0.0
+    nrow = r1 - r0
     r = base[0]
-    th = np.empty(4)
-    ex = np.empty(4)
-    lth = np.empty(4)
-    lnb = np.empty(4)
-    for k in range(4):
-        lnb[k] = math.log(base[k])
+    b1, b2, b3 = base[1], base[2], base[3]
+    s1, s2, s3 = sign[1], sign[2], sign[3]
+    l1, l2, l3 = lo[1], lo[2], lo[3]
+    m1, m2, m3 = hi[1] - lo[1], hi[2] - lo[2], hi[3] - lo[3]
+    o1, o2, o3 = off[1], off[2], off[3]
+    lnb1, lnb2, lnb3 = math.log(b1), math.log(b2), math.log(b3)
+    c1 = np.empty(nrow)  # w g_α α_i s_α per row; c2, c3 for the rows with x > 0 (rows: pos)
+    c2 = np.empty(nrow)
+    c3 = np.empty(nrow)
+    allr = np.empty(nrow, dtype=np.int64)
+    pos = np.empty(nrow, dtype=np.int64)
+    npos = 0
+    ll_s = 0.0
+    g0_s = 0.0
+    g1_s = 0.0
+    g2_s = 0.0
+    g3_s = 0.0
+    bad = False
+    se_lo2, se_hi2, se_lo3, se_hi3 = math.inf, -math.inf, math.inf, -math.inf  # s η of x = 0 rows
+    se_nan = 0.0
     for i in range(r0, r1):
-        bad = False
-        for k in range(1, 4):
-            eta = 0.0
-            for j in range(hi[k] - lo[k]):
-                eta += Z[i, lo[k] + j] * gam[off[k] + j]
-            se = sign[k] * eta
-            e = math.exp(se)
-            ex[k] = e
-            v = base[k] * e
-            th[k] = v
-            lth[k] = lnb[k] + se
-            bad = bad or not (v > 0.0 and v < math.inf)
-        if bad:
-            out[5 + G] = 1.0
-            continue
-        alpha, a, b = th[1], th[2], th[3]
-        xi, txi, Ti = x[i], t_x[i], T[i]
+        q = i - r0
+        allr[q] = i
+        se1 = s1 * _dot(Z, i, l1, gam, o1, m1)
+        e1 = math.exp(se1)
+        alpha = b1 * e1
+        xi, Ti = x[i], T[i]
+        se2 = s2 * _dot(Z, i, l2, gam, o2, m2)
+        se3 = s3 * _dot(Z, i, l3, gam, o3, m3)
         if xi == 0.0:
+            bad = bad or not (alpha > 0.0 and alpha < math.inf)
+            se_nan += se2 + se3  # NaN when any is (NaN compares false below)
+            if se2 < se_lo2:
+                se_lo2 = se2
+            if se2 > se_hi2:
+                se_hi2 = se2
+            if se3 < se_lo3:
+                se_lo3 = se3
+            if se3 > se_hi3:
+                se_hi3 = se3
             lT = log1p_fast(Ti / alpha)
-            ll = -r * lT
-            g0 = -lT
-            g1 = r * Ti / alpha / (alpha + Ti)
-            g2 = 0.0
-            g3 = 0.0
-        elif xi <= SHORT_X and xi == math.floor(xi):
+            wi = w[i]
+            ll_s += wi * (-r * lT)
+            g0_s += wi * -lT
+            gk = wi * (r * Ti / alpha / (alpha + Ti))
+            g1_s += gk * e1
+            c1[q] = gk * alpha * s1
+            continue
+        e2 = math.exp(se2)
+        e3 = math.exp(se3)
+        a = b2 * e2
+        b = b3 * e3
+        bad = bad or not (alpha > 0.0 and alpha < math.inf and a > 0.0 and a < math.inf and b > 0.0 and b < math.inf)
+        if bad:  # the result is -inf: the row's terms are not needed
+            c1[q] = 0.0
+            continue
+        txi = t_x[i]
+        if xi <= SHORT_X and xi == math.floor(xi):
             nx = int(xi)
             rx = r + xi
             lT = log1p_fast(Ti / alpha)
@@ -217,18 +270,18 @@ def _bg_lean_chunk(base, gam, Z, lo, hi, off, sign, x, t_x, T, w, tab, r0, r1, o
                 lnbeta = 0.0
                 for j in range(nx):
                     lnbeta -= log1p_fast(a / (b + j))
-            lnw = lth[2] - (lth[3] if nx == 1 else math.log(bx1))
+            lnw = (lnb2 + se2) - ((lnb3 + se3) if nx == 1 else math.log(bx1))
             u1 = -rx * lT
             d = lnw + rx * dlt  # u2 - u1
             # log-sum-exp weights (kernels.bgnbd._lse_weights): s of the second component, sc = 1 - s
             e = math.exp(-abs(d))
-            q = 1.0 / (1.0 + e)
-            eq = e * q
+            qq = 1.0 / (1.0 + e)
+            eq = e * qq
             big2 = d > 0.0
-            sw = q if big2 else eq
-            sc = eq if big2 else q
+            sw = qq if big2 else eq
+            sc = eq if big2 else qq
             lse = u1 + (d if big2 else 0.0) + log1p_fast(e)
-            ll = (tab[nx, 0] + lnbeta - xi * lth[1]) + lse
+            ll = (tab[nx, 0] + lnbeta - xi * (lnb1 + se1)) + lse
             g0 = tab[nx, 1] - lT + sw * dlt
             g1 = (r * Ti / alpha - xi - sw * rx * (Ti - txi) / (alpha + txi)) / (alpha + Ti)
             g2 = -s_ab + sw / a
@@ -236,16 +289,34 @@ def _bg_lean_chunk(base, gam, Z, lo, hi, off, sign, x, t_x, T, w, tab, r0, r1, o
         else:
             ll, g0, g1, g2, g3 = _bg.bgnbd_loglik_grad_one(r, alpha, a, b, xi, txi, Ti)
         wi = w[i]
-        out[0] += wi * ll
-        gr = wi * g0
-        out[1] += gr
-        for k in range(1, 4):
-            gk = wi * (g1 if k == 1 else g2 if k == 2 else g3)
-            out[1 + k] += gk * ex[k]
-            if hi[k] > lo[k]:
-                c = gk * th[k] * sign[k]
-                for j in range(hi[k] - lo[k]):
-                    out[5 + off[k] + j] += c * Z[i, lo[k] + j]
+        ll_s += wi * ll
+        g0_s += wi * g0
+        gk = wi * g1
+        g1_s += gk * e1
+        c1[q] = gk * alpha * s1
+        gk = wi * g2
+        g2_s += gk * e2
+        c2[npos] = gk * a * s2
+        gk = wi * g3
+        g3_s += gk * e3
+        c3[npos] = gk * b * s3
+        pos[npos] = i
+        npos += 1
+    bad = bad or se_nan != se_nan
+    if se_lo2 <= se_hi2:  # some x = 0 rows: their a_i, b_i at the extremes of s η
+        for v in (b2 * math.exp(se_lo2), b2 * math.exp(se_hi2), b3 * math.exp(se_lo3), b3 * math.exp(se_hi3)):
+            bad = bad or not (v > 0.0 and v < math.inf)
+    if bad:
+        out[5 + G] = 1.0
+        return
+    out[0] = ll_s
+    out[1] = g0_s
+    out[2] = g1_s
+    out[3] = g2_s
+    out[4] = g3_s
+    _coef_grad(c1, allr, nrow, Z, l1, m1, out, 5 + o1)
+    _coef_grad(c2, pos, npos, Z, l2, m2, out, 5 + o2)
+    _coef_grad(c3, pos, npos, Z, l3, m3, out, 5 + o3)
 
 
 @njit(cache=True, fastmath=False, error_model="numpy", parallel=True)

@@ -29,7 +29,8 @@ import pymc as pm
 from clvbayes.models.covariate import CovariatePurchaseModel
 from clvbayes.models.covariate_spend import CovariateSpendModel
 from clvbayes.models.hierarchical import HierarchicalPurchaseModel
-from clvbayes.models.priors import default_gamma_gamma_priors
+from clvbayes.families import get_family
+from clvbayes.models.priors import default_gamma_gamma_priors, resolve_priors
 from clvbayes.sbc import CDNOW_BGNBD_PARAMS, SBCResult, _check_int, _SetupError, nuts_draws, run_replicates
 from clvbayes.simulation import simulate_customers, simulate_customers_by_row, simulate_spend
 
@@ -197,9 +198,6 @@ def covariate_sbc(
         raise ValueError("bgnbd_params is for CovariateSpendModel only.")
     elif issubclass(model_class, CovariatePurchaseModel) and not issubclass(model_class, HierarchicalPurchaseModel):
         family = kwargs.get("family", "bgnbd")
-        from clvbayes.families import get_family
-        from clvbayes.models.priors import resolve_priors
-
         kwargs["priors"] = resolve_priors(kwargs.get("priors"), get_family(family).default_priors(float(T_arr.mean())),
                                           model_class.__name__)
     fit_template = _template(model_class, attributes, T_arr, kwargs)

@@ -282,7 +282,7 @@ def test_sbc_hierarchical_nuts():
     """Over the CI budget: under the default hyperprior (mu_p ~ N(log m_p, 2)) many data sets
     have segments with r and alpha in the hundreds, where BG/NBD identifies only r / alpha and
     NUTS needs long trees: 150-230 s per replicate measured on 2 cores shared with ~15 other
-    jobs, max r_hat up to 1.16 at 2 x (300 + 300) draws (docs/guide/sbc.md). 20 replicates,
+    jobs, max r_hat up to 1.16 at 2 x (200 + 200) draws (docs/guide/sbc.md). 20 replicates,
     3 segments, no covariates: the smallest run whose 4-bin test can still fail."""
     res = covariate_sbc(HierarchicalPurchaseModel, sbc_attributes(T_GRID.size, seed=1, n_segments=3), T=T_GRID,
                         model_kwargs={"segment": "segment"}, seed=2018, bins=4, **{**SLOW, "replicates": 20})

@@ -9,6 +9,8 @@ tests run real NUTS fits of the three models on data sets drawn from their prior
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -278,6 +280,8 @@ def test_sbc_covariate_spend_nuts():
 
 
 @pytest.mark.slow
+@pytest.mark.skipif(os.environ.get("CLVBAYES_LONG_SBC") != "1",
+                    reason="about an hour of NUTS (20 replicates x 150-230 s): set CLVBAYES_LONG_SBC=1 to run it")
 def test_sbc_hierarchical_nuts():
     """Over the CI budget: under the default hyperprior (mu_p ~ N(log m_p, 2)) many data sets
     have segments with r and alpha in the hundreds, where BG/NBD identifies only r / alpha and

@@ -54,6 +54,9 @@ __all__ = [
     "sbc_rank",
     "simulation_based_calibration",
     "CDNOW_BGNBD_PARAMS",
+    "COVERAGE_LEVELS",
+    "nuts_draws",
+    "run_replicates",
 ]
 
 #: BG/NBD parameters of the CDNOW sample in weeks (Fader, Hardie & Lee 2005, "Counting your
@@ -223,6 +226,7 @@ class SBCResult:
     diagnostics: pd.DataFrame
     settings: dict[str, Any] = field(default_factory=dict)
     seconds: float = float("nan")
+    covered: dict[str, np.ndarray] = field(default_factory=dict)
 
     @property
     def replicates(self) -> int:
@@ -251,6 +255,20 @@ class SBCResult:
                 "n_ranked": int(ok.sum()),
                 "mean_rank_fraction": float(np.mean(rk[ok]) / self.n_draws) if ok.any() else float("nan"),
             }
+        return pd.DataFrame.from_dict(rows, orient="index").rename_axis("parameter")
+
+    def coverage(self) -> pd.DataFrame:
+        """Share of replicates whose true value lies in the central posterior interval of
+        each level of :data:`COVERAGE_LEVELS` (columns ``"50%"``, ``"90%"``; the interval
+        between the thinned draws' ``(1 - c) / 2`` and ``(1 + c) / 2`` quantiles), one row
+        per parameter, over the replicates that were fitted. A calibrated posterior covers
+        at the nominal rate ``c`` (up to the binomial sd ``sqrt(c (1 - c) / n)``)."""
+        rows = {}
+        for name in self.param_names:
+            cov = self.covered[name]
+            ok = ~np.isnan(cov[:, 0])
+            rows[name] = {f"{c:.0%}": float(np.mean(cov[ok, k])) if ok.any() else float("nan")
+                          for k, c in enumerate(COVERAGE_LEVELS)}
         return pd.DataFrame.from_dict(rows, orient="index").rename_axis("parameter")
 
     def bin_counts(self) -> pd.DataFrame:
@@ -314,10 +332,174 @@ def _check_int(name: str, value: object, minimum: int) -> int:
     return int(value)
 
 
-def _thinned(posterior, name: str, thin: int) -> np.ndarray:
-    """Every ``thin``-th draw of each chain, chains concatenated."""
-    values = np.asarray(posterior[name].values, dtype=float)  # (chains, draws)
-    return values[:, ::thin].ravel()
+#: Central posterior intervals whose coverage of the true values is reported (the nominal rate).
+COVERAGE_LEVELS: tuple[float, ...] = (0.5, 0.9)
+
+
+def _thinned_components(posterior, name: str, thin: int) -> np.ndarray:
+    """Every ``thin``-th draw of each chain of a scalar or vector variable, chains
+    concatenated: shape (L,) for a scalar, (L, k) for a vector (one column per component)."""
+    values = np.asarray(posterior[name].transpose("chain", "draw", ...).values, dtype=float)
+    thinned = values[:, ::thin]
+    return thinned.reshape(-1) if thinned.ndim == 2 else thinned.reshape(-1, *thinned.shape[2:])
+
+
+def nuts_draws(model, var_names: tuple[str, ...], row: dict[str, Any], *, chains: int, draws: int, tune: int,
+               thin: int, seed: int, fit_kwargs: Mapping[str, Any]) -> dict[str, np.ndarray]:
+    """Fit ``model`` by NUTS through its public ``fit`` and return its thinned draws.
+
+    The convergence diagnostics of the fit (max r_hat and min bulk ESS over every component
+    of ``var_names``, divergences) go into ``row``. Returns ``name -> (L,)`` or ``(L, k)``
+    draws (:func:`_thinned_components`).
+    """
+    with warnings.catch_warnings():
+        # small simulated data sets are expected to leave some posteriors near the
+        # prior: that is part of what SBC measures, not a finding to warn about
+        warnings.simplefilter("ignore", WeakIdentificationWarning)
+        model.fit(method="nuts", chains=chains, draws=draws, tune=tune, random_seed=seed, progressbar=False,
+                  **fit_kwargs)
+    idata = model.idata_
+    names = list(var_names)
+    if chains > 1:
+        rhat = az.rhat(idata, var_names=names)
+        row["max_r_hat"] = max(float(np.max(rhat[n].values)) for n in names)
+    ess = az.ess(idata, var_names=names, method="bulk")
+    row["min_ess_bulk"] = min(float(np.min(ess[n].values)) for n in names)
+    stats_ = idata.get("sample_stats")
+    row["divergences"] = int(stats_["diverging"].sum()) if stats_ is not None and "diverging" in stats_ else 0
+    return {name: _thinned_components(idata.posterior, name, thin) for name in names}
+
+
+@dataclass
+class _Run:
+    """Ranks, interval coverage and diagnostics of the replicates of one SBC run."""
+
+    names: tuple[str, ...]
+    theta: np.ndarray
+    ranks: np.ndarray
+    covered: np.ndarray  # (replicates, P, len(COVERAGE_LEVELS)), NaN where the fit failed
+    diagnostics: pd.DataFrame
+    n_draws: int
+
+    def result(self, label: str, priors: dict[str, Prior], bins: int | None, settings: dict[str, Any],
+               seconds: float) -> SBCResult:
+        """The :class:`SBCResult`: the failure warning, then the uniformity test per parameter."""
+        replicates = self.ranks.shape[0]
+        ok = ~np.isnan(self.ranks[:, 0])
+        n_ok = int(ok.sum())
+        failed = replicates - n_ok
+        if failed:
+            first = self.diagnostics.loc[self.diagnostics["status"] == "failed", "error"].iloc[0]
+            warnings.warn(
+                f"{failed} of {replicates} SBC replicates failed (first: {first}); the uniformity test uses "
+                "the others and is conditional on success.",
+                SBCWarning,
+                stacklevel=3,
+            )
+        n_bins = default_bins(n_ok, self.n_draws) if bins is None else _check_int("bins", bins, 2)
+        chi2: dict[str, float] = {}
+        p_values: dict[str, float] = {}
+        counts: dict[str, np.ndarray] = {}
+        expected = n_ok * rank_bin_sizes(self.n_draws, n_bins) / (self.n_draws + 1)
+        for j, name in enumerate(self.names):
+            if n_ok:
+                test = rank_uniformity(self.ranks[:, j], self.n_draws, n_bins)
+                chi2[name], p_values[name], counts[name] = test.statistic, test.p_value, test.counts
+            else:
+                chi2[name], p_values[name], counts[name] = np.nan, np.nan, np.zeros(n_bins, dtype=np.int64)
+        return SBCResult(
+            model=label,
+            param_names=self.names,
+            priors=priors,
+            n_draws=self.n_draws,
+            n_bins=n_bins,
+            true_values={name: self.theta[:, j].copy() for j, name in enumerate(self.names)},
+            ranks={name: self.ranks[:, j].copy() for j, name in enumerate(self.names)},
+            chi2=chi2,
+            p_values=p_values,
+            counts=counts,
+            expected=expected,
+            diagnostics=self.diagnostics,
+            settings=settings,
+            seconds=seconds,
+            covered={name: self.covered[:, j, :].copy() for j, name in enumerate(self.names)},
+        )
+
+
+def run_replicates(label: str, names: tuple[str, ...], theta: np.ndarray, replicate, *, n_draws: int,
+                   rep_seeds: np.ndarray, progress: bool) -> _Run:
+    """The SBC loop shared by every model: per replicate, simulate and fit, then rank.
+
+    Parameters
+    ----------
+    label
+        Model name for the progress lines.
+    names
+        The ranked (scalar) parameters; ``theta[i, j]`` is parameter ``j``'s true value in
+        replicate ``i``.
+    replicate
+        ``replicate(i, truth, sim_seed, fit_seed, row) -> {name: (L,) draws}``: simulates
+        data set ``i`` from ``truth`` (name -> value), fits it and returns the thinned
+        posterior draws of every name; fills the diagnostics ``row`` (``status``,
+        ``n_fit``, ``n_repeat``, ``max_r_hat``, ``min_ess_bulk``, ``divergences``). Any
+        exception but a :class:`_SetupError` is recorded as a failed replicate.
+    n_draws
+        ``L``, the draws each rank is computed among (checked).
+    rep_seeds
+        Shape (replicates, 3): the simulation, NUTS and tie-breaking seed of each replicate.
+    progress
+        Print one line per replicate to stderr.
+    """
+    replicates = theta.shape[0]
+    ranks = np.full((replicates, len(names)), np.nan)
+    covered = np.full((replicates, len(names), len(COVERAGE_LEVELS)), np.nan)
+    tails = np.array([[(1.0 - c) / 2.0, (1.0 + c) / 2.0] for c in COVERAGE_LEVELS]).ravel()
+    diag_rows: list[dict[str, Any]] = []
+    for i in range(replicates):
+        t0 = time.perf_counter()
+        sim_seed, fit_seed, aux_seed = (int(s) for s in rep_seeds[i])
+        aux_rng = np.random.default_rng(aux_seed)
+        truth = dict(zip(names, (float(v) for v in theta[i]), strict=True))
+        row: dict[str, Any] = {
+            "status": "nuts",
+            "n_fit": 0,
+            "n_repeat": 0,
+            "max_r_hat": np.nan,
+            "min_ess_bulk": np.nan,
+            "divergences": -1,
+            "seconds": np.nan,
+            "error": "",
+        }
+        try:
+            thinned = replicate(i, truth, sim_seed, fit_seed, row)
+            for j, name in enumerate(names):
+                if thinned[name].shape != (n_draws,):
+                    raise _SetupError(f"expected {n_draws} thinned draws of {name}, got {thinned[name].shape}.")
+                ranks[i, j] = sbc_rank(truth[name], thinned[name], aux_rng)
+                bounds = np.quantile(thinned[name], tails).reshape(-1, 2)
+                covered[i, j] = (bounds[:, 0] <= truth[name]) & (truth[name] <= bounds[:, 1])
+        except _SetupError:
+            raise
+        except Exception as exc:  # recorded, reported: a failure is itself a finding
+            row["status"] = "failed"
+            row["error"] = f"{type(exc).__name__}: {exc}"
+            ranks[i, :] = np.nan
+            covered[i] = np.nan
+        row["seconds"] = time.perf_counter() - t0
+        diag_rows.append(row)
+        if progress:
+            shown = " ".join(
+                f"{n}={truth[n]:.3g}(rank {'-' if np.isnan(ranks[i, j]) else int(ranks[i, j])})"
+                for j, n in enumerate(names)
+            )
+            print(
+                f"[sbc {label} {i + 1}/{replicates}] {row['status']} {row['seconds']:.1f}s "
+                f"n_fit={row['n_fit']} r_hat={row['max_r_hat']:.3f} div={row['divergences']} {shown}",
+                file=sys.stderr,
+                flush=True,
+            )
+    diagnostics = pd.DataFrame(diag_rows, index=pd.RangeIndex(replicates, name="replicate"))
+    return _Run(names, np.asarray(theta, dtype=float), ranks, covered, diagnostics, n_draws)
 
 
 def simulation_based_calibration(
@@ -449,121 +631,38 @@ def simulation_based_calibration(
     # per replicate: simulation seed, NUTS seed, seed for ties
     rep_seeds = rng.integers(0, 2**31 - 1, size=(replicates, 3))
     theta = draw_priors(fixed, names, replicates, prior_seed)
+    prior_only_draws: list[np.ndarray] = []
 
-    ranks = np.full((replicates, len(names)), np.nan)
-    prior_only_draws: np.ndarray | None = None
-    diag_rows: list[dict[str, Any]] = []
-    for i in range(replicates):
-        t0 = time.perf_counter()
-        sim_seed, fit_seed, aux_seed = (int(s) for s in rep_seeds[i])
-        aux_rng = np.random.default_rng(aux_seed)
-        truth = dict(zip(names, theta[i], strict=True))
-        row: dict[str, Any] = {
-            "status": "nuts",
-            "n_fit": 0,
-            "n_repeat": 0,
-            "max_r_hat": np.nan,
-            "min_ess_bulk": np.nan,
-            "divergences": -1,
-            "seconds": np.nan,
-            "error": "",
-        }
-        try:
-            if gamma_gamma:
-                sim = simulate_customers(**freq_params, T=T_arr, n_customers=n_customers, seed=sim_seed, **truth)
-                data = sim.loc[sim["frequency"] > 0, ["frequency", "monetary_value"]]
-            elif model_class.family is BGNBD:
-                sim = simulate_customers(**truth, T=T_arr, n_customers=n_customers, seed=sim_seed)
-                data = sim[["frequency", "recency", "T"]]
-            else:
-                sim = _simulate_family(model_class.family, truth, T_arr, sim_seed)
-                data = sim
-            row["n_repeat"] = int((sim["frequency"] > 0).sum())
-            row["n_fit"] = int(data.shape[0])
-            if data.shape[0] == 0:
-                # no repeat buyer: constant Gamma-Gamma likelihood, posterior = prior
-                row["status"] = "prior"
-                if prior_only_draws is None:  # drawn once, for every replicate that needs it
-                    prior_only_draws = draw_priors(fixed, names, replicates * n_draws, prior_only_seed)
-                block = prior_only_draws[i * n_draws : (i + 1) * n_draws]
-                thinned = {name: block[:, j] for j, name in enumerate(names)}
-                row["divergences"] = 0
-            else:
-                model = model_class(data, priors=fixed)
-                if model.priors_ != fixed:
-                    raise _SetupError(
-                        f"{model_class.__name__} resolved priors {model.priors_} instead of the SBC priors {fixed}."
-                    )
-                with warnings.catch_warnings():
-                    # small simulated data sets are expected to leave some posteriors near the
-                    # prior: that is part of what SBC measures, not a finding to warn about
-                    warnings.simplefilter("ignore", WeakIdentificationWarning)
-                    model.fit(
-                        method="nuts",
-                        chains=chains,
-                        draws=draws,
-                        tune=tune,
-                        random_seed=fit_seed,
-                        progressbar=False,
-                        **fit_kwargs,
-                    )
-                idata = model.idata_
-                thinned = {name: _thinned(idata.posterior, name, thin) for name in names}
-                if chains > 1:
-                    rhat = az.rhat(idata, var_names=list(names))
-                    row["max_r_hat"] = max(float(rhat[n]) for n in names)
-                ess = az.ess(idata, var_names=list(names), method="bulk")
-                row["min_ess_bulk"] = min(float(ess[n]) for n in names)
-                stats_ = idata.get("sample_stats")
-                row["divergences"] = int(stats_["diverging"].sum()) if stats_ is not None and "diverging" in stats_ else 0
-            for j, name in enumerate(names):
-                if thinned[name].size != n_draws:
-                    raise _SetupError(f"expected {n_draws} thinned draws of {name}, got {thinned[name].size}.")
-                ranks[i, j] = sbc_rank(truth[name], thinned[name], aux_rng)
-        except _SetupError:
-            raise
-        except Exception as exc:  # recorded, reported: a failure is itself a finding
-            row["status"] = "failed"
-            row["error"] = f"{type(exc).__name__}: {exc}"
-            ranks[i, :] = np.nan
-        row["seconds"] = time.perf_counter() - t0
-        diag_rows.append(row)
-        if progress:
-            shown = " ".join(
-                f"{n}={truth[n]:.3g}(rank {'-' if np.isnan(ranks[i, j]) else int(ranks[i, j])})"
-                for j, n in enumerate(names)
-            )
-            print(
-                f"[sbc {model_class.__name__} {i + 1}/{replicates}] {row['status']} {row['seconds']:.1f}s "
-                f"n_fit={row['n_fit']} r_hat={row['max_r_hat']:.3f} div={row['divergences']} {shown}",
-                file=sys.stderr,
-                flush=True,
-            )
-
-    diagnostics = pd.DataFrame(diag_rows, index=pd.RangeIndex(replicates, name="replicate"))
-    ok = ~np.isnan(ranks[:, 0])
-    n_ok = int(ok.sum())
-    failed = replicates - n_ok
-    if failed:
-        first = diagnostics.loc[diagnostics["status"] == "failed", "error"].iloc[0]
-        warnings.warn(
-            f"{failed} of {replicates} SBC replicates failed (first: {first}); the uniformity test uses "
-            "the others and is conditional on success.",
-            SBCWarning,
-            stacklevel=2,
-        )
-    n_bins = default_bins(n_ok, n_draws) if bins is None else _check_int("bins", bins, 2)
-    chi2: dict[str, float] = {}
-    p_values: dict[str, float] = {}
-    counts: dict[str, np.ndarray] = {}
-    expected = n_ok * rank_bin_sizes(n_draws, n_bins) / (n_draws + 1)
-    for j, name in enumerate(names):
-        if n_ok:
-            test = rank_uniformity(ranks[:, j], n_draws, n_bins)
-            chi2[name], p_values[name], counts[name] = test.statistic, test.p_value, test.counts
+    def replicate(i: int, truth: dict[str, float], sim_seed: int, fit_seed: int, row: dict) -> dict[str, np.ndarray]:
+        if gamma_gamma:
+            sim = simulate_customers(**freq_params, T=T_arr, n_customers=n_customers, seed=sim_seed, **truth)
+            data = sim.loc[sim["frequency"] > 0, ["frequency", "monetary_value"]]
+        elif model_class.family is BGNBD:
+            sim = simulate_customers(**truth, T=T_arr, n_customers=n_customers, seed=sim_seed)
+            data = sim[["frequency", "recency", "T"]]
         else:
-            chi2[name], p_values[name], counts[name] = np.nan, np.nan, np.zeros(n_bins, dtype=np.int64)
+            sim = _simulate_family(model_class.family, truth, T_arr, sim_seed)
+            data = sim
+        row["n_repeat"] = int((sim["frequency"] > 0).sum())
+        row["n_fit"] = int(data.shape[0])
+        if data.shape[0] == 0:
+            # no repeat buyer: constant Gamma-Gamma likelihood, posterior = prior
+            row["status"] = "prior"
+            if not prior_only_draws:  # drawn once, for every replicate that needs it
+                prior_only_draws.append(draw_priors(fixed, names, replicates * n_draws, prior_only_seed))
+            block = prior_only_draws[0][i * n_draws : (i + 1) * n_draws]
+            row["divergences"] = 0
+            return {name: block[:, j] for j, name in enumerate(names)}
+        model = model_class(data, priors=fixed)
+        if model.priors_ != fixed:
+            raise _SetupError(
+                f"{model_class.__name__} resolved priors {model.priors_} instead of the SBC priors {fixed}."
+            )
+        return nuts_draws(model, names, row, chains=chains, draws=draws, tune=tune, thin=thin, seed=fit_seed,
+                          fit_kwargs=fit_kwargs)
 
+    run = run_replicates(model_class.__name__, names, theta, replicate, n_draws=n_draws, rep_seeds=rep_seeds,
+                         progress=progress)
     settings = {
         "n_customers": n_customers,
         "T_mean": float(np.mean(T_arr)),
@@ -576,19 +675,4 @@ def simulation_based_calibration(
         "bgnbd_params": freq_params if gamma_gamma else None,
         "fit_kwargs": dict(fit_kwargs),
     }
-    return SBCResult(
-        model=model_class.__name__,
-        param_names=names,
-        priors=fixed,
-        n_draws=n_draws,
-        n_bins=n_bins,
-        true_values={name: theta[:, j].copy() for j, name in enumerate(names)},
-        ranks={name: ranks[:, j].copy() for j, name in enumerate(names)},
-        chi2=chi2,
-        p_values=p_values,
-        counts=counts,
-        expected=expected,
-        diagnostics=diagnostics,
-        settings=settings,
-        seconds=time.perf_counter() - start,
-    )
+    return run.result(model_class.__name__, fixed, bins, settings, time.perf_counter() - start)

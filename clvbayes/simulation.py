@@ -19,7 +19,7 @@ import pandas as pd
 from clvbayes.families import Family, get_family
 from clvbayes.families.compiled import drivers_for
 
-__all__ = ["simulate_customers"]
+__all__ = ["simulate_customers", "simulate_customers_by_row", "simulate_spend"]
 
 
 def _positive_float(name: str, value: object) -> float:
@@ -230,3 +230,113 @@ def simulate_customers(
         tcols["amount"] = amount
     transactions = pd.DataFrame(tcols)
     return summary, transactions
+
+
+def simulate_customers_by_row(
+    parameters: pd.DataFrame,
+    *,
+    T: float | Sequence[float] | np.ndarray | pd.Series,
+    model: str | Family = "bgnbd",
+    seed: int,
+) -> pd.DataFrame:
+    """Simulate customers that each have their own parameters (e.g. through covariates).
+
+    The event-by-event process of :func:`simulate_customers` (FHL 2005, SMC 1987, BDF 2007
+    as documented there), per customer at its own parameters: customer ``i`` is exactly
+    ``simulate_customers(**parameters.iloc[i], T=[T_i], model=model, seed=s_i)`` with
+    ``s_i`` the ``i``-th of ``numpy.random.default_rng(seed).integers(0, 2**62, n)``
+    (:func:`clvbayes.kernels.simulate.population_rows`, compiled per family).
+
+    Parameters
+    ----------
+    parameters : pandas.DataFrame
+        One row per customer: the family's four ``param_names`` columns and optionally the
+        Gamma-Gamma ``p, q, gamma`` (all three), every value > 0 and finite.
+    T : float or array-like
+        Each customer's age (> 0; a scalar is every customer's).
+    model : str or Family, default "bgnbd"
+    seed : int
+        Non-negative integer.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Index ``customer_id`` 0..n-1 in the order of ``parameters``; ``frequency``,
+        ``recency``, ``T``, ``monetary_value`` (with spend), the family's latent draws
+        ``true_*``, ``true_nu`` (with spend) and ``true_alive``, as :func:`simulate_customers`.
+    """
+    family = get_family(model)
+    names = list(family.param_names)
+    spend_cols = [c for c in ("p", "q", "gamma") if c in parameters.columns]
+    if spend_cols and len(spend_cols) != 3:
+        raise ValueError("Give all three Gamma-Gamma parameters p, q, gamma, or none of them.")
+    missing = [c for c in names if c not in parameters.columns]
+    if missing:
+        raise ValueError(f"parameters needs the {family.label} columns {names}; missing {missing}.")
+    values = np.ascontiguousarray(parameters[names + spend_cols].to_numpy(dtype=float))
+    if not (np.all(np.isfinite(values)) and np.all(values > 0)):
+        raise ValueError("Every parameter must be positive and finite.")
+    n = values.shape[0]
+    T_arr = np.full(n, float(T)) if np.ndim(T) == 0 else np.asarray(T, dtype=float)
+    if T_arr.shape != (n,) or not (np.all(np.isfinite(T_arr)) and np.all(T_arr > 0)):
+        raise ValueError(f"T must be a positive scalar or {n} positive ages.")
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
+        raise ValueError(f"seed must be a non-negative integer, got {seed!r}.")
+    seeds = np.random.default_rng(int(seed)).integers(0, 2**62, size=n)
+    spend = bool(spend_cols)
+    spend_theta = np.ascontiguousarray(values[:, 4:] if spend else np.full((n, 3), np.nan))
+    x, t_x, mon, lat0, lat1, lat2, nu, alive = drivers_for(family).simulate_rows(
+        np.ascontiguousarray(values[:, :4]), np.ascontiguousarray(T_arr), spend_theta, spend, seeds)
+    cols: dict[str, np.ndarray] = {"frequency": x, "recency": t_x, "T": T_arr.copy()}
+    if spend:
+        cols["monetary_value"] = mon
+    for name, v in zip(family.latent_names, (lat0, lat1, lat2), strict=False):
+        cols[f"true_{name}"] = v
+    if spend:
+        cols["true_nu"] = nu
+    cols["true_alive"] = alive
+    return pd.DataFrame(cols, index=pd.RangeIndex(n, name="customer_id"))
+
+
+def simulate_spend(
+    frequency: np.ndarray | pd.Series,
+    p: float | np.ndarray,
+    q: float | np.ndarray,
+    gamma: float | np.ndarray,
+    *,
+    seed: int,
+) -> np.ndarray:
+    """Mean value of each customer's repeat transactions given their number, Gamma-Gamma.
+
+    Fader, Hardie & Lee (2005), "RFM and CLV: using iso-value curves for customer base
+    analysis", JMR 42(4), eq. (1)-(2) (Colombo & Jiang 1999): ``ν_i ~ Gamma(shape q, rate
+    γ_i)`` and every transaction value ``Gamma(shape p, rate ν_i)``; the mean of ``x_i``
+    of them is ``Gamma(shape p x_i, rate x_i ν_i)``. For a spend model that conditions on the
+    purchase history (its covariates' scaling may depend on which customers are repeat
+    buyers), given the frequencies of any purchase simulation.
+
+    Parameters
+    ----------
+    frequency : array-like of int
+        Repeat purchases per customer (>= 0).
+    p, q, gamma : float or array-like
+        Gamma-Gamma parameters, scalars or one per customer (> 0).
+    seed : int
+
+    Returns
+    -------
+    numpy.ndarray
+        ``monetary_value`` per customer (0 for a customer without repeat purchases).
+    """
+    x = np.asarray(frequency, dtype=float)
+    p_, q_, g_ = (np.broadcast_to(np.asarray(v, dtype=float), x.shape) for v in (p, q, gamma))
+    if not all(np.all(np.isfinite(v) & (v > 0)) for v in (p_, q_, g_)):
+        raise ValueError("p, q and gamma must be positive and finite.")
+    if np.any(x < 0) or np.any(x != np.round(x)):
+        raise ValueError("frequency must be non-negative integers.")
+    rng = np.random.default_rng(seed)
+    nu = rng.gamma(q_, 1.0 / g_)
+    repeat = x > 0
+    out = np.zeros(x.shape)
+    out[repeat] = rng.gamma(p_[repeat] * x[repeat], 1.0 / (x[repeat] * nu[repeat]))
+    return out

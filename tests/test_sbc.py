@@ -193,6 +193,10 @@ def test_loop_calibrated_fake_passes_and_draws_theta_from_the_prior():
     assert frame.shape[0] == 200 and {"true_r", "rank_b", "max_r_hat", "status"} <= set(frame.columns)
     assert res.summary().shape == (4, 5)
     assert res.bin_counts()["expected"].sum() == pytest.approx(200)
+    # central 50 % / 90 % intervals cover at the nominal rate (binomial 99.9 % band, 200 replicates)
+    lo, hi = (stats.binom.ppf(q, 200, [0.5, 0.9]) / 200 for q in (0.0005, 0.9995))
+    cov = res.coverage()
+    assert list(cov.columns) == ["50%", "90%"] and ((cov.to_numpy() >= lo) & (cov.to_numpy() <= hi)).all(), cov
 
 
 def test_loop_miscalibrated_fake_fails():
@@ -308,7 +312,7 @@ def _report(res):
             f"replicates without repeat buyers {(d['n_repeat'] == 0).sum()}; "
             f"with divergences {(d['divergences'] > 0).sum()} (total {d['divergences'].sum()}); "
             f"max r_hat > 1.01: {(d['max_r_hat'] > 1.01).sum()}; min ess_bulk < L: {(d['min_ess_bulk'] < res.n_draws).sum()}"
-            f"\n{res.summary()}\n{res.bin_counts().T}\n{d.describe()}"
+            f"\n{pd.concat([res.summary(), res.coverage()], axis=1)}\n{res.bin_counts().T}\n{d.describe()}"
         )
 
 

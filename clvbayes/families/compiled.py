@@ -65,6 +65,7 @@ class Drivers:
     holdout_replicates_cells: Callable
     simulate_population: Callable
     simulate_transactions: Callable
+    simulate_rows: Callable
     factor_table: Callable
     fill: Callable
     fill_rows: Callable
@@ -108,6 +109,7 @@ _GENERIC = {
     "holdout_replicates_cells": _drv.holdout_replicates_cells,
     "simulate_population": _evsim.population,
     "simulate_transactions": _evsim.transactions,
+    "simulate_rows": _evsim.population_rows,
     "factor_table": _clv.family_factor_table,
     "fill": _clv.family_fill,
     "fill_rows": _clv.family_fill_rows,

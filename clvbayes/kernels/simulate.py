@@ -60,6 +60,7 @@ __all__ = [
     "transactions",
     "simulate_population",
     "simulate_transactions",
+    "population_rows",
 ]
 
 #: Customers per independently seeded block (part of the reproducibility contract:
@@ -352,6 +353,60 @@ def simulate_population(r, alpha, a, b, T, p, q, gamma, spend, horizon, seed):  
     """
     out = population(r, alpha, a, b, T, p, q, gamma, spend, horizon, seed)
     return out[0], out[1], out[2], out[3], out[4], out[6], out[7], out[9], out[10], out[11]
+
+
+@njit(cache=True)
+def population_rows(theta: np.ndarray, T: np.ndarray, spend_theta: np.ndarray, spend: bool, seeds: np.ndarray):
+    """Simulate customers that each have their own parameters (summaries, no holdout).
+
+    Customer ``i`` is exactly the one customer of :func:`population` at parameters
+    ``theta[i]``, age ``T[i]``, spend ``spend_theta[i]`` and seed ``seeds[i]`` (the same
+    block, :func:`_run_block`, with its own seed): a population whose parameters vary by
+    customer (covariates, segments), simulated by the process of the module docstring.
+    Serial: one call per customer set, no thread start per customer.
+
+    Parameters
+    ----------
+    theta : ndarray, shape (n, 4)
+        Each customer's four family parameters (> 0).
+    T : ndarray, shape (n,)
+        Ages (> 0).
+    spend_theta : ndarray, shape (n, 3)
+        Each customer's Gamma-Gamma ``p, q, gamma`` (ignored, e.g. nan, without ``spend``).
+    spend : bool
+    seeds : ndarray of int64, shape (n,)
+        Non-negative seeds, one per customer.
+
+    Returns
+    -------
+    tuple of ndarray
+        ``(x, t_x, monetary, latent0, latent1, latent2, nu, alive)`` as :func:`population`.
+    """
+    n = T.shape[0]
+    x = np.empty(n, dtype=np.int64)
+    t_x = np.empty(n)
+    mon = np.empty(n)
+    lat0 = np.empty(n)
+    lat1 = np.empty(n)
+    lat2 = np.empty(n)
+    nu = np.empty(n)
+    alive = np.empty(n, dtype=np.bool_)
+    alive_h = np.empty(1, dtype=np.bool_)
+    x_h = np.empty(1, dtype=np.int64)
+    mon_h = np.empty(1)
+    n_tx = np.empty(1, dtype=np.int64)
+    offsets = np.zeros(1, dtype=np.int64)
+    no_tx = np.empty(0)
+    no_c = np.empty(0, dtype=np.int64)
+    for i in range(n):
+        _run_block(
+            0, seeds[i], theta[i, 0], theta[i, 1], theta[i, 2], theta[i, 3],
+            spend_theta[i, 0], spend_theta[i, 1], spend_theta[i, 2], spend, T[i : i + 1], 0.0,
+            x[i : i + 1], t_x[i : i + 1], mon[i : i + 1], lat0[i : i + 1], lat1[i : i + 1], lat2[i : i + 1],
+            nu[i : i + 1], alive[i : i + 1], alive_h, x_h, mon_h, n_tx,
+            False, offsets, no_c, no_tx, no_tx,
+        )  # fmt: skip
+    return x, t_x, mon, lat0, lat1, lat2, nu, alive
 
 
 #: Transactions of the population of :func:`simulate_population` (the same arguments and its

@@ -58,7 +58,7 @@ from clvbayes.models.base import compress_weighted
 from clvbayes.models.covariate_common import (MAX_CELLS, PATHS, CovariateFitMixin, check_path, check_sigma,
                                               choose_path, design_cells, refuse_numeric_on_cells)
 from clvbayes.models.covariate_common import with_ids as _with_ids
-from clvbayes.models.ops import FamilyLogLik, family_data
+from clvbayes.models.ops import FamilyLogLik, _as_shared, family_data
 from clvbayes.models.priors import Prior, resolve_priors
 from clvbayes.models.row_ops import FusedRowLogLik, row_kernels
 from clvbayes.value.draws import CellFactor
@@ -241,9 +241,13 @@ class CovariatePurchaseModel(CovariateFitMixin):
             hi.append(cols[side][1] if linked else 0)
             sign.append(s)
             coefs.append(gam[name] if linked else pt.as_tensor_variable(np.zeros(0)))
-        data = [np.ascontiguousarray(rows[:, :n_z])] + [np.ascontiguousarray(rows[:, n_z + j]) for j in range(3)]
-        return FusedRowLogLik(self.family.name, lo, hi, sign)(*(base[p] for p in self.param_names), *coefs, *data,
-                                                              counts.astype(np.float64))
+        # data as pm.Data, not constants: a later fit of the same design structure (other data,
+        # another row count) reuses the compiled nutpie sampler (bayesian._compiled_nutpie)
+        cols = {"z": np.ascontiguousarray(rows[:, :n_z]),
+                **{k: np.ascontiguousarray(rows[:, n_z + j]) for j, k in enumerate(("x", "t_x", "T"))},
+                "weights": counts.astype(np.float64)}
+        data = _as_shared(f"{self.family.name}_rows", cols)
+        return FusedRowLogLik(self.family.name, lo, hi, sign)(*(base[p] for p in self.param_names), *coefs, *data)
 
     @property
     def _draws_family(self) -> str:

@@ -54,7 +54,7 @@ from clvbayes.data.validate import DataValidationError, _examples, validate_mone
 from clvbayes.kernels.gamma_gamma import gg_cell_mean_expected_spend
 from clvbayes.models.covariate_common import (MAX_CELLS, CovariateFitMixin, check_path, check_sigma, choose_path,
                                               design_cells, refuse_numeric_on_cells, with_ids)
-from clvbayes.models.ops import GammaGammaLogLik, gamma_gamma_data
+from clvbayes.models.ops import GammaGammaLogLik, _as_shared, gamma_gamma_data
 from clvbayes.models.priors import Prior, default_gamma_gamma_priors, resolve_priors
 from clvbayes.models.row_ops import SpendRowLogLik
 from clvbayes.value.draws import CellFactor
@@ -220,11 +220,16 @@ class CovariateSpendModel(CovariateFitMixin):
         keep = self.repeat
         stacked = np.column_stack([self._z_customers[keep], self.x[keep], self.m[keep]])
         rows, counts = np.unique(stacked, axis=0, return_counts=True)
-        n = rows.shape[0]
-        gam = self._gamma_at(gamma, delta, rows[:, :k])
+        # data as pm.Data, not constants: a later fit of the same design structure (other data,
+        # another row count) reuses the compiled nutpie sampler (bayesian._compiled_nutpie)
+        z, x, m, w = _as_shared("gg_rows", {"z": np.ascontiguousarray(rows[:, :k]),
+                                            "x": np.ascontiguousarray(rows[:, k]),
+                                            "m": np.ascontiguousarray(rows[:, k + 1]),
+                                            "weights": counts.astype(np.float64)})
+        n = x.shape[0]
+        gam = self._gamma_at(gamma, delta, z)
         gam = gam if gam.ndim == 1 else pt.alloc(gam, n)
-        data = [np.ascontiguousarray(rows[:, k]), np.ascontiguousarray(rows[:, k + 1]), counts.astype(np.float64)]
-        return SpendRowLogLik()(pt.alloc(p, n), pt.alloc(q, n), gam, *data)
+        return SpendRowLogLik()(pt.alloc(p, n), pt.alloc(q, n), gam, x, m, w)
 
     def _map_start(self) -> dict[str, float]:
         """GammaGammaModel's start: mean spend ≈ p γ / (q - 1) at p = 1, q = 2."""

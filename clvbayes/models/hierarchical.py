@@ -131,26 +131,45 @@ class HierarchicalPurchaseModel(CovariatePurchaseModel):
     def n_segments(self) -> int:
         return len(self.segments)
 
-    def cell_parameters(self, base: Mapping[str, np.ndarray], coefficients: Mapping[str, np.ndarray]) -> np.ndarray:
+    def cell_parameters(self, base: Mapping[str, np.ndarray], coefficients: Mapping[str, np.ndarray],
+                        z: Mapping[str, np.ndarray] | None = None) -> np.ndarray:
         """Each cell's parameters: its segment's base parameters times the covariate link.
 
         ``base[name]`` shape (D, n_segments), ``coefficients[name]`` shape (D, n_terms);
-        returns (n_cells, D, 4) in the family's parameter order.
+        ``z`` the design rows of each side and ``z["segment"]`` the segment codes (default:
+        the model's cells; :meth:`_encode` makes them for profiles); returns (n_cells, D, 4)
+        in the family's parameter order.
         """
+        z = {**self._z, "segment": self.cell_segment} if z is None else z
         first = np.asarray(base[self.param_names[0]], dtype=float).reshape(-1, self.n_segments)
-        # the parent's per-cell base: one (D,) vector per cell, so apply it to (C·D) "draws"
-        per_cell = {p: np.asarray(base[p], dtype=float).reshape(-1, self.n_segments)[:, self.cell_segment].T
+        # each cell's segment base: one (D,) vector per cell
+        per_cell = {p: np.asarray(base[p], dtype=float).reshape(-1, self.n_segments)[:, z["segment"]].T
                     for p in self.param_names}  # (C, D)
-        D, C = first.shape[0], self.n_cells
+        D, C = first.shape[0], int(np.asarray(z["segment"]).shape[0])
         links = COVARIATE_LINKS[self.family.name]
         out = np.empty((C, D, 4))
         for k, p in enumerate(self.param_names):
             out[:, :, k] = per_cell[p]
             if p in links and links[p][0] in coefficients:
                 name, side, sign = links[p]
-                eta = self._z[side] @ np.asarray(coefficients[name], dtype=float).reshape(D, -1).T  # (C, D)
+                eta = z[side] @ np.asarray(coefficients[name], dtype=float).reshape(D, -1).T  # (C, D)
                 out[:, :, k] *= np.exp(sign * eta)
         return out
+
+    def _encode(self, profiles: pd.DataFrame) -> dict[str, np.ndarray]:
+        """Design rows of each side and the segment codes of ``profiles`` (which name a
+        segment of the data in the segment column)."""
+        z = super()._encode(profiles)
+        if self.segment not in profiles.columns:
+            raise ValueError(f"The profiles have no segment column {self.segment!r}: name one of the segments "
+                             f"{list(self.segments)}.")
+        labels = profiles[self.segment].astype(str).to_numpy()
+        codes = pd.Index(self.segments).get_indexer(labels)
+        if (codes < 0).any():
+            raise ValueError(f"Unknown segments {sorted(set(labels[codes < 0]))} in column {self.segment!r}; "
+                             f"the model knows {list(self.segments)}.")
+        z["segment"] = codes.astype(np.int64)
+        return z
 
     def _hyper_centres(self) -> dict[str, float]:
         return {p: float(np.log(_prior_median(pr))) for p, pr in self._resolved_priors().items()}

@@ -289,3 +289,21 @@ def test_hierarchical_profile_and_customer_are_their_cells(base):
     # period transactions: each customer at its (segment, channel) cell, seeded
     t = period_transactions(h, n_draws=20, random_seed=1)
     assert t["mean"].sum() == pytest.approx(len(df)) and t.attrs["source"] == "posterior"
+
+
+def test_hierarchical_summary_and_convergence_cover_its_own_variables(base):
+    """The hierarchical posterior has no plain ``r``, ``alpha``, ...: summary() and
+    check_convergence() read the segment parameters, hyperparameters and coefficients."""
+    df = base.assign(country=np.where(np.arange(len(base)) % 3 == 0, "LU", "DE"))
+    h = clvbayes.HierarchicalPurchaseModel(df, segment="country", purchase_covariates=["channel"])
+    rng = np.random.default_rng(4)
+    post = {f"{k}_segment": v * np.exp(rng.normal(0.0, 0.1, (2, 50, 2))) for k, v in BASE.items()}
+    post.update({f"{w}_{k}": rng.normal(0.0, 1.0, (2, 50)) for k in BASE for w in ("mu", "sigma")})
+    post["gamma_purchase"] = rng.normal(0.9, 0.1, (2, 50, 1))
+    post["r_segment"][1] += 1.0  # the chains disagree on r
+    h.idata_ = az.from_dict(posterior=post, sample_stats={"diverging": np.zeros((2, 50), dtype=bool)},
+                            dims={f"{k}_segment": ["segment"] for k in BASE}, coords={"segment": ["DE", "LU"]})
+    table = h.summary()
+    assert {"r_segment[DE]", "mu_alpha", "sigma_b", "gamma_purchase[channel[web]]"} <= set(table.index)
+    problems = h.check_convergence(warn=False, ess_min=1.0, r_hat_max=1.2)
+    assert problems and all(p.startswith("r_hat of r_segment[") for p in problems)

@@ -212,6 +212,13 @@ class HierarchicalPurchaseModel(CovariatePurchaseModel):
                              "model collapses the segment spread sigma to 0.")
         return super().fit("nuts", **kwargs)
 
+    def _summary_names(self) -> list[str]:
+        """The posterior's variables of :meth:`summary` and :meth:`check_convergence`: each
+        segment's base parameters, the hyperparameters and the coefficients (there is no
+        single ``r``, ``alpha``, ...)."""
+        return [*(f"{p}_segment" for p in self.param_names), *(f"mu_{p}" for p in self.param_names),
+                *(f"sigma_{p}" for p in self.param_names), *self.coefficient_names]
+
     def _draws_on_grid(self, n_draws: int | None) -> tuple[dict, dict, np.ndarray, np.ndarray, str]:
         """Per-segment base draws (D, n_segments), coefficient draws (D, n), the grid, source."""
         if self.idata_ is None:

@@ -132,16 +132,36 @@ class HierarchicalPurchaseModel(CovariatePurchaseModel):
     def n_segments(self) -> int:
         return len(self.segments)
 
-    def cell_parameters(self, base: Mapping[str, np.ndarray], coefficients: Mapping[str, np.ndarray]) -> np.ndarray:
+    def cell_parameters(self, base: Mapping[str, np.ndarray], coefficients: Mapping[str, np.ndarray],
+                        z: Mapping[str, np.ndarray] | None = None) -> np.ndarray:
         """Each cell's parameters: its segment's base parameters times the covariate link.
 
         ``base[name]`` shape (D, n_segments), ``coefficients[name]`` shape (D, n_terms);
-        returns (n_cells, D, 4) in the family's parameter order.
+        ``z`` the design rows of each side and ``z["segment"]`` the segment codes (default:
+        the model's cells; :meth:`_encode` makes them for profiles); returns (n_cells, D, 4)
+        in the family's parameter order.
         """
+        z = {**self._z, "segment": self.cell_segment} if z is None else z
+        seg = np.asarray(z["segment"], dtype=np.int64)
         # each cell's base parameters are its segment's: (C, D) per parameter
-        per_cell = {p: np.asarray(base[p], dtype=float).reshape(-1, self.n_segments)[:, self.cell_segment].T
+        per_cell = {p: np.asarray(base[p], dtype=float).reshape(-1, self.n_segments)[:, seg].T
                     for p in self.param_names}
-        return linked_parameters(self.param_names, per_cell, coefficients, self._z, self._links, self.n_cells)
+        return linked_parameters(self.param_names, per_cell, coefficients, z, self._links, seg.shape[0])
+
+    def _encode(self, profiles: pd.DataFrame) -> dict[str, np.ndarray]:
+        """Design rows of each side and the segment codes of ``profiles`` (which name a
+        segment of the data in the segment column)."""
+        z = super()._encode(profiles)
+        if self.segment not in profiles.columns:
+            raise ValueError(f"The profiles have no segment column {self.segment!r}: name one of the segments "
+                             f"{list(self.segments)}.")
+        labels = profiles[self.segment].astype(str).to_numpy()
+        codes = pd.Index(self.segments).get_indexer(labels)
+        if (codes < 0).any():
+            raise ValueError(f"Unknown segments {sorted(set(labels[codes < 0]))} in column {self.segment!r}; "
+                             f"the model knows {list(self.segments)}.")
+        z["segment"] = codes.astype(np.int64)
+        return z
 
     def _hyper_centres(self) -> dict[str, float]:
         return {p: float(np.log(_prior_median(pr))) for p, pr in self._resolved_priors().items()}
@@ -183,6 +203,13 @@ class HierarchicalPurchaseModel(CovariatePurchaseModel):
             raise ValueError("HierarchicalPurchaseModel fits by NUTS only (method='nuts'): the MAP of a hierarchical "
                              "model collapses the segment spread sigma to 0.")
         return super().fit("nuts", **kwargs)
+
+    def _summary_names(self) -> list[str]:
+        """The posterior's variables of :meth:`summary` and :meth:`check_convergence`: each
+        segment's base parameters, the hyperparameters and the coefficients (there is no
+        single ``r``, ``alpha``, ...)."""
+        return [*(f"{p}_segment" for p in self.param_names), *(f"mu_{p}" for p in self.param_names),
+                *(f"sigma_{p}" for p in self.param_names), *self.coefficient_names]
 
     def _draws_on_grid(self, n_draws: int | None) -> tuple[dict, dict, np.ndarray, np.ndarray, str]:
         """Per-segment base draws (D, n_segments), coefficient draws (D, n), the grid, source."""

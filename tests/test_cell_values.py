@@ -174,5 +174,5 @@ def test_hierarchical_factors_and_profiles_by_segment():
     np.testing.assert_array_equal(prof.values["r"][1], base["r"][:, fr])
     with pytest.raises(ValueError, match="segment column 'country'"):
         m.parameters_for(pd.DataFrame({"channel": ["web"]}))
-    with pytest.raises(ValueError, match=r"Unknown segments in 'country': \['es'\]"):
+    with pytest.raises(ValueError, match=r"Unknown segments \['es'\] in column 'country'"):
         m.parameters_for(pd.DataFrame({"country": ["es"], "channel": ["web"]}))

@@ -46,7 +46,9 @@ def test_fit_with_covariates_and_a_segment(files, tmp_path, capsys):
     assert set(table["channel"]) == {"web", "store"} and set(table["segment"]) == {"east", "north", "south"}
     plots = {p.stem for p in (out / "plots").glob("*.png")}
     assert {"coefficients_purchase", "coefficients_spend", "calibration_holdout", "tracking_cumulative"} <= plots
-    assert "frequency_recency_matrix" not in plots
+    # the population-level plots too: each customer at its own cell, the matrices for the reference profile
+    assert {"period_transactions", "frequency_recency_matrix", "probability_alive_matrix",
+            "probability_alive_history"} <= plots
     page = (out / "report.html").read_text()
     assert 'id="covariates"' in page and "channel[web]" in page
     from clvbayes import CovariatePurchaseModel

@@ -28,6 +28,7 @@ EXPECTED = {
     "03_customer_equity_churn.ipynb",
     "04_scaling_to_millions.ipynb",
     "05_model_comparison.ipynb",
+    "06_covariates_and_segments.ipynb",
 }
 # Generous per cell: a cold Numba cache compiles the CLV kernels (about a minute) and nutpie
 # compiles each model's sampler once per kernel process.
@@ -51,7 +52,7 @@ def _snapshot() -> set[str]:
     return under | {p.name for p in ROOT.iterdir()}
 
 
-def test_the_four_notebooks_are_there() -> None:
+def test_the_notebooks_are_there() -> None:
     assert {p.name for p in NOTEBOOKS} == EXPECTED
 
 

@@ -61,6 +61,7 @@ class Drivers:
     conditional_pmf: Callable
     dert: Callable
     calibration_replicates: Callable
+    calibration_replicates_cells: Callable
     holdout_replicates: Callable
     holdout_replicates_cells: Callable
     simulate_population: Callable
@@ -105,6 +106,7 @@ _GENERIC = {
     "conditional_pmf": _drv.conditional_pmf,
     "dert": _drv.dert,
     "calibration_replicates": _drv.calibration_replicates,
+    "calibration_replicates_cells": _drv.calibration_replicates_cells,
     "holdout_replicates": _drv.holdout_replicates,
     "holdout_replicates_cells": _drv.holdout_replicates_cells,
     "simulate_population": _evsim.population,

@@ -37,6 +37,7 @@ __all__ = [
     "conditional_pmf",
     "dert",
     "calibration_replicates",
+    "calibration_replicates_cells",
     "holdout_replicates",
     "holdout_replicates_cells",
 ]
@@ -238,13 +239,14 @@ def dert(p0: float, p1: float, p2: float, p3: float, x: np.ndarray, t_x: np.ndar
 
 
 @njit(cache=True, error_model="numpy", parallel=True)
-def calibration_replicates(p0: np.ndarray, p1: np.ndarray, p2: np.ndarray, p3: np.ndarray, T: np.ndarray,
-                           seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """``(x, t_x)`` of a new customer over (0, T_i] for every (draw, customer): int32 counts
-    (capped at 2^31 - 1) and float recencies, shape (D, N). Blocks of ``SIM_BLOCK``
-    customers per draw are seeded by ``block_seed(seed, k)``: the same output for any
-    thread count."""
-    nd = p0.shape[0]
+def calibration_replicates_cells(p0: np.ndarray, p1: np.ndarray, p2: np.ndarray, p3: np.ndarray, cell: np.ndarray,
+                                 T: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(x, t_x)`` of a new customer over (0, T_i] for every (draw, customer) with
+    per-customer parameters: ``p0..p3`` of shape (cells, D), customer i at the draws of its
+    cell ``cell[i]``; int32 counts (capped at 2^31 - 1) and float recencies, shape (D, N).
+    Blocks of ``SIM_BLOCK`` customers per draw are seeded by ``block_seed(seed, k)``: the
+    same output for any thread count."""
+    nd = p0.shape[1]
     n = T.shape[0]
     nbc = (n + SIM_BLOCK - 1) // SIM_BLOCK
     x = np.empty((nd, n), dtype=np.int32)
@@ -255,10 +257,24 @@ def calibration_replicates(p0: np.ndarray, p1: np.ndarray, p2: np.ndarray, p3: n
         hi = min(n, lo + SIM_BLOCK)
         np.random.seed(block_seed(seed, k))
         for i in range(lo, hi):
-            j, last = _replicate_one(p0[d], p1[d], p2[d], p3[d], T[i])
+            c = cell[i]
+            j, last = _replicate_one(p0[c, d], p1[c, d], p2[c, d], p3[c, d], T[i])
             x[d, i] = _to_count(j)
             t_x[d, i] = last
     return x, t_x
+
+
+@njit(cache=True, error_model="numpy")
+def calibration_replicates(p0: np.ndarray, p1: np.ndarray, p2: np.ndarray, p3: np.ndarray, T: np.ndarray,
+                           seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(x, t_x)`` of a new customer over (0, T_i] for every (draw, customer), shape (D, N);
+    :func:`calibration_replicates_cells` with one cell (the same seeds, the same draws)."""
+    nd = p0.shape[0]
+    one = np.zeros(T.shape[0], dtype=np.int64)
+    return calibration_replicates_cells(np.ascontiguousarray(p0).reshape((1, nd)),
+                                        np.ascontiguousarray(p1).reshape((1, nd)),
+                                        np.ascontiguousarray(p2).reshape((1, nd)),
+                                        np.ascontiguousarray(p3).reshape((1, nd)), one, T, seed)
 
 
 @njit(cache=True, error_model="numpy", parallel=True)

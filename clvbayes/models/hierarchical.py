@@ -148,16 +148,19 @@ class HierarchicalPurchaseModel(CovariatePurchaseModel):
         return link_factors(self.param_names, per_segment, coefficients, z, self._links, rows.shape[0], rows)
 
     def _encode(self, profiles: pd.DataFrame) -> dict[str, np.ndarray]:
-        """Design rows of each side and the segment code of each of ``profiles`` (a known
-        segment label in the segment column is required)."""
+        """Design rows of each side and the segment codes of ``profiles`` (which name a
+        segment of the data in the segment column)."""
+        z = super()._encode(profiles)
         if self.segment not in profiles.columns:
-            raise ValueError(f"profiles need the segment column {self.segment!r} (one of {list(self.segments)}).")
+            raise ValueError(f"The profiles have no segment column {self.segment!r}: name one of the segments "
+                             f"{list(self.segments)}.")
         labels = profiles[self.segment].astype(str).to_numpy()
         codes = pd.Index(self.segments).get_indexer(labels)
         if (codes < 0).any():
-            raise ValueError(f"Unknown segments in {self.segment!r}: {sorted(set(labels[codes < 0]))[:10]}; the "
-                             f"model's segments are {list(self.segments)}.")
-        return {**super()._encode(profiles), "segment": codes.astype(np.int64)}
+            raise ValueError(f"Unknown segments {sorted(set(labels[codes < 0]))} in column {self.segment!r}; "
+                             f"the model knows {list(self.segments)}.")
+        z["segment"] = codes.astype(np.int64)
+        return z
 
     def _hyper_centres(self) -> dict[str, float]:
         return {p: float(np.log(_prior_median(pr))) for p, pr in self._resolved_priors().items()}
@@ -199,6 +202,13 @@ class HierarchicalPurchaseModel(CovariatePurchaseModel):
             raise ValueError("HierarchicalPurchaseModel fits by NUTS only (method='nuts'): the MAP of a hierarchical "
                              "model collapses the segment spread sigma to 0.")
         return super().fit("nuts", **kwargs)
+
+    def _summary_names(self) -> list[str]:
+        """The posterior's variables of :meth:`summary` and :meth:`check_convergence`: each
+        segment's base parameters, the hyperparameters and the coefficients (there is no
+        single ``r``, ``alpha``, ...)."""
+        return [*(f"{p}_segment" for p in self.param_names), *(f"mu_{p}" for p in self.param_names),
+                *(f"sigma_{p}" for p in self.param_names), *self.coefficient_names]
 
     def _draws_on_grid(self, n_draws: int | None) -> tuple[dict, dict, np.ndarray, np.ndarray, str]:
         """Per-segment base draws (D, n_segments), coefficient draws (D, n), the grid, source."""

@@ -3,13 +3,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from clvbayes.plotting._common import band, get_axes, interval_label, with_unit
-from clvbayes.value.plotdata import probability_alive_history
+from clvbayes.value.plotdata import probability_alive_history, profile_columns, profile_label
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -25,6 +25,8 @@ def plot_probability_alive_history(
     n_points: int = 200,
     hdi_prob: float = 0.94,
     n_draws: int | None = 500,
+    profile: Mapping[str, object] | None = None,
+    customer: object = None,
     ax: Axes | None = None,
 ) -> Axes:
     """P(alive) of one customer from the first purchase to ``T``: line, band, purchases.
@@ -49,6 +51,11 @@ def plot_probability_alive_history(
         unit (:func:`clvbayes.value.plotdata.customer_purchase_times` makes them from a log).
     n_points, hdi_prob, n_draws
         As in :func:`~clvbayes.value.plotdata.probability_alive_history`.
+    profile, customer
+        For a model with covariates (:class:`~clvbayes.CovariatePurchaseModel`,
+        :class:`~clvbayes.HierarchicalPurchaseModel`), exactly one: ``customer`` (an id of the
+        model's data) draws the history at that customer's own cell, ``profile`` (e.g.
+        ``{"channel": "web"}``) at that profile's parameters; named in the title.
     ax
         Axes to draw on (default: a new figure).
 
@@ -64,7 +71,7 @@ def plot_probability_alive_history(
     >>> ax = plotting.plot_probability_alive_history(model, times, T)  # doctest: +SKIP
     """
     history = probability_alive_history(bgnbd, purchase_times, T, n_points=n_points, hdi_prob=hdi_prob,
-                                        n_draws=n_draws)
+                                        n_draws=n_draws, profile=profile, customer=customer)
     ax = get_axes(ax)
     t = history["time"].to_numpy()
     point = history.attrs["source"] == "point"
@@ -78,6 +85,12 @@ def plot_probability_alive_history(
     ax.set_ylim(0.0, 1.05)
     ax.set_xlabel(with_unit("Time since the first purchase", history.attrs.get("time_unit")))
     ax.set_ylabel("P(alive)")
-    ax.set_title(f"Probability of being alive over time ({purchases.size - 1} repeat purchases)")
+    title = f"Probability of being alive over time ({purchases.size - 1} repeat purchases)"
+    if customer is not None:
+        own = {c: bgnbd.data.at[customer, c] for c in profile_columns(bgnbd) if c in bgnbd.data.columns}
+        title += f"\ncustomer {customer}" + (f" ({profile_label(own)})" if own else "")
+    if profile is not None:
+        title += f"\n{profile_label(profile)}"
+    ax.set_title(title)
     ax.legend(loc="best")
     return ax

@@ -35,12 +35,14 @@ def plot_period_transactions(
     the replicated counts (parameter and process uncertainty). With a point estimate
     (``fit_mle``, ``from_params``) the estimate is replicated ``n_draws`` times and the
     error bars hold the process uncertainty only. Observed bars outside their error bar
-    show where the model misses the data's shape.
+    show where the model misses the data's shape. A model with covariates
+    (:class:`~clvbayes.CovariatePurchaseModel`, :class:`~clvbayes.HierarchicalPurchaseModel`)
+    replicates each customer with its own cell's parameters and its own age.
 
     Parameters
     ----------
     bgnbd
-        A fitted :class:`~clvbayes.BetaGeoModel` with its data.
+        A fitted purchase model with its data (any family, or a model with covariates).
     max_frequency, hdi_prob, n_draws, random_seed
         As in :func:`~clvbayes.value.plotdata.period_transactions`.
     ax

@@ -5,12 +5,13 @@ posterior's mean, sd or interval)."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 import pandas as pd
 
 from clvbayes.plotting._common import duration, get_axes, interval_label, with_unit
-from clvbayes.value.plotdata import frequency_recency_grid
+from clvbayes.value.plotdata import frequency_recency_grid, profile_label
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -56,7 +57,10 @@ def _draw_matrix(grid: pd.DataFrame, statistic: str, *, ax: Axes | None, cmap: s
     ax.set_xlabel(with_unit("Recency: age at the last repeat purchase", unit))
     ax.set_ylabel("Frequency: repeat purchases")
     ax.yaxis.get_major_locator().set_params(integer=True)
-    ax.set_title(f"{title}\ncustomers aged {duration(grid.attrs['T'], unit)}")
+    who = f"customers aged {duration(grid.attrs['T'], unit)}"
+    if grid.attrs.get("profile") is not None:
+        who += f", {profile_label(grid.attrs['profile'])}"
+    ax.set_title(f"{title}\n{who}")
     return ax
 
 
@@ -70,6 +74,7 @@ def plot_frequency_recency_matrix(
     statistic: str = "mean",
     hdi_prob: float = 0.94,
     n_draws: int | None = 500,
+    profile: Mapping[str, object] | None = None,
     ax: Axes | None = None,
     cmap: str = "viridis",
 ) -> Axes:
@@ -87,7 +92,7 @@ def plot_frequency_recency_matrix(
     Parameters
     ----------
     bgnbd
-        A fitted :class:`~clvbayes.BetaGeoModel` with its data.
+        A fitted purchase model with its data (any family, or a model with covariates).
     T, horizon, max_frequency, max_recency, hdi_prob, n_draws
         As in :func:`~clvbayes.value.plotdata.frequency_recency_grid` (T: default the
         largest age in the data; horizon in the data's time unit).
@@ -97,6 +102,11 @@ def plot_frequency_recency_matrix(
         Axes to draw on (default: a new figure); a colorbar is added beside it.
     cmap
         Matplotlib colormap name.
+    profile
+        For a model with covariates (required there): the covariate values of the customers
+        shown, e.g. ``{"channel": "web"}`` (:func:`~clvbayes.value.plotdata.frequency_recency_grid`;
+        :func:`~clvbayes.value.plotdata.reference_profile` gives the reference one); named in
+        the title.
 
     Returns
     -------
@@ -110,7 +120,7 @@ def plot_frequency_recency_matrix(
     """
     grid = frequency_recency_grid(
         bgnbd, "expected_purchases", T=T, horizon=horizon, max_frequency=max_frequency, max_recency=max_recency,
-        hdi_prob=hdi_prob, n_draws=n_draws,
+        hdi_prob=hdi_prob, n_draws=n_draws, profile=profile,
     )
     unit = grid.attrs.get("time_unit")
     title = f"Expected purchases in the next {duration(grid.attrs['horizon'], unit)} by frequency and recency"
@@ -126,6 +136,7 @@ def plot_probability_alive_matrix(
     statistic: str = "mean",
     hdi_prob: float = 0.94,
     n_draws: int | None = 500,
+    profile: Mapping[str, object] | None = None,
     ax: Axes | None = None,
     cmap: str = "viridis",
 ) -> Axes:
@@ -149,6 +160,11 @@ def plot_probability_alive_matrix(
         Axes to draw on (default: a new figure); a colorbar is added beside it.
     cmap
         Matplotlib colormap name.
+    profile
+        For a model with covariates (required there): the covariate values of the customers
+        shown, e.g. ``{"channel": "web"}`` (:func:`~clvbayes.value.plotdata.frequency_recency_grid`;
+        :func:`~clvbayes.value.plotdata.reference_profile` gives the reference one); named in
+        the title.
 
     Returns
     -------
@@ -161,7 +177,7 @@ def plot_probability_alive_matrix(
     """
     grid = frequency_recency_grid(
         bgnbd, "p_alive", T=T, max_frequency=max_frequency, max_recency=max_recency, hdi_prob=hdi_prob,
-        n_draws=n_draws,
+        n_draws=n_draws, profile=profile,
     )
     return _draw_matrix(grid, statistic, ax=ax, cmap=cmap, what="P(alive)",
                         title="Probability of being alive by frequency and recency")

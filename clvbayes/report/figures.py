@@ -96,10 +96,14 @@ def report_figures(analysis) -> list[ReportFigure]:
         holdout, cumulative and incremental tracking) when there is a holdout period, value
         (equity posterior, equity by segment and by lifecycle stage, Pareto curve) and
         customers (expected purchases and P(alive) over frequency x recency, one customer's
-        P(alive) history). Without amounts, no Gamma-Gamma trace and no value figures.
+        P(alive) history). Without amounts, no Gamma-Gamma trace and no value figures. With
+        covariates, the coefficients too; the period transactions replicate each customer at
+        its own cell, the matrices are drawn for the reference profile (named in the
+        caption) and the history at the customer's own cell.
     """
     from clvbayes import plotting
     from clvbayes.plotting._common import unit_name
+    from clvbayes.value.plotdata import profile_label, reference_profile
 
     a = analysis
     s = a.settings
@@ -119,18 +123,19 @@ def report_figures(analysis) -> list[ReportFigure]:
     if a.has_amounts:
         out.append(ReportFigure("trace_gamma_gamma", "models", "Gamma-Gamma posterior: densities per chain and traces.",
                                 _render_trace(a.gamma_gamma, "Gamma-Gamma")))
-    # A model with covariates has no one population to draw the population-level plots for
-    # (predictive checks, frequency/recency grids, a customer's history): its coefficients instead.
+    # A model with covariates: its coefficients; the predictive check replicates every customer
+    # at its own cell, the matrices are drawn for the reference profile, the history at the
+    # customer's own cell.
     covariates = callable(getattr(a.purchase_model, "cell_draws", None))
     for name, model in (("purchase", a.purchase_model), ("spend", a.gamma_gamma)):
         if callable(getattr(model, "coefficient_summary", None)) and model.coefficient_names:
             add(f"coefficients_{name}", "models", f"Covariate effects on {name} ({pct} HDI; 0: no effect).",
                 lambda ax, m=model: plotting.plot_coefficients(m, hdi_prob=hdi, ax=ax))
-    if not covariates:
-        add("period_transactions", "models",
-            f"Customers by number of repeat purchases: observed vs posterior predictive ({pct} interval).",
-            lambda ax: plotting.plot_period_transactions(a.purchase_model, hdi_prob=hdi, n_draws=n, random_seed=seed,
-                                                         ax=ax))
+    own = " (each customer at its own covariates)" if covariates else ""
+    add("period_transactions", "models",
+        f"Customers by number of repeat purchases: observed vs posterior predictive{own} ({pct} interval).",
+        lambda ax: plotting.plot_period_transactions(a.purchase_model, hdi_prob=hdi, n_draws=n, random_seed=seed,
+                                                     ax=ax))
     if a.validation is not None:
         add("calibration_holdout", "holdout",
             "Mean holdout purchases by calibration frequency: actual vs predicted with interval.",
@@ -149,18 +154,23 @@ def report_figures(analysis) -> list[ReportFigure]:
             lambda ax: plotting.plot_equity_by_segment(a.stage_table, ax=ax))
         add("pareto", "value", "Share of equity held by the most valuable customers (customers ranked by posterior mean).",
             lambda ax: plotting.plot_pareto(a.churn.metrics["clv"], ax=ax))
-    if covariates:
-        return out
+    profile = reference_profile(a.purchase_model) if covariates else None
+    of = f" for the reference profile ({profile_label(profile)})" if covariates else ""
     add("frequency_recency_matrix", "customers",
-        f"Expected purchases in the next {unit_name(unit, plural=False) or 'time unit'} by frequency and recency (posterior mean).",
-        lambda ax: plotting.plot_frequency_recency_matrix(a.purchase_model, hdi_prob=hdi, n_draws=n, ax=ax),
+        f"Expected purchases in the next {unit_name(unit, plural=False) or 'time unit'} by frequency and recency"
+        f"{of} (posterior mean).",
+        lambda ax: plotting.plot_frequency_recency_matrix(a.purchase_model, hdi_prob=hdi, n_draws=n, profile=profile,
+                                                          ax=ax),
         figsize=(6.5, 5.0))
-    add("probability_alive_matrix", "customers", "P(alive) by frequency and recency (posterior mean).",
-        lambda ax: plotting.plot_probability_alive_matrix(a.purchase_model, hdi_prob=hdi, n_draws=n, ax=ax),
+    add("probability_alive_matrix", "customers", f"P(alive) by frequency and recency{of} (posterior mean).",
+        lambda ax: plotting.plot_probability_alive_matrix(a.purchase_model, hdi_prob=hdi, n_draws=n, profile=profile,
+                                                          ax=ax),
         figsize=(6.5, 5.0))
     who, times, T = _top_customer(a)
     add("probability_alive_history", "customers",
         f"P(alive) history of customer {who}, the repeat buyer with the highest "
-        f"{'CLV' if a.has_amounts else 'expected purchases'} ({pct} interval).",
-        lambda ax: plotting.plot_probability_alive_history(a.purchase_model, times, T, hdi_prob=hdi, n_draws=n, ax=ax))
+        f"{'CLV' if a.has_amounts else 'expected purchases'}{' (at its own covariates)' if covariates else ''} "
+        f"({pct} interval).",
+        lambda ax: plotting.plot_probability_alive_history(a.purchase_model, times, T, hdi_prob=hdi, n_draws=n,
+                                                           customer=who if covariates else None, ax=ax))
     return out

@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import math
 import numbers
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -43,7 +43,7 @@ from clvbayes.data.rfm import occasions_until, time_unit_length
 from clvbayes.data.validate import DataValidationError, validate_rfm
 from clvbayes.families.compiled import drivers_for
 from clvbayes.value.arguments import check_number, check_probability
-from clvbayes.value.draws import _check_n_draws, parameter_draws
+from clvbayes.value.draws import CellDraws, _check_n_draws, has_cells, parameter_draws
 from clvbayes.value.equity import value_concentration
 from clvbayes.value.quantities import CustomerValue, customer_metrics, hdi_names, summarise_draws
 from clvbayes.value.validation import POINT_REPLICATES
@@ -55,6 +55,8 @@ __all__ = [
     "probability_alive_history",
     "customer_purchase_times",
     "pareto_curve",
+    "profile_columns",
+    "reference_profile",
 ]
 
 #: Quantities :func:`frequency_recency_grid` evaluates (names of :data:`clvbayes.value.QUANTITIES`).
@@ -120,6 +122,90 @@ def _attrs(frame: pd.DataFrame, settings: dict, **extra) -> pd.DataFrame:
     return frame
 
 
+# -- covariate models: one profile, one customer ------------------------------------------------
+def profile_columns(model) -> list[str]:
+    """The columns a profile of a model with covariates names: every covariate column, and
+    the segment column of a :class:`~clvbayes.HierarchicalPurchaseModel`."""
+    designs = [model.design] if hasattr(model, "design") else list(getattr(model, "designs", {}).values())
+    cols: list[str] = []
+    for d in designs:
+        if d is not None:
+            cols += [c for c in d.columns if c not in cols]
+    segment = getattr(model, "segment", None)
+    if isinstance(segment, str) and segment not in cols:
+        cols.append(segment)
+    return cols
+
+
+def reference_profile(model) -> dict[str, object]:
+    """The reference customer of a model with covariates: the reference level (the most
+    frequent) of each categorical covariate, the data's mean of each numeric one (every
+    design term 0, so the parameters are the base parameters), and the largest segment of
+    a :class:`~clvbayes.HierarchicalPurchaseModel`.
+
+    Raises
+    ------
+    ValueError
+        For a model without covariates.
+    """
+    if not has_cells(model) or isinstance(model, CellDraws):
+        raise ValueError(f"reference_profile needs a model with covariates, got a {type(model).__name__}.")
+    designs = [model.design] if hasattr(model, "design") else list(model.designs.values())
+    out: dict[str, object] = {}
+    for d in designs:
+        if d is None:
+            continue
+        for col in d.columns:
+            out[col] = d.levels[col][0] if col in d.levels else float(d.center[d.names.index(col)])
+    segment = getattr(model, "segment", None)
+    if isinstance(segment, str):
+        counts = np.bincount(model.customer_segment, minlength=len(model.segments))
+        out[segment] = str(model.segments[int(np.argmax(counts))])
+    return out
+
+
+def profile_label(profile: Mapping[str, object]) -> str:
+    """``"channel = web, age = 41"``: a profile in words for titles."""
+    return ", ".join(f"{k} = {v:.4g}" if isinstance(v, float) else f"{k} = {v}" for k, v in profile.items())
+
+
+def _population_draws(model, n_draws: int | None, *, profile: Mapping[str, object] | None = None,
+                      customer: object = None, by_customer: bool = False):
+    """What pseudo-customers are evaluated at: a plain model itself; for a model with
+    covariates the draws of one covariate ``profile`` (:meth:`parameters_for`) or of one
+    data ``customer``'s own cell (:meth:`cell_draws`), as :class:`ParameterDraws` on the same
+    thinned grid (``by_customer``: the caller takes ``customer``, named in the error)."""
+    if not has_cells(model) or isinstance(model, CellDraws):
+        if profile is not None or customer is not None:
+            raise ValueError(
+                f"profile and customer choose the parameters of a model with covariates; this "
+                f"{type(model).__name__} has one population: leave them out."
+            )
+        return model
+    if (profile is None) == (customer is None):
+        cols = profile_columns(model)
+        raise ValueError(
+            f"This {type(model).__name__} has parameters per covariate profile: pass profile= (a dict of "
+            f"{cols}, e.g. profile={reference_profile(model)!r}, the reference profile)"
+            + (" or customer= (a customer id of its data), not both" if by_customer else "") + "."
+        )
+    if customer is not None:
+        pos = model.data.index.get_indexer([customer])[0]
+        if pos < 0:
+            raise ValueError(f"Customer {customer!r} is not a customer of this {type(model).__name__}'s data.")
+        cd = model.cell_draws(n_draws)
+        return cd.for_cell(int(cd.cell[pos]))
+    if isinstance(profile, pd.Series):
+        profile = profile.to_dict()
+    if not isinstance(profile, Mapping):
+        raise TypeError(f"profile must be a dict of covariate values, got {type(profile).__name__}.")
+    missing = [c for c in profile_columns(model) if c not in profile]
+    if missing:
+        raise ValueError(f"profile has no value for {missing}: a profile names every covariate column "
+                         f"{profile_columns(model)} (the reference profile: {reference_profile(model)!r}).")
+    return model.parameters_for(pd.DataFrame([dict(profile)]), n_draws).for_cell(0)
+
+
 # -- frequency / recency grid --------------------------------------------------------------
 def frequency_recency_grid(
     bgnbd,
@@ -132,6 +218,7 @@ def frequency_recency_grid(
     n_recency: int = 40,
     hdi_prob: float = 0.94,
     n_draws: int | None = 500,
+    profile: Mapping[str, object] | None = None,
 ) -> pd.DataFrame:
     """Expected purchases or P(alive) over a grid of frequency x recency, with uncertainty.
 
@@ -166,13 +253,21 @@ def frequency_recency_grid(
         Mass of the HDI.
     n_draws
         Evenly spaced posterior draws to use (default 500; None: all).
+    profile
+        For a model with covariates (:class:`~clvbayes.CovariatePurchaseModel`,
+        :class:`~clvbayes.HierarchicalPurchaseModel`; required there, refused otherwise): the
+        covariate values of the customers of the grid, e.g. ``{"channel": "web"}``, one
+        value per covariate column (and the segment); the grid is evaluated at that
+        profile's parameter draws (:meth:`~clvbayes.CovariatePurchaseModel.parameters_for`).
+        :func:`reference_profile` gives the reference one.
 
     Returns
     -------
     pandas.DataFrame
         One row per grid point, frequency-major: ``frequency``, ``recency``, ``mean``,
         ``sd``, ``lower``, ``upper``; ``.attrs`` with ``quantity``, ``T``, ``horizon``,
-        ``time_unit``, ``hdi_prob``, ``n_draws``, ``source``.
+        ``profile`` (None without covariates), ``time_unit``, ``hdi_prob``, ``n_draws``,
+        ``source``.
 
     Examples
     --------
@@ -185,6 +280,7 @@ def frequency_recency_grid(
     n_draws = _check_n_draws(n_draws)
     n_recency = _count(n_recency, "n_recency", 2)
     data = _model_data(bgnbd)
+    source = _population_draws(bgnbd, n_draws, profile=profile)
     x_data, _, T_data = validate_rfm(data)
     T = float(T_data.max()) if T is None else check_number(T, "T", allow_zero=False, unit=True)
     horizon = check_number(horizon, "horizon", unit=True)
@@ -205,12 +301,13 @@ def frequency_recency_grid(
     evaluate[0] = True
     frame = _pseudo_customers(x[evaluate], np.where(x > 0, t_x, 0.0)[evaluate], np.full(evaluate.sum(), T),
                               _time_unit(bgnbd))
-    stats, settings = _evaluate_points(bgnbd, quantity, frame, horizon=horizon, hdi_prob=hdi_prob, n_draws=n_draws)
+    stats, settings = _evaluate_points(source, quantity, frame, horizon=horizon, hdi_prob=hdi_prob, n_draws=n_draws)
     rows = np.where(evaluate, np.cumsum(evaluate) - 1, 0)
     out = pd.DataFrame({"frequency": x.astype(np.int64), "recency": t_x})
     for col in ("mean", "sd", "lower", "upper"):
         out[col] = stats[col].to_numpy()[rows]
-    return _attrs(out, settings, quantity=quantity, T=T, horizon=horizon)
+    return _attrs(out, settings, quantity=quantity, T=T, horizon=horizon,
+                  profile=None if profile is None else dict(profile))
 
 
 # -- period transactions -------------------------------------------------------------------
@@ -227,17 +324,24 @@ def period_transactions(
     interval.
 
     For every parameter draw, each customer of the model's data is replaced by a fresh
-    new customer of the same age ``T`` (the family's ``calibration_replicates`` driver,
+    new customer of the same age ``T`` (the family's ``calibration_replicates_cells`` driver,
     the replicates of :meth:`~clvbayes.BetaGeoModel.sample_posterior_predictive`), and the
     customers are counted by number of repeat purchases. The interval (HDI over the
     replicates) holds parameter and process uncertainty; with a point estimate the estimate
     is repeated ``n_draws`` times (default 500; None: 1,000), so it holds process
     uncertainty only.
 
+    A model with covariates (:class:`~clvbayes.CovariatePurchaseModel`,
+    :class:`~clvbayes.HierarchicalPurchaseModel`) replicates each customer with its own
+    cell's parameters (:meth:`~clvbayes.CovariatePurchaseModel.cell_draws`: its covariates,
+    its segment) and its own ``T``; a plain model is the same computation with one cell, so
+    a covariate model whose customers all share one cell gives the plain model's counts bit
+    for bit (same draws, same seeds).
+
     Parameters
     ----------
     bgnbd
-        A fitted :class:`~clvbayes.BetaGeoModel` with its data.
+        A fitted purchase model of any family, or a model with covariates, with its data.
     max_frequency
         Counts of at least ``max_frequency`` repeat purchases are pooled in the last row.
     hdi_prob
@@ -264,14 +368,18 @@ def period_transactions(
     hdi_prob = check_probability(hdi_prob, "hdi_prob")
     n_draws = _check_n_draws(n_draws)
     x, _, T = validate_rfm(_model_data(bgnbd))
-    draws = parameter_draws(bgnbd, n_draws)
-    values = dict(draws.values)
+    if has_cells(bgnbd):  # covariates: every customer at its own cell's draws
+        draws = bgnbd.cell_draws(n_draws)
+        values, cell = dict(draws.values), np.ascontiguousarray(draws.cell, dtype=np.int64)
+    else:  # one cell
+        draws = parameter_draws(bgnbd, n_draws)
+        values, cell = {k: v[None, :] for k, v in draws.values.items()}, np.zeros(T.shape[0], dtype=np.int64)
     if draws.n == 1:  # point estimate: replicate it (process uncertainty only)
         n_rep = POINT_REPLICATES if n_draws is None else n_draws
-        values = {k: np.repeat(v, n_rep) for k, v in values.items()}
+        values = {k: np.repeat(v, n_rep, axis=1) for k, v in values.items()}
     theta = [np.ascontiguousarray(values[k]) for k in bgnbd.family.param_names]
-    replicates = drivers_for(bgnbd.family).calibration_replicates
-    R, N = theta[0].shape[0], T.shape[0]
+    replicates = drivers_for(bgnbd.family).calibration_replicates_cells
+    R, N = theta[0].shape[1], T.shape[0]
     k = max_frequency + 1
     counts = np.empty((R, k))
     rng = np.random.default_rng(random_seed)
@@ -280,7 +388,7 @@ def period_transactions(
     for lo in range(0, R, step):
         hi = min(R, lo + step)
         seed = int(rng.integers(0, 2**63 - 1, dtype=np.int64))
-        reps, _ = replicates(*(v[lo:hi] for v in theta), T, seed)
+        reps, _ = replicates(*(np.ascontiguousarray(v[:, lo:hi]) for v in theta), cell, T, seed)
         capped = np.minimum(reps, max_frequency).astype(np.int64)
         for d in range(hi - lo):
             counts[lo + d] = np.bincount(capped[d], minlength=k)
@@ -321,6 +429,8 @@ def probability_alive_history(
     n_points: int = 200,
     hdi_prob: float = 0.94,
     n_draws: int | None = 500,
+    profile: Mapping[str, object] | None = None,
+    customer: object = None,
 ) -> pd.DataFrame:
     """One customer's probability of being alive over time, with uncertainty.
 
@@ -351,14 +461,19 @@ def probability_alive_history(
         Mass of the HDI.
     n_draws
         Evenly spaced posterior draws (default 500; None: all).
+    profile, customer
+        For a model with covariates, exactly one of them (refused for a model without):
+        ``customer``, an id of the model's data, evaluates the history at that customer's
+        own cell (its covariates and segment); ``profile``, a dict of covariate values as in
+        :func:`frequency_recency_grid`, at that profile's parameters.
 
     Returns
     -------
     pandas.DataFrame
         Rows sorted by time: ``time``, ``frequency`` and ``recency`` (the purchases up to
         then), ``mean``, ``sd``, ``lower``, ``upper``; ``.attrs`` with ``T``,
-        ``purchase_times`` (the repeat purchases), ``time_unit``, ``hdi_prob``, ``n_draws``,
-        ``source``.
+        ``purchase_times`` (the repeat purchases), ``profile`` and ``customer`` (None
+        unless given), ``time_unit``, ``hdi_prob``, ``n_draws``, ``source``.
 
     Examples
     --------
@@ -370,6 +485,7 @@ def probability_alive_history(
     hdi_prob = check_probability(hdi_prob, "hdi_prob")
     n_draws = _check_n_draws(n_draws)
     repeats = _check_purchase_times(purchase_times, T)
+    source = _population_draws(bgnbd, n_draws, profile=profile, customer=customer, by_customer=True)
 
     grid = np.linspace(0.0, T, n_points)
     after = np.searchsorted(repeats, grid, side="right")  # repeat purchases up to and including t
@@ -384,10 +500,11 @@ def probability_alive_history(
     # Age 0 (the first purchase) is a valid summary (x = t_x = T = 0, P(alive) = 1)
     age = frame["time"].to_numpy()
     pseudo = _pseudo_customers(frame["frequency"].to_numpy(), frame["recency"].to_numpy(), age, _time_unit(bgnbd))
-    stats, settings = _evaluate_points(bgnbd, "p_alive", pseudo, horizon=0.0, hdi_prob=hdi_prob, n_draws=n_draws)
+    stats, settings = _evaluate_points(source, "p_alive", pseudo, horizon=0.0, hdi_prob=hdi_prob, n_draws=n_draws)
     for col in ("mean", "sd", "lower", "upper"):
         frame[col] = stats[col].to_numpy()
-    return _attrs(frame, settings, T=T, purchase_times=repeats)
+    return _attrs(frame, settings, T=T, purchase_times=repeats, profile=None if profile is None else dict(profile),
+                  customer=customer)
 
 
 def customer_purchase_times(

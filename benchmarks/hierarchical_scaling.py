@@ -240,9 +240,14 @@ def _profile(df, args, true: dict[str, float], timings: dict[str, float], out: d
 
     from clvbayes import HierarchicalPurchaseModel
 
+    import clvbayes
+
     frame = df[["customer_id", "frequency", "recency", "T", "segment"]]
-    for par in ("non_centred", "centred"):
-        m = HierarchicalPurchaseModel(frame, segment="segment", parameterization=par)
+    for par in ("non_centred", "centred", "pooled"):
+        # "pooled": the plain BetaGeoModel on all customers (one Op over the rows compressed
+        # across segments), the per-row cost without cells
+        m = (clvbayes.BetaGeoModel(frame.drop(columns="segment")) if par == "pooled" else
+             HierarchicalPurchaseModel(frame, segment="segment", parameterization=par))
         t0 = time.perf_counter()
         compiled = nutpie.compile_pymc_model(m.model)
         compile_s = time.perf_counter() - t0
@@ -256,8 +261,9 @@ def _profile(df, args, true: dict[str, float], timings: dict[str, float], out: d
             fn(point)
         cpu_s = (time.process_time() - c0) / args.profile_repeats
         out[par] = {"compile_s": compile_s, "grad_s": timing[par]["best_s"], "grad_median_s": timing[par]["median_s"],
-                    "grad_cpu_s": cpu_s, "n_cells": int(m.n_cells), "n_dim": int(compiled.n_dim)}
+                    "grad_cpu_s": cpu_s, "n_cells": int(getattr(m, "n_cells", 1)), "n_dim": int(compiled.n_dim)}
     out["n_rows_compressed"] = int(df.groupby(["segment", "frequency", "recency", "T"]).ngroups)
+    out["n_rows_compressed_pooled"] = int(df.groupby(["frequency", "recency", "T"]).ngroups)
 
 
 FITTERS = {**{f"clvbayes_{p}": _fit_clvbayes for p in PARAMETERIZATIONS}, "pmm": _fit_pmm,
@@ -287,9 +293,10 @@ def render(payload: dict[str, Any]) -> str:
     rows, prof = [], []
     for r in payload["records"]:
         if r["tool"] == "profile":
-            for par in ("non_centred", "centred"):
+            for par in ("non_centred", "centred", "pooled"):
                 p = r.get(par) or {}
-                prof.append([r["n"], par, r["status"], p.get("n_cells", "—"), r.get("n_rows_compressed", "—"),
+                rows_c = r.get("n_rows_compressed_pooled" if par == "pooled" else "n_rows_compressed", "—")
+                prof.append([r["n"], par, r["status"], p.get("n_cells", "—"), rows_c,
                              _f(p.get("compile_s")), _f(p["grad_s"] * 1e3) if p.get("grad_s") else "—",
                              _f(p["grad_cpu_s"] * 1e3) if p.get("grad_cpu_s") else "—",
                              ", ".join(_f(v, 2) for v in r.get("load_avg_start", []))])
@@ -315,6 +322,8 @@ def render(payload: dict[str, Any]) -> str:
             f"segments' four parameters against the simulating values (lifetimes: MLE and its standard errors; "
             f"PyMC-Marketing: r is shared by its segments). Data and cells: the script's docstring.\n\n"
             + _common.markdown_table(head, rows) + "\n")
+    if payload.get("notes"):
+        text += "\n## Notes on this run\n\n" + "\n".join(f"- {n}" for n in payload["notes"]) + "\n"
     if prof:
         text += ("\n## One log-density + gradient evaluation (nutpie's compiled function, one thread)\n\n"
                  + _common.markdown_table(["customers", "parameterization", "status", "cells", "compressed rows",
@@ -337,11 +346,19 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--profile-repeats", type=int, default=20)
     ap.add_argument("--poll", type=float, default=0.5)
     ap.add_argument("--out-name", default="hierarchical_scaling")
+    ap.add_argument("--note", action="append", default=[],
+                    help="append a note to results/<out-name>.json and re-render its .md (no run)")
     _common.add_worker_arguments(ap, TOOLS)
     args = ap.parse_args(argv)
     if args.worker:
         return worker(args)
     results = _common.RESULTS_DIR
+    if args.note:  # annotate a finished run (e.g. a cell stopped by hand), then re-render
+        payload = _common.read_json(results / f"{args.out_name}.json")
+        payload["notes"] = payload.get("notes", []) + args.note
+        _common.write_json(results / f"{args.out_name}.json", payload)
+        (results / f"{args.out_name}.md").write_text(render(payload))
+        return 0
     results.mkdir(parents=True, exist_ok=True)
     payload: dict[str, Any] = {"args": vars(args), "argv": " ".join(sys.argv[1:] if argv is None else argv),
                                "records": [], "data": {}, "system": _common.system_info(),

@@ -294,7 +294,10 @@ def render(payload: dict[str, Any]) -> str:
     for r in payload["records"]:
         if r["tool"] == "profile":
             for par in ("non_centred", "centred", "pooled"):
-                p = r.get(par) or {}
+                p = r.get(par)
+                if p is None and r["status"] == "ok":
+                    continue  # a run from before the pooled model was profiled
+                p = p or {}
                 rows_c = r.get("n_rows_compressed_pooled" if par == "pooled" else "n_rows_compressed", "—")
                 prof.append([r["n"], par, r["status"], p.get("n_cells", "—"), rows_c,
                              _f(p.get("compile_s")), _f(p["grad_s"] * 1e3) if p.get("grad_s") else "—",

@@ -277,15 +277,17 @@ class Record:
 # --------------------------------------------------------------------------------------
 
 
-def _daily_summary(T_days: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray, dict[str, int]]:
-    """Simulate customers with observation lengths ``T_days`` and summarise them by day."""
+def _daily_summary(T_days: np.ndarray, seed: int,
+                   theta: tuple[float, float, float, float] = THETA) -> tuple[np.ndarray, np.ndarray, dict[str, int]]:
+    """Simulate BG/NBD customers (parameters ``theta``, default ``THETA``) with observation
+    lengths ``T_days`` and summarise them by day."""
     from clvbayes.kernels.simulate import simulate_population, simulate_transactions
 
     T_w = T_days / 7.0
     nan = float("nan")
-    pop = simulate_population(*THETA, T_w, nan, nan, nan, False, 0.0, seed)
+    pop = simulate_population(*theta, T_w, nan, nan, nan, False, 0.0, seed)
     x_cont, n_tx = pop[0], pop[9]
-    cust, t, _ = simulate_transactions(*THETA, T_w, nan, nan, nan, False, 0.0, seed, n_tx)
+    cust, t, _ = simulate_transactions(*theta, T_w, nan, nan, nan, False, 0.0, seed, n_tx)
     del pop
     # Sorted by customer then time. Day of each purchase; t == T exactly stays on day T.
     day = np.minimum(np.floor(t * 7.0).astype(np.int64), T_days[cust])
@@ -551,7 +553,9 @@ def nuts_diagnostics(idata, fit_s: float, timings: dict[str, float],
     gradient evaluations, divergences."""
     import arviz as az
 
-    summ = az.summary(idata, var_names=list(truth), kind="all", hdi_prob=0.94, round_to="none")
+    # truth keys are summary rows: "r", or "r_segment[s00]" of the variable "r_segment"
+    names = list(dict.fromkeys(name.split("[")[0] for name in truth))
+    summ = az.summary(idata, var_names=names, kind="all", hdi_prob=0.94, round_to="none")
     sampling_s = timings.get("sampling_s", _sampling_time(idata))
     params = {}
     for name, true in truth.items():

@@ -7,7 +7,9 @@ segments look like in practice:
   posterior of a segment's parameters is close to its hyper-prior, the shape where a centred
   hierarchy has a funnel in (log theta_s, sigma));
 - ``few_huge``: 3 segments of 20,000 customers (each segment's likelihood dominates: the
-  shape where the non-centred form can mix worse).
+  shape where the non-centred form can mix worse);
+- ``ten_1k``, ``ten_5k``: 10 segments of 1,000 and of 5,000 customers, between the two (where
+  the switch of ``parameterization="auto"`` is placed).
 
 Per data set and parameterisation, in one process: NUTS under nutpie, ``--chains`` x
 (``--tune`` + ``--draws``), the same seed; fit seconds, gradient evaluations over the kept
@@ -36,6 +38,7 @@ import pandas as pd
 
 BASE = dict(r=0.243, alpha=4.414, a=0.793, b=2.426)  # FHL 2005 CDNOW BG/NBD estimates (weeks)
 SPREAD = 0.3  # sd of the segments' log parameters around the base
+SHAPES = {"many_small": None, "few_huge": (3, 20_000), "ten_1k": (10, 1_000), "ten_5k": (10, 5_000)}
 
 
 def make_data(shape: str, seed: int) -> pd.DataFrame:
@@ -43,7 +46,7 @@ def make_data(shape: str, seed: int) -> pd.DataFrame:
     import clvbayes as cb
 
     rng = np.random.default_rng(seed)
-    sizes = rng.integers(50, 201, 30) if shape == "many_small" else np.full(3, 20_000)
+    sizes = rng.integers(50, 201, 30) if shape == "many_small" else np.full(*SHAPES[shape])
     parts = []
     for k, n in enumerate(sizes):
         theta = {p: v * float(np.exp(SPREAD * rng.normal())) for p, v in BASE.items()}
@@ -56,23 +59,28 @@ def make_data(shape: str, seed: int) -> pd.DataFrame:
 
 
 def run_one(data: pd.DataFrame, parameterization: str, args) -> dict:
-    import arviz as az
-
     import clvbayes as cb
 
     model = cb.HierarchicalPurchaseModel(data, segment="segment", parameterization=parameterization)
     t0 = time.perf_counter()
     model.fit(draws=args.draws, tune=args.tune, chains=args.chains, random_seed=args.seed)
     fit_s = time.perf_counter() - t0
-    idata = model.idata_
+    return {"parameterization": parameterization, "customers": int(len(data)),
+            "segments": int(data["segment"].nunique()), "fit_s": fit_s, **diagnostics(model.idata_)}
+
+
+def diagnostics(idata) -> dict:
+    """Gradient evaluations over the kept draws, divergences, max r_hat and min bulk ESS over
+    the hyper-parameters and segment parameters, min ESS per 1,000 gradients, the worst one."""
+    import arviz as az
+
     names = [v for v in idata.posterior.data_vars if v.startswith(("mu_", "sigma_")) or v.endswith("_segment")]
     summ = az.summary(idata, var_names=names, kind="diagnostics")
     stats = idata.sample_stats
     grads = int(stats["n_steps"].sum()) if "n_steps" in stats else None
     min_ess = float(summ["ess_bulk"].min())
     return {
-        "parameterization": parameterization, "customers": int(len(data)), "segments": int(data["segment"].nunique()),
-        "fit_s": fit_s, "grad_evals_draws": grads,
+        "grad_evals_draws": grads,
         "divergences": int(stats["diverging"].sum()) if "diverging" in stats else 0,
         "max_r_hat": float(summ["r_hat"].max()), "min_ess_bulk": min_ess,
         "min_ess_per_1000_grads": None if not grads else 1000.0 * min_ess / grads,
@@ -82,7 +90,7 @@ def run_one(data: pd.DataFrame, parameterization: str, args) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--shapes", nargs="+", default=["many_small", "few_huge"], choices=["many_small", "few_huge"])
+    parser.add_argument("--shapes", nargs="+", default=["many_small", "few_huge"], choices=list(SHAPES))
     parser.add_argument("--draws", type=int, default=1000)
     parser.add_argument("--tune", type=int, default=1000)
     parser.add_argument("--chains", type=int, default=4)

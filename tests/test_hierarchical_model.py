@@ -60,6 +60,42 @@ def test_each_segment_likelihood_is_the_plain_model_at_its_parameters(family, pa
     assert _loglik(m.model, values) == pytest.approx(ref, rel=1e-12)
 
 
+def test_auto_centres_exactly_the_segments_at_or_above_the_threshold(monkeypatch):
+    import clvbayes.models.hierarchical as hier
+
+    monkeypatch.setattr(hier, "AUTO_CENTRED_MIN_CUSTOMERS", 200)
+    mult = {"de": 1.0, "fr": 0.5, "it": 2.0}
+    sizes = {"de": 200, "fr": 199, "it": 60}
+    df = _segments("bgnbd", mult, sizes, 5)
+    m = HierarchicalPurchaseModel(df, segment="country", parameterization="auto")
+    assert m.parameterization_used == "mixed"
+    assert m.segment_centred.tolist() == [True, False, False]  # de fr it
+    free = {rv.name for rv in m.model.free_RVs}
+    assert {"eps_r", "log_r_segment"} <= free
+    # the mixed form puts every segment's parameters back in its place: each segment's
+    # likelihood is the plain model's at its own parameters
+    seg_theta = {s: dict(BASE["bgnbd"], alpha=BASE["bgnbd"]["alpha"] * k) for s, k in mult.items()}
+    centred, small = m.segments[m.segment_centred], m.segments[~m.segment_centred]
+    values = {}
+    for p in m.param_names:
+        values[f"mu_{p}"], values[f"sigma_{p}"] = 0.2, 0.4
+        values[f"log_{p}_segment"] = np.log([seg_theta[s][p] for s in centred])
+        values[f"eps_{p}"] = (np.log([seg_theta[s][p] for s in small]) - 0.2) / 0.4
+    ref = sum(_loglik(model_class("bgnbd")(df[df["country"] == s])._build_model(), seg_theta[s]) for s in mult)
+    assert _loglik(m.model, values) == pytest.approx(ref, rel=1e-12)
+    # all segments large: "auto" is the centred model (same variables, same log density)
+    big = _segments("bgnbd", {"de": 1.0, "fr": 0.5}, 200, 6)
+    auto = HierarchicalPurchaseModel(big, segment="country", parameterization="auto")
+    cen = HierarchicalPurchaseModel(big, segment="country", parameterization="centred")
+    assert auto.parameterization_used == "centred" and auto.segment_centred.all()
+    point = {k: v + 0.1 for k, v in cen.model.initial_point().items()}
+    assert sorted(point) == sorted(auto.model.initial_point())
+    assert auto.model.compile_logp()(point) == pytest.approx(cen.model.compile_logp()(point), rel=1e-14)
+    small_only = HierarchicalPurchaseModel(_segments("bgnbd", {"de": 1.0, "fr": 0.5}, 150, 6), segment="country",
+                                           parameterization="auto")
+    assert small_only.parameterization_used == "non_centred" and not small_only.segment_centred.any()
+
+
 def test_cells_are_segment_by_covariate_and_equal_expanded_rows():
     df = _segments("bgnbd", {"de": 1.0, "fr": 0.5}, 120, 3)
     m = HierarchicalPurchaseModel(df, family="bgnbd", segment="country", purchase_covariates=["channel"],

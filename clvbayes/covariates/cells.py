@@ -4,7 +4,7 @@ A covariate model (:class:`~clvbayes.CovariatePurchaseModel`, :class:`~clvbayes.
 :class:`~clvbayes.CovariateSpendModel`) gives a customer the parameters
 ``θ_{i,p} = base_{s(i),p} · exp(sign_p · z_i' γ_p)`` (the links of :mod:`clvbayes.models.covariate`
 and :mod:`clvbayes.models.covariate_spend`; ``s(i)`` the customer's segment for the
-hierarchical model, else one segment). :func:`linked_parameters` is that formula on draws;
+hierarchical model, else one segment). :func:`link_factors` holds that formula on draws;
 the models compute their cells' parameters with it.
 
 :class:`CellEncoder` holds what the formula needs and nothing about the fitted customers:
@@ -29,25 +29,27 @@ import pandas as pd
 
 from clvbayes.covariates.design import Design, _check_missing
 from clvbayes.data.validate import DataValidationError, _examples
-from clvbayes.value.draws import CellDraws, _Grid, pairing_index
+from clvbayes.value.draws import CellDraws, CellFactor, CellValues, _Grid, pairing_index
 
-__all__ = ["CellEncoder", "linked_parameters", "max_cells"]
+__all__ = ["CellEncoder", "link_factors", "max_cells"]
 
 #: parameter -> (coefficient vector name, design side, sign in the exponent)
 Links = Mapping[str, tuple[str, str, float]]
 
 
-def linked_parameters(param_names: tuple[str, ...], base: Mapping[str, np.ndarray],
-                      coefficients: Mapping[str, np.ndarray], z: Mapping[str, np.ndarray], links: Links,
-                      n_rows: int) -> np.ndarray:
-    """``base_p · exp(sign · z[side] γ)`` for every row of the design and every draw.
+def link_factors(param_names: tuple[str, ...], base: Mapping[str, np.ndarray],
+                 coefficients: Mapping[str, np.ndarray], z: Mapping[str, np.ndarray], links: Links,
+                 n_rows: int, row: np.ndarray | None = None) -> dict[str, CellFactor]:
+    """``base_{s(c),p} · exp(sign · z[side]_c γ)`` for every row ``c`` of the design and every
+    draw, as factors (:class:`~clvbayes.value.draws.CellFactor`: made into arrays block by
+    block, or whole by :class:`~clvbayes.value.draws.CellValues` when read).
 
     Parameters
     ----------
     param_names
-        The parameters, in the order of the last axis of the result.
+        The parameters.
     base
-        Per parameter: shape (D,) (shared by every row) or (n_rows, D).
+        Per parameter: draws of shape (n_segments, D) (one row: shared by every row).
     coefficients
         Coefficient vector name -> draws, shape (D, n_terms).
     z
@@ -56,21 +58,19 @@ def linked_parameters(param_names: tuple[str, ...], base: Mapping[str, np.ndarra
         Parameter -> (coefficient name, side, sign); parameters without an entry (or whose
         coefficient is absent) are the base.
     n_rows
-        Rows of the result.
-
-    Returns
-    -------
-    numpy.ndarray
-        Shape (n_rows, D, len(param_names)).
+        Rows of the design.
+    row
+        Each row's segment (index into ``base``'s first axis); None with one base row.
     """
-    D = np.asarray(base[param_names[0]], dtype=float).shape[-1]
-    out = np.empty((n_rows, D, len(param_names)))
-    for k, p in enumerate(param_names):
-        out[:, :, k] = np.asarray(base[p], dtype=float)
+    out = {}
+    for p in param_names:
+        b = np.ascontiguousarray(np.atleast_2d(np.asarray(base[p], dtype=float)))
         if p in links and links[p][0] in coefficients:
             name, side, sign = links[p]
-            eta = z[side] @ np.asarray(coefficients[name], dtype=float).reshape(D, -1).T  # (rows, D)
-            out[:, :, k] *= np.exp(sign * eta)
+            coef = np.ascontiguousarray(np.asarray(coefficients[name], dtype=float).reshape(b.shape[1], -1))
+            out[p] = CellFactor(b, n_rows, row, np.ascontiguousarray(z[side], dtype=float), coef, float(sign))
+        else:
+            out[p] = CellFactor(b, n_rows, row)
     return out
 
 
@@ -94,7 +94,7 @@ class CellEncoder(_Grid):
     coefficients : dict[str, numpy.ndarray]
         Coefficient vector name -> draws (D, n_terms).
     links : dict
-        Parameter -> (coefficient name, side, sign) (:func:`linked_parameters`).
+        Parameter -> (coefficient name, side, sign) (:func:`link_factors`).
     designs : dict[str, Design or None]
         Side -> the fitted design without its matrix.
     segment : str or None
@@ -188,9 +188,8 @@ class CellEncoder(_Grid):
         bounds = np.cumsum([1] + [z[s].shape[1] for s in sides])
         z_rows = {s: np.ascontiguousarray(rows[:, bounds[j]:bounds[j + 1]]) for j, s in enumerate(sides)}
         seg = rows[:, 0].astype(np.int64)
-        theta = linked_parameters(self.param_names, {p: v[seg] for p, v in self.base.items()}, self.coefficients,
-                                  z_rows, self.links, rows.shape[0])
-        values = {p: np.ascontiguousarray(theta[:, :, k]) for k, p in enumerate(self.param_names)}
+        values = CellValues(link_factors(self.param_names, self.base, self.coefficients, z_rows, self.links,
+                                         rows.shape[0], seg))
         return CellDraws(values, np.ascontiguousarray(cell.reshape(-1), dtype=np.int64), self.chain, self.draw,
                          self.source, self.family)
 

@@ -50,7 +50,7 @@ import pymc as pm
 import pytensor.tensor as pt
 
 from clvbayes.covariates import build_design, join_attributes
-from clvbayes.covariates.cells import linked_parameters
+from clvbayes.covariates.cells import link_factors
 from clvbayes.covariates.design import Design
 from clvbayes.data.validate import require_history, validate_rfm
 from clvbayes.families import get_family
@@ -61,6 +61,7 @@ from clvbayes.models.covariate_common import with_ids as _with_ids
 from clvbayes.models.ops import FamilyLogLik, _as_shared, family_data
 from clvbayes.models.priors import Prior, resolve_priors
 from clvbayes.models.row_ops import FusedRowLogLik, row_kernels
+from clvbayes.value.draws import CellFactor
 
 __all__ = ["CovariatePurchaseModel", "COVARIATE_LINKS", "MAX_CELLS", "PATHS"]
 
@@ -163,18 +164,18 @@ class CovariatePurchaseModel(CovariateFitMixin):
     def _resolved_priors(self) -> dict[str, Prior]:
         return resolve_priors(self.priors, self.family.default_priors(float(np.mean(self.T))), type(self).__name__)
 
-    def cell_parameters(self, base: Mapping[str, np.ndarray], coefficients: Mapping[str, np.ndarray],
-                        z: Mapping[str, np.ndarray] | None = None) -> np.ndarray:
-        """Each cell's parameters for draws of the base parameters and coefficients (NumPy).
+    def cell_factors(self, base: Mapping[str, np.ndarray], coefficients: Mapping[str, np.ndarray],
+                     z: Mapping[str, np.ndarray] | None = None) -> dict[str, CellFactor]:
+        """Each cell's parameters as the link's factors (:class:`~clvbayes.value.draws.CellFactor`).
 
         ``base[name]`` shape (D,), ``coefficients[name]`` shape (D, n_terms); ``z`` the
-        design rows of each side (default: the model's cells); returns shape
-        (n_cells, D, 4) in the family's parameter order.
+        design rows of each side (default: the model's cells). A linked parameter is
+        ``base_p exp(sign z'γ)`` (module docstring), the others ``base_p`` in every cell.
         """
         z = self._z if z is None else z
-        base = {p: np.asarray(base[p], dtype=float).reshape(-1) for p in self.param_names}
-        return linked_parameters(self.param_names, base, coefficients, z, self._links,
-                                 next(iter(z.values())).shape[0])
+        return link_factors(self.param_names, {p: np.asarray(base[p], dtype=float).reshape(1, -1)
+                                               for p in self.param_names},
+                            coefficients, z, self._links, next(iter(z.values())).shape[0])
 
     @property
     def _links(self) -> dict[str, tuple[str, str, float]]:
@@ -266,9 +267,11 @@ class CovariatePurchaseModel(CovariateFitMixin):
 
     # -- predictions -----------------------------------------------------------------------
     def _per_cell_mean(self, quantity: str, draws: int | None, *extra) -> pd.Series:
-        theta = np.ascontiguousarray(self.cell_parameters(*self._draws(draws)))  # (C, D, 4)
         kernel = row_kernels(self.family.name)[quantity]
-        return pd.Series(kernel(theta, self.cell, self.x, self.t_x, self.T, *extra), index=self.data.index)
+        out = np.empty(self.cell.shape[0])
+        for sl, theta, local in self._customer_blocks(draws):
+            out[sl] = kernel(theta, local, self.x[sl], self.t_x[sl], self.T[sl], *extra)
+        return pd.Series(out, index=self.data.index)
 
     def probability_alive(self, draws: int | None = 200) -> pd.Series:
         """P(alive at T) per customer: posterior mean over (up to ``draws``) draws of the

@@ -6,7 +6,8 @@ and :class:`clvbayes.models.covariate_spend.CovariateSpendModel`. A class using 
 ``param_names`` (the base parameters, in order), ``coefficient_names`` (coefficient vector name
 -> (linked parameter, its :class:`~clvbayes.covariates.design.Design`)), ``_build_model()``
 (the PyMC model, base parameters and coefficients as free variables under those names),
-``cell_parameters(base, coefficients)`` (shape (n_cells, D, n_params)), ``cell`` and ``cell_rows``, and
+``cell_factors(base, coefficients, z=None)`` (name -> :class:`~clvbayes.value.draws.CellFactor`;
+``cell_parameters`` makes them one array), ``cell`` and ``cell_rows``, ``_encode(profiles)``, and
 ``_map_start()`` (natural-scale starting values of the base parameters for the MAP; the
 coefficients start at 0).
 """
@@ -26,7 +27,7 @@ import pymc as pm
 
 from clvbayes.covariates.cells import CellEncoder
 from clvbayes.covariates.design import Design
-from clvbayes.value.draws import CellDraws, grid_index
+from clvbayes.value.draws import CellDraws, CellFactor, CellValues, grid_index
 
 __all__ = ["CovariateFitMixin", "MAX_CELLS", "PATHS", "check_path", "check_sigma", "choose_path", "design_cells",
            "refuse_numeric_on_cells", "with_ids"]
@@ -380,13 +381,24 @@ class CovariateFitMixin:
             model.map_ = {k: np.asarray(v.to_numpy(), dtype=float) for k, v in idata.point_estimate.items()}
         return model
 
+    def cell_parameters(self, base: Mapping[str, np.ndarray], coefficients: Mapping[str, np.ndarray],
+                        z=None, cells: np.ndarray | None = None) -> np.ndarray:
+        """Each cell's parameters for draws of the base parameters and coefficients (NumPy):
+        :meth:`cell_factors` made into one array (n_cells, D, n_params) in ``param_names``
+        order (``cells``: those cells only, in that order)."""
+        factors = self.cell_factors(base, coefficients, z)
+        if cells is None:
+            cells = np.arange(next(iter(factors.values())).n_cells)
+        return np.stack([factors[p].rows(cells) for p in self.param_names], axis=-1)
+
     def cell_draws(self, n_draws: int | None = None) -> CellDraws:
         """Every cell's parameter draws and each customer's cell, for the value layer
         (:class:`clvbayes.value.draws.CellDraws`): the posterior thinned to about ``n_draws``
-        (default all), or the MAP as one draw."""
+        (default all), or the MAP as one draw. The draws are held as the link's factors
+        (:class:`~clvbayes.value.draws.CellValues`): a cell per customer costs no
+        customers x draws memory until a parameter is read whole."""
         base, coef, chain, draw, source = self._draws_on_grid(n_draws)
-        theta = self.cell_parameters(base, coef)  # (C, D, n_params)
-        values = {p: np.ascontiguousarray(theta[:, :, k]) for k, p in enumerate(self.param_names)}
+        values = CellValues(self.cell_factors(base, coef))
         return CellDraws(values, self.cell.copy(), chain, draw, source, self._draws_family)
 
     def cell_encoder(self, n_draws: int | None = None) -> CellEncoder:
@@ -408,13 +420,24 @@ class CovariateFitMixin:
         if not isinstance(profiles, pd.DataFrame) or len(profiles) == 0:
             raise ValueError("profiles must be a non-empty DataFrame with the model's covariate columns.")
         base, coef, chain, draw, source = self._draws_on_grid(n_draws)
-        theta = self.cell_parameters(base, coef, self._encode(profiles))
-        values = {p: np.ascontiguousarray(theta[:, :, k]) for k, p in enumerate(self.param_names)}
+        values = CellValues(self.cell_factors(base, coef, self._encode(profiles)))
         return CellDraws(values, np.arange(len(profiles), dtype=np.int64), chain, draw, source, self._draws_family)
+
+    def _customer_blocks(self, draws: int | None, block: int = 2**14):
+        """(customer slice, its cells' parameters (u, D, n_params), each customer's row among
+        them) block by block: the per-customer predictions never hold every cell's draws."""
+        base, coef = self._draws(draws)
+        factors = self.cell_factors(base, coef)
+        n = self.cell.shape[0]
+        for lo in range(0, n, block):
+            sl = slice(lo, min(n, lo + block))
+            used, local = np.unique(self.cell[sl], return_inverse=True)
+            theta = np.stack([factors[p].rows(used) for p in self.param_names], axis=-1)
+            yield sl, np.ascontiguousarray(theta), np.ascontiguousarray(local.reshape(-1), dtype=np.int64)
 
     # -- predictions -----------------------------------------------------------------------
     def customer_parameters(self, draws: int | None = 200) -> dict[str, np.ndarray]:
         """Each customer's parameter draws via its cell (its distinct design row, on either
         path): name -> array (n_customers, D)."""
-        theta = self.cell_parameters(*self._draws(draws))  # (C, D, n_params)
-        return {p: theta[self.cell, :, k] for k, p in enumerate(self.param_names)}
+        factors = self.cell_factors(*self._draws(draws))
+        return {p: factors[p].rows(self.cell) for p in self.param_names}

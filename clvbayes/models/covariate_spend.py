@@ -47,7 +47,7 @@ import pymc as pm
 import pytensor.tensor as pt
 
 from clvbayes.covariates import build_design, join_attributes
-from clvbayes.covariates.cells import linked_parameters
+from clvbayes.covariates.cells import link_factors
 from clvbayes.covariates.design import Design
 from clvbayes.data.schema import WEIGHT_COLUMN
 from clvbayes.data.validate import DataValidationError, _examples, validate_monetary
@@ -57,6 +57,7 @@ from clvbayes.models.covariate_common import (MAX_CELLS, CovariateFitMixin, chec
 from clvbayes.models.ops import GammaGammaLogLik, _as_shared, gamma_gamma_data
 from clvbayes.models.priors import Prior, default_gamma_gamma_priors, resolve_priors
 from clvbayes.models.row_ops import SpendRowLogLik
+from clvbayes.value.draws import CellFactor
 
 __all__ = ["CovariateSpendModel"]
 
@@ -161,14 +162,15 @@ class CovariateSpendModel(CovariateFitMixin):
         mean_m = float(np.mean(self.m[self.repeat]))
         return resolve_priors(self.priors, default_gamma_gamma_priors(mean_m), type(self).__name__)
 
-    def cell_parameters(self, base: Mapping[str, np.ndarray], coefficients: Mapping[str, np.ndarray],
-                        z: np.ndarray | None = None) -> np.ndarray:
-        """Each cell's ``(p, q, γ_c)`` for draws: ``base[name]`` shape (D,), ``coefficients["delta"]``
-        shape (D, n_terms), ``z`` the design rows (default: the model's cells); returns shape
-        (n_cells, D, 3)."""
+    def cell_factors(self, base: Mapping[str, np.ndarray], coefficients: Mapping[str, np.ndarray],
+                     z: np.ndarray | None = None) -> dict[str, CellFactor]:
+        """Each cell's ``(p, q, γ_c)`` as the link's factors (:class:`~clvbayes.value.draws.CellFactor`):
+        ``base[name]`` shape (D,), ``coefficients["delta"]`` shape (D, n_terms), ``z`` the
+        design rows (default: the model's cells); ``γ_c = γ exp(z_c'δ)``, p and q shared."""
         z = self.cell_rows if z is None else z
-        base = {p: np.asarray(base[p], dtype=float).reshape(-1) for p in self.param_names}
-        return linked_parameters(self.param_names, base, coefficients, {"spend": z}, self._links, z.shape[0])
+        return link_factors(self.param_names, {p: np.asarray(base[p], dtype=float).reshape(1, -1)
+                                               for p in self.param_names},
+                            coefficients, {"spend": z}, self._links, z.shape[0])
 
     @property
     def _links(self) -> dict[str, tuple[str, str, float]]:
@@ -244,9 +246,11 @@ class CovariateSpendModel(CovariateFitMixin):
         ValueError
             If some draw has ``q <= 1`` (the mean spend does not exist).
         """
-        theta = np.ascontiguousarray(self.cell_parameters(*self._draws(draws)))
-        if np.any(theta[:, :, 1] <= 1.0):
-            raise ValueError(f"q <= 1 in {int(np.sum(theta[0, :, 1] <= 1.0))} of {theta.shape[1]} draws: the "
+        q = np.asarray(self._draws(draws)[0]["q"], dtype=float).reshape(-1)
+        if np.any(q <= 1.0):
+            raise ValueError(f"q <= 1 in {int(np.sum(q <= 1.0))} of {q.shape[0]} draws: the "
                              "Gamma-Gamma mean spend p*gamma/(q-1) does not exist for these parameters.")
-        values = gg_cell_mean_expected_spend(theta, self.cell, self.x, self.m)
+        values = np.empty(self.cell.shape[0])
+        for sl, theta, local in self._customer_blocks(draws):
+            values[sl] = gg_cell_mean_expected_spend(theta, local, self.x[sl], self.m[sl])
         return pd.Series(values, index=self.data.index, name="expected_spend")

@@ -42,11 +42,11 @@ import pandas as pd
 import pymc as pm
 import pytensor.tensor as pt
 
-from clvbayes.covariates.cells import linked_parameters
+from clvbayes.covariates.cells import link_factors
 from clvbayes.models.base import compress_weighted
 from clvbayes.models.covariate import COVARIATE_LINKS, CovariatePurchaseModel
 from clvbayes.models.ops import FamilyLogLik, family_data
-from clvbayes.value.draws import grid_index
+from clvbayes.value.draws import CellFactor, grid_index
 
 __all__ = ["AUTO_CENTRED_MIN_CUSTOMERS", "HierarchicalPurchaseModel", "PARAMETERIZATIONS"]
 
@@ -158,21 +158,20 @@ class HierarchicalPurchaseModel(CovariatePurchaseModel):
     def n_segments(self) -> int:
         return len(self.segments)
 
-    def cell_parameters(self, base: Mapping[str, np.ndarray], coefficients: Mapping[str, np.ndarray],
-                        z: Mapping[str, np.ndarray] | None = None) -> np.ndarray:
-        """Each cell's parameters: its segment's base parameters times the covariate link.
+    def cell_factors(self, base: Mapping[str, np.ndarray], coefficients: Mapping[str, np.ndarray],
+                     z: Mapping[str, np.ndarray] | None = None) -> dict[str, CellFactor]:
+        """Each cell's parameters: its segment's base parameters times the covariate link, as
+        factors (:class:`~clvbayes.value.draws.CellFactor`, one base row per segment).
 
-        ``base[name]`` shape (D, n_segments), ``coefficients[name]`` shape (D, n_terms);
-        ``z`` the design rows of each side and ``z["segment"]`` the segment codes (default:
-        the model's cells; :meth:`_encode` makes them for profiles); returns (n_cells, D, 4)
-        in the family's parameter order.
+        ``base[name]`` shape (D, n_segments), ``coefficients[name]`` shape (D, n_terms); ``z``
+        (default: the model's cells) the design rows of each side and ``z["segment"]`` each
+        row's segment code (:meth:`_encode`).
         """
-        z = {**self._z, "segment": self.cell_segment} if z is None else z
-        seg = np.asarray(z["segment"], dtype=np.int64)
-        # each cell's base parameters are its segment's: (C, D) per parameter
-        per_cell = {p: np.asarray(base[p], dtype=float).reshape(-1, self.n_segments)[:, seg].T
-                    for p in self.param_names}
-        return linked_parameters(self.param_names, per_cell, coefficients, z, self._links, seg.shape[0])
+        rows = self.cell_segment if z is None else np.asarray(z["segment"], dtype=np.int64)
+        z = self._z if z is None else z
+        # one base row per segment, (segments, D); each cell reads its segment's
+        per_segment = {p: np.asarray(base[p], dtype=float).reshape(-1, self.n_segments).T for p in self.param_names}
+        return link_factors(self.param_names, per_segment, coefficients, z, self._links, rows.shape[0], rows)
 
     def _encode(self, profiles: pd.DataFrame) -> dict[str, np.ndarray]:
         """Design rows of each side and the segment codes of ``profiles`` (which name a

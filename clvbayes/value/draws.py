@@ -28,7 +28,7 @@ pairs), which the value engine reads in place of :class:`ParameterDraws`.
 from __future__ import annotations
 
 import numbers
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -107,6 +107,120 @@ class ParameterDraws(_Grid):
 
 
 @dataclass(frozen=True)
+class CellFactor:
+    """One parameter's draws in every cell, held as the factors of the covariate link.
+
+    ``value[c, d] = base[row[c], d] * exp(sign * z[c] . coef[d])``: ``base`` the population
+    draws (one row; a hierarchical model: one row per segment, ``row`` each cell's segment),
+    ``z`` each cell's design row and ``coef`` the coefficient draws (None: not linked).
+    Held this way a model with one cell per customer costs O(customers x terms + draws x
+    terms) memory instead of O(customers x draws); :meth:`rows` makes the values of the cells
+    a block of customers needs.
+    """
+
+    base: np.ndarray
+    n_cells: int
+    row: np.ndarray | None = None
+    z: np.ndarray | None = None
+    coef: np.ndarray | None = None
+    sign: float = 1.0
+
+    @property
+    def shared(self) -> np.ndarray | None:
+        """The (n,) draws when every cell has the same ones (one base row, no link), else None."""
+        linked = self.z is not None and self.z.shape[1] > 0
+        return None if linked or self.base.shape[0] != 1 else self.base[0]
+
+    def rows(self, cells: np.ndarray) -> np.ndarray:
+        """The values of ``cells`` (int array), shape (len(cells), n), C-contiguous."""
+        cells = np.asarray(cells, dtype=np.int64)
+        out = self.base[self.row[cells]] if self.row is not None else np.repeat(self.base, cells.shape[0], axis=0)
+        if self.z is not None and self.z.shape[1] > 0:
+            z = self.z[cells]
+            # term by term (not BLAS): the same bits for any subset of cells
+            eta = z[:, 0, None] * self.coef[None, :, 0]
+            for j in range(1, z.shape[1]):
+                eta += z[:, j, None] * self.coef[None, :, j]
+            out = out * np.exp(self.sign * eta)
+        return np.ascontiguousarray(out, dtype=np.float64)
+
+    def take(self, index: np.ndarray) -> CellFactor:
+        """The factors of the draws at positions ``index``."""
+        coef = None if self.coef is None else np.ascontiguousarray(self.coef[index])
+        return CellFactor(np.ascontiguousarray(self.base[:, index]), self.n_cells, self.row, self.z, coef, self.sign)
+
+    def check(self, what: str, name: str) -> None:
+        """Refuse non-finite or non-positive base draws and non-finite coefficients."""
+        ok = np.isfinite(self.base).all() and (self.base > 0).all()
+        if self.coef is not None:
+            ok = ok and np.isfinite(self.coef).all()
+        if not ok:
+            raise ValueError(f"The cell draws of {name} of this {what} must be positive and finite.")
+
+
+class CellValues(Mapping):
+    """``name -> (n_cells, n)`` draws computed from :class:`CellFactor` on first use.
+
+    Reads as a dict of arrays (a full array is made, and kept, when a parameter is indexed);
+    the value engine reads the blocks it needs through :func:`cell_rows` instead, so a model
+    with a cell per customer never holds all customers' draws at once.
+    """
+
+    def __init__(self, factors: Mapping[str, CellFactor]) -> None:
+        self.factors = dict(factors)
+        self._full: dict[str, np.ndarray] = {}
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        if name not in self._full:
+            f = self.factors[name]
+            self._full[name] = f.rows(np.arange(f.n_cells))
+        return self._full[name]
+
+    def __iter__(self):
+        return iter(self.factors)
+
+    def __len__(self) -> int:
+        return len(self.factors)
+
+    @property
+    def n_cells(self) -> int:
+        return next(iter(self.factors.values())).n_cells
+
+    def take(self, index: np.ndarray) -> CellValues:
+        return CellValues({k: f.take(index) for k, f in self.factors.items()})
+
+    def select(self, names: Sequence[str]) -> CellValues:
+        return CellValues({k: self.factors[k] for k in names})
+
+
+def cell_rows(values: Mapping[str, np.ndarray], name: str, cells: np.ndarray) -> np.ndarray:
+    """``values[name][cells]`` as a C-contiguous (len(cells), n) array, without making every
+    cell's draws when ``values`` is :class:`CellValues`."""
+    if isinstance(values, _Sides):
+        values = values.side(name)
+    if isinstance(values, CellValues):
+        return values.factors[name].rows(cells)
+    return np.ascontiguousarray(values[name][cells], dtype=np.float64)
+
+
+def shared_draws(values: Mapping[str, np.ndarray], name: str) -> np.ndarray | None:
+    """The (n,) draws of ``name`` when every cell has the same ones, else None."""
+    if isinstance(values, _Sides):
+        values = values.side(name)
+    if isinstance(values, CellValues):
+        return values.factors[name].shared
+    v = values[name]
+    return np.ascontiguousarray(v[0]) if (v == v[:1]).all() else None
+
+
+def _take_draws(values: Mapping[str, np.ndarray], index: np.ndarray) -> Mapping[str, np.ndarray]:
+    """Every cell's draws at positions ``index`` (last axis)."""
+    if isinstance(values, CellValues):
+        return values.take(index)
+    return {k: np.ascontiguousarray(v[..., index]) for k, v in values.items()}
+
+
+@dataclass(frozen=True)
 class CellDraws(_Grid):
     """Parameter draws of a model with covariates: one parameter vector per *cell*.
 
@@ -117,9 +231,10 @@ class CellDraws(_Grid):
 
     Attributes
     ----------
-    values : dict[str, numpy.ndarray]
-        One contiguous float64 array of shape ``(n_cells, n)`` per parameter, draws on a
-        (chain, draw) grid flattened chain by chain as in :class:`ParameterDraws`.
+    values : dict[str, numpy.ndarray] or CellValues
+        One float64 array of shape ``(n_cells, n)`` per parameter, draws on a (chain, draw)
+        grid flattened chain by chain as in :class:`ParameterDraws`; from a model,
+        :class:`CellValues` (the link's factors, each array made when it is read).
     cell : numpy.ndarray
         int64 cell index per customer, in ``range(n_cells)``.
     chain, draw : numpy.ndarray
@@ -130,7 +245,7 @@ class CellDraws(_Grid):
         As :class:`ParameterDraws`.
     """
 
-    values: dict[str, np.ndarray]
+    values: Mapping[str, np.ndarray]
     cell: np.ndarray
     chain: np.ndarray
     draw: np.ndarray
@@ -139,12 +254,21 @@ class CellDraws(_Grid):
 
     @property
     def n_cells(self) -> int:
+        if isinstance(self.values, CellValues):
+            return self.values.n_cells
         return int(next(iter(self.values.values())).shape[0])
 
     def for_cell(self, c: int) -> ParameterDraws:
         """The draws of cell ``c`` as plain :class:`ParameterDraws` (the same grid)."""
-        return ParameterDraws({k: np.ascontiguousarray(v[c]) for k, v in self.values.items()}, self.chain,
+        one = np.array([c], dtype=np.int64)
+        return ParameterDraws({k: cell_rows(self.values, k, one)[0] for k in self.values}, self.chain,
                               self.draw, self.source, self.family)
+
+    def select(self, names: Sequence[str]) -> CellDraws:
+        """The draws of the parameters ``names`` only."""
+        values = self.values.select(names) if isinstance(self.values, CellValues) else {
+            k: self.values[k] for k in names}
+        return CellDraws(values, self.cell, self.chain, self.draw, self.source, self.family)
 
     def thin(self, n_draws: int | None) -> CellDraws:
         """Keep about ``n_draws`` draws, as :meth:`ParameterDraws.thin` (the same positions)."""
@@ -152,8 +276,7 @@ class CellDraws(_Grid):
         if n_draws is None or n_draws >= self.n:
             return self
         flat, keep = grid_index(n_chain, n_draw, n_draws)
-        values = {k: np.ascontiguousarray(v[:, flat]) for k, v in self.values.items()}
-        return CellDraws(values, self.cell, self.chain, self.draw[keep].copy(), self.source, self.family)
+        return CellDraws(_take_draws(self.values, flat), self.cell, self.chain, self.draw[keep].copy(), self.source, self.family)
 
 
 @dataclass(frozen=True)
@@ -193,13 +316,16 @@ class JointCellDraws(_Grid):
         return int(self.pairs.shape[0])
 
     @property
-    def values(self) -> dict[str, np.ndarray]:
-        """Every parameter's draws over its side's cells, shape (cells of that side, n)."""
-        return {k: v for side in (self.purchase, self.spend) if side is not None for k, v in side.values.items()}
+    def values(self) -> Mapping[str, np.ndarray]:
+        """Every parameter's draws over its side's cells, shape (cells of that side, n), each
+        made when it is read."""
+        return _Sides([side.values for side in (self.purchase, self.spend) if side is not None])
 
     def __getitem__(self, name: str) -> np.ndarray:
-        """All draws of a parameter over its side's cells, flattened (for range checks)."""
-        return self.values[name].reshape(-1)
+        """All draws of a parameter over its side's cells, flattened (for range checks); the
+        (n,) draws when every cell has the same ones."""
+        shared = shared_draws(self.values, name)
+        return shared if shared is not None else self.values[name].reshape(-1)
 
     def for_cell(self, c: int) -> ParameterDraws:
         """The paired draws of combined cell ``c`` as plain :class:`ParameterDraws`."""
@@ -208,6 +334,28 @@ class JointCellDraws(_Grid):
             if side is not None:
                 values.update(side.for_cell(int(self.pairs[c, k])).values)
         return ParameterDraws(values, self.chain, self.draw, self.source, self.family)
+
+
+class _Sides(Mapping):
+    """The parameters of a purchase and a spend side as one mapping (nothing copied)."""
+
+    def __init__(self, sides: Sequence[Mapping[str, np.ndarray]]) -> None:
+        self._sides = list(sides)
+
+    def side(self, name: str) -> Mapping[str, np.ndarray]:
+        for side in self._sides:
+            if name in side:
+                return side
+        raise KeyError(name)
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        return self.side(name)[name]
+
+    def __iter__(self):
+        return (k for side in self._sides for k in side)
+
+    def __len__(self) -> int:
+        return sum(len(side) for side in self._sides)
 
 
 def grid_index(n_chain: int, n_draw: int, n_draws: int | None) -> tuple[np.ndarray, np.ndarray]:
@@ -362,25 +510,28 @@ def _side_cells(model, n_draws: int | None, index, names: Sequence[str] | None) 
                 )
             cell = cd.cell[pos]
         if names is not None:
-            cd = CellDraws({k: cd.values[k] for k in names}, cd.cell, cd.chain, cd.draw, cd.source, cd.family)
+            cd = cd.select(names)
     else:
         d = parameter_draws(model, n_draws)
         if names is not None:
             d = d.select(names, d.family)
         return CellDraws({k: v[None, :] for k, v in d.values.items()}, np.zeros(len(index), dtype=np.int64),
                          d.chain, d.draw, d.source, d.family)
-    if not all(np.isfinite(v).all() and (v > 0).all() for v in cd.values.values()):
-        raise ValueError(f"The cell draws of this {type(model).__name__} must be positive and finite.")
+    what = type(model).__name__
+    if isinstance(cd.values, CellValues):
+        for k, f in cd.values.factors.items():
+            f.check(what, k)
+    elif not all(np.isfinite(v).all() and (v > 0).all() for v in cd.values.values()):
+        raise ValueError(f"The cell draws of this {what} must be positive and finite.")
     return CellDraws(cd.values, np.ascontiguousarray(cell, dtype=np.int64), cd.chain, cd.draw, cd.source, cd.family)
 
 
-def _on_grid(values: dict[str, np.ndarray], n_from: int, n: int) -> dict[str, np.ndarray]:
+def _on_grid(values: Mapping[str, np.ndarray], n_from: int, n: int) -> Mapping[str, np.ndarray]:
     """Draws (last axis) thinned evenly, or repeated evenly, from ``n_from`` to ``n`` (the
     pairing of :func:`joint_draws`)."""
     if n_from == n:
         return values
-    index = pairing_index(n_from, n)
-    return {k: np.ascontiguousarray(v[..., index]) for k, v in values.items()}
+    return _take_draws(values, pairing_index(n_from, n))
 
 
 def pairing_index(n_from: int, n: int) -> np.ndarray:

@@ -21,7 +21,7 @@ from clvbayes.families import get_family
 from clvbayes.families.compiled import drivers_for
 from clvbayes.kernels import clv as K
 from clvbayes.value.customers import CustomerArrays, subset
-from clvbayes.value.draws import JointCellDraws, ParameterDraws
+from clvbayes.value.draws import JointCellDraws, ParameterDraws, cell_rows, shared_draws
 
 __all__ = ["QuantitySpec", "StreamOutput", "stream", "stream_cells", "default_block_size", "MAX_CELL_PASSES"]
 
@@ -270,25 +270,43 @@ def _stream_rows(draws: JointCellDraws, cust: CustomerArrays, specs: Sequence[Qu
     ones = np.ones((1, nd))
     zeros = np.zeros(cust.n, dtype=np.int64)
     bg, gg = draws.purchase, draws.spend
-    theta = tuple(bg.values[k] for k in family.param_names) if bg is not None else (ones,) * 4
-    spend = tuple(gg.values[k] for k in ("p", "q", "gamma")) if gg is not None else (ones,) * 3
     pcell = draws.pairs[draws.cell, 0] if bg is not None else zeros
     scell = draws.pairs[draws.cell, 1] if gg is not None else zeros
 
     # BG/NBD with covariates on α only: F depends on α_i + T_i, so its tables' Chebyshev
     # interpolation in ln(α + T) serves per draw (bgnbd_fill_rows_alpha).
     shared = [k for k in family.param_names if k != "alpha"]
+    common = {k: shared_draws(bg.values, k) for k in shared} if bg is not None else {}
     alpha_only = (ROWS_INTERPOLATE and bg is not None and family.name == "bgnbd"
-                  and all((bg.values[k] == bg.values[k][:1]).all() for k in shared))
+                  and all(v is not None for v in common.values()))
+
+    # Each block's cell parameters are made for its customers only (CellValues hold the link's
+    # factors): memory O(draws x block), never O(draws x cells). The specs of a block share them.
+    current: dict = {}
+
+    def block(sl: slice) -> dict:
+        if current.get("start") != sl.start:
+            current.clear()
+            current["start"] = sl.start
+            for side, cells, names, key in ((bg, pcell, family.param_names, "theta"),
+                                            (gg, scell, ("p", "q", "gamma"), "spend")):
+                if side is None:
+                    current[key], current[key + "_cell"] = (ones,) * len(names), zeros[sl]
+                    continue
+                used, local = np.unique(cells[sl], return_inverse=True)
+                current[key] = tuple(cell_rows(side.values, k, used) for k in names)
+                current[key + "_cell"] = np.ascontiguousarray(local.reshape(-1), dtype=np.int64)
+        return current
 
     def fill(s: QuantitySpec, sl: slice, out_: np.ndarray, alive_out: np.ndarray, with_alive: bool) -> None:
         data = (cust.x[sl], cust.t_x[sl], cust.T[sl], cust.m[sl], cust.margin[sl], cust.delta[sl], float(s.horizon))
+        b = block(sl)
         if alpha_only:
-            r, a, b = (np.ascontiguousarray(bg.values[k][0]) for k in shared)
             groups = K._key_groups(cust.x[sl], cust.T[sl], cust.delta[sl])  # customers of equal (x, δ)
-            K.bgnbd_fill_rows_alpha(s.code, r, bg.values["alpha"], a, b, pcell[sl], *spend, scell[sl], *data,
-                                    *groups, out_, alive_out, with_alive)
+            K.bgnbd_fill_rows_alpha(s.code, common["r"], b["theta"][1], common["a"], common["b"], b["theta_cell"],
+                                    *b["spend"], b["spend_cell"], *data, *groups, out_, alive_out, with_alive)
         else:
-            drv.fill_rows(s.code, *theta, pcell[sl], *spend, scell[sl], *data, out_, alive_out, with_alive)
+            drv.fill_rows(s.code, *b["theta"], b["theta_cell"], *b["spend"], b["spend_cell"], *data, out_,
+                          alive_out, with_alive)
 
     return _blocks(fill, nd, cust, specs, probs, hdi_prob, block_size, keep_draws)

@@ -44,7 +44,7 @@ from clvbayes.data.validate import DataValidationError, _require_columns, valida
 from clvbayes.families.compiled import drivers_for
 from clvbayes.kernels.tracking import cohort_cumulative_purchases
 from clvbayes.value.arguments import check_probability
-from clvbayes.value.draws import _check_n_draws, joint_cell_draws, joint_draws, parameter_draws
+from clvbayes.value.draws import _check_n_draws, cell_rows, joint_cell_draws, joint_draws, parameter_draws
 from clvbayes.value.heuristics import holdout_forecasts
 from clvbayes.value.quantities import customer_metrics
 
@@ -315,16 +315,23 @@ def holdout_validation(
     if cells:  # per-customer parameters: each customer at its cell's draws (axis 0: cells)
         draws = joint_cell_draws(bgnbd, gamma_gamma, n_draws, data.index)
         sides = {"purchase": draws.purchase, "spend": draws.spend}
-        values = {k: v for side in sides.values() if side is not None for k, v in side.values.items()}
+        values = draws.values  # read block by block (cell_rows): never every cell's draws at once
     else:
         draws = joint_draws(bgnbd, gamma_gamma, n_draws)
         values = {k: v[None, :] for k, v in draws.values.items()}  # one cell
-    if draws.n == 1:  # a point estimate: replicate it (process uncertainty only)
-        n_rep = POINT_REPLICATES if n_draws is None else n_draws
-        values = {k: np.repeat(v, n_rep, axis=1) for k, v in values.items()}
+    # a point estimate is replicated (process uncertainty only)
+    n_rep = (POINT_REPLICATES if n_draws is None else n_draws) if draws.n == 1 else 1
     drv = drivers_for(bgnbd.family)
-    theta = [np.ascontiguousarray(values[k], dtype=np.float64) for k in bgnbd.family.param_names]
-    R, N = theta[0].shape[1], x.shape[0]
+    R, N = draws.n * n_rep, x.shape[0]
+
+    def block_values(names, cells):
+        """The draws of ``cells`` (repeated for a point estimate) and each row's place among them."""
+        used, local = np.unique(cells, return_inverse=True)
+        rows = [cell_rows(values, k, used) for k in names]
+        if n_rep > 1:
+            rows = [np.repeat(v, n_rep, axis=1) for v in rows]
+        return rows, np.ascontiguousarray(local.reshape(-1), dtype=np.int64)
+
     purchase_cell = draws.purchase.cell if cells else np.zeros(N, dtype=np.int64)
     spend_cell = draws.spend.cell if cells and spend else np.zeros(N, dtype=np.int64)
     rng = np.random.default_rng(random_seed)
@@ -356,14 +363,16 @@ def holdout_validation(
         sl = slice(lo, hi)
         seed = int(rng.integers(0, 2**63 - 1, dtype=np.int64))
         data_sl = (np.ascontiguousarray(x[sl]), np.ascontiguousarray(t_x[sl]), np.ascontiguousarray(T[sl]))
-        reps = drv.holdout_replicates_cells(*theta, np.ascontiguousarray(purchase_cell[sl]), *data_sl, duration, seed)
+        theta, local = block_values(bgnbd.family.param_names, purchase_cell[sl])
+        reps = drv.holdout_replicates_cells(*theta, local, *data_sl, duration, seed)
         cols["lower"][sl], cols["upper"][sl] = np.quantile(reps, probs, axis=0, method="inverted_cdf")
         counts = reps.astype(np.float64)
         total_rep += counts.sum(axis=1)
         group_rep += counts @ onehot[sl]
         if spend:
             xs, ms = x[sl], m[sl]
-            p, q, gamma = (values[k][spend_cell[sl]].T for k in ("p", "q", "gamma"))  # (R, customers)
+            spend_draws, spend_local = block_values(("p", "q", "gamma"), spend_cell[sl])
+            p, q, gamma = (v[spend_local].T for v in spend_draws)  # (R, customers)
             nu = rng.gamma(p * xs + q, 1.0 / (gamma + ms * xs))
             s = rng.gamma(counts * p, 1.0 / nu)  # shape 0 (no purchase) gives 0
             cols["lower_spend"][sl], cols["upper_spend"][sl] = np.quantile(s, probs, axis=0, method="inverted_cdf")

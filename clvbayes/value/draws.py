@@ -33,8 +33,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["ParameterDraws", "CellDraws", "JointCellDraws", "parameter_draws", "joint_draws", "joint_cell_draws",
-           "has_cells"]
+__all__ = ["ParameterDraws", "CellDraws", "CellFactor", "CellValues", "JointCellDraws", "parameter_draws", "joint_draws",
+           "joint_cell_draws", "has_cells"]
 
 GG_PARAMS = ("p", "q", "gamma")
 

@@ -27,7 +27,7 @@ import pymc as pm
 
 from clvbayes.covariates.cells import CellEncoder
 from clvbayes.covariates.design import Design
-from clvbayes.value.draws import CellDraws, CellFactor, CellValues, grid_index
+from clvbayes.value.draws import CellDraws, CellValues, block_draws, grid_index
 
 __all__ = ["CovariateFitMixin", "MAX_CELLS", "PATHS", "check_path", "check_sigma", "choose_path", "design_cells",
            "refuse_numeric_on_cells", "with_ids"]
@@ -426,14 +426,12 @@ class CovariateFitMixin:
     def _customer_blocks(self, draws: int | None, block: int = 2**14):
         """(customer slice, its cells' parameters (u, D, n_params), each customer's row among
         them) block by block: the per-customer predictions never hold every cell's draws."""
-        base, coef = self._draws(draws)
-        factors = self.cell_factors(base, coef)
+        values = CellValues(self.cell_factors(*self._draws(draws)))
         n = self.cell.shape[0]
         for lo in range(0, n, block):
             sl = slice(lo, min(n, lo + block))
-            used, local = np.unique(self.cell[sl], return_inverse=True)
-            theta = np.stack([factors[p].rows(used) for p in self.param_names], axis=-1)
-            yield sl, np.ascontiguousarray(theta), np.ascontiguousarray(local.reshape(-1), dtype=np.int64)
+            rows, local = block_draws(values, self.param_names, self.cell[sl])
+            yield sl, np.ascontiguousarray(np.stack(rows, axis=-1)), local
 
     # -- predictions -----------------------------------------------------------------------
     def customer_parameters(self, draws: int | None = 200) -> dict[str, np.ndarray]:

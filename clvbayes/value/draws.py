@@ -203,6 +203,15 @@ def cell_rows(values: Mapping[str, np.ndarray], name: str, cells: np.ndarray) ->
     return np.ascontiguousarray(values[name][cells], dtype=np.float64)
 
 
+def block_draws(values: Mapping[str, np.ndarray], names: Sequence[str],
+                cells: np.ndarray) -> tuple[tuple[np.ndarray, ...], np.ndarray]:
+    """The draws of ``names`` for the distinct cells among ``cells`` (a block of customers),
+    ``(len(used), n)`` each by :func:`cell_rows`, and each customer's row among them (int64)."""
+    used, local = np.unique(cells, return_inverse=True)
+    return (tuple(cell_rows(values, k, used) for k in names),
+            np.ascontiguousarray(local.reshape(-1), dtype=np.int64))
+
+
 def shared_draws(values: Mapping[str, np.ndarray], name: str) -> np.ndarray | None:
     """The (n,) draws of ``name`` when every cell has the same ones, else None."""
     if isinstance(values, _Sides):

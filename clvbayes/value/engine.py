@@ -21,7 +21,7 @@ from clvbayes.families import get_family
 from clvbayes.families.compiled import drivers_for
 from clvbayes.kernels import clv as K
 from clvbayes.value.customers import CustomerArrays, subset
-from clvbayes.value.draws import JointCellDraws, ParameterDraws, cell_rows, shared_draws
+from clvbayes.value.draws import JointCellDraws, ParameterDraws, block_draws, shared_draws
 
 __all__ = ["QuantitySpec", "StreamOutput", "stream", "stream_cells", "default_block_size", "MAX_CELL_PASSES"]
 
@@ -293,9 +293,7 @@ def _stream_rows(draws: JointCellDraws, cust: CustomerArrays, specs: Sequence[Qu
                 if side is None:
                     current[key], current[key + "_cell"] = (ones,) * len(names), zeros[sl]
                     continue
-                used, local = np.unique(cells[sl], return_inverse=True)
-                current[key] = tuple(cell_rows(side.values, k, used) for k in names)
-                current[key + "_cell"] = np.ascontiguousarray(local.reshape(-1), dtype=np.int64)
+                current[key], current[key + "_cell"] = block_draws(side.values, names, cells[sl])
         return current
 
     def fill(s: QuantitySpec, sl: slice, out_: np.ndarray, alive_out: np.ndarray, with_alive: bool) -> None:

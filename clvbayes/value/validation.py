@@ -44,7 +44,7 @@ from clvbayes.data.validate import DataValidationError, _require_columns, valida
 from clvbayes.families.compiled import drivers_for
 from clvbayes.kernels.tracking import cohort_cumulative_purchases
 from clvbayes.value.arguments import check_probability
-from clvbayes.value.draws import _check_n_draws, cell_rows, joint_cell_draws, joint_draws, parameter_draws
+from clvbayes.value.draws import _check_n_draws, block_draws, joint_cell_draws, joint_draws, parameter_draws
 from clvbayes.value.heuristics import holdout_forecasts
 from clvbayes.value.quantities import customer_metrics
 
@@ -326,11 +326,10 @@ def holdout_validation(
 
     def block_values(names, cells):
         """The draws of ``cells`` (repeated for a point estimate) and each row's place among them."""
-        used, local = np.unique(cells, return_inverse=True)
-        rows = [cell_rows(values, k, used) for k in names]
+        rows, local = block_draws(values, names, cells)
         if n_rep > 1:
-            rows = [np.repeat(v, n_rep, axis=1) for v in rows]
-        return rows, np.ascontiguousarray(local.reshape(-1), dtype=np.int64)
+            rows = tuple(np.repeat(v, n_rep, axis=1) for v in rows)
+        return rows, local
 
     purchase_cell = draws.purchase.cell if cells else np.zeros(N, dtype=np.int64)
     spend_cell = draws.spend.cell if cells and spend else np.zeros(N, dtype=np.int64)

@@ -120,7 +120,8 @@ class Family:
         computed once per data set, which the family's fast likelihood kernels take after the
         data (``loglik_rows(θ, x, t_x, T, *extra)``, ``loglik_sum(θ, x, t_x, T, w, *extra)``);
         callers get the argument tuple from
-        :meth:`clvbayes.families.compiled.Drivers.loglik_data`.
+        :meth:`clvbayes.families.compiled.Drivers.loglik_data`. ``fast["prepare_sums"]`` is
+        the same for ``loglik_sum`` and ``loglik_sum_grad`` only (BG/NBD: its distinct times).
     mle_start : callable, optional
         ``mle_start(mean_x, mean_T) -> 4 numbers``: where MLE starts (default ``(1, mean_T /
         mean_x, 1, 1)``: the purchase rate r/α near the data's mean rate).

@@ -54,9 +54,11 @@ BGNBD = register(
         },
         # The tabulated likelihood (one table of x-terms per call) and the Chebyshev value
         # tables are faster than the generic drivers; those remain their test reference.
+        # The sums read ln(1 + t/α) from a table over the data's distinct times (prepare_sums).
         fast={
-            "loglik_sum": _ll.bgnbd_loglik_sum,
-            "loglik_sum_grad": _ll.bgnbd_loglik_sum_grad,
+            "prepare_sums": _ll.prepare,
+            "loglik_sum": _ll.bgnbd_loglik_sum_prepared,
+            "loglik_sum_grad": _ll.bgnbd_loglik_sum_grad_prepared,
             "loglik_rows": _ll.bgnbd_loglik,
             "factor_table": _clv.clv_factor_table,
             "fill": _clv._fill,

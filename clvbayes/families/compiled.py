@@ -9,8 +9,10 @@ memoised per family and cached on disk by Numba.
 
 A family's ``fast["prepare"]`` (optional) computes θ-free arrays from the data once; its
 likelihood kernels then take them after the data: ``loglik_rows(θ, x, t_x, T, *extra)``,
-``loglik_sum(θ, x, t_x, T, w, *extra)``. :meth:`Drivers.loglik_data` builds the argument
-tuple for any family, so callers never look at the family.
+``loglik_sum(θ, x, t_x, T, w, *extra)``. ``fast["prepare_sums"]`` does the same for the two
+sums only (BG/NBD's distinct times: its per-row kernel stays unprepared, so LOO keeps its fused
+loop). :meth:`Drivers.loglik_data` builds the argument tuple for any family, so callers never
+look at the family.
 """
 
 from __future__ import annotations
@@ -47,7 +49,8 @@ class Drivers:
     ``simulate_population`` and ``simulate_transactions`` are the event-by-event simulator of :mod:`clvbayes.kernels.simulate` (``population``, ``transactions``) with the
     family's ``latent_one`` and ``drops_out_one``. ``serial`` holds thread-free builds of the
     likelihood sums for samplers that already run one chain per core. ``prepare`` is the
-    family's ``fast["prepare"]`` or None.
+    family's ``fast["prepare"]`` or None, ``prepare_sums`` its ``fast["prepare_sums"]`` (θ-free
+    arrays for the two sums only, e.g. BG/NBD's distinct times) or None.
     """
 
     family: Family
@@ -74,25 +77,33 @@ class Drivers:
     serial_loglik_sum: Callable
     serial_loglik_sum_grad: Callable
     prepare: Callable | None = None
+    prepare_sums: Callable | None = None
+
+    def _sums_prepare(self) -> Callable | None:
+        return self.prepare_sums if self.prepare_sums is not None else self.prepare
 
     def loglik_data(self, x: np.ndarray, t_x: np.ndarray, T: np.ndarray,
                     weights: np.ndarray | None = None) -> tuple[np.ndarray, ...]:
         """The data arguments of the likelihood kernels: ``(x, t_x, T, *extra)`` for
         ``loglik_rows``, ``(x, t_x, T, weights, *extra)`` for ``loglik_sum(_grad)`` (extra:
-        ``prepare(x, t_x, T)``, empty for a family without it). Compute it once per data
-        set: it is θ-free."""
+        ``prepare(x, t_x, T)`` for the rows, ``prepare_sums`` or else ``prepare`` for the
+        sums; empty for a family without them). Compute it once per data set: it is
+        θ-free."""
         cols = (x, t_x, T) if weights is None else (x, t_x, T, weights)
-        if self.prepare is None:
+        prep = self.prepare if weights is None else self._sums_prepare()
+        if prep is None:
             return cols
-        return (*cols, *self.prepare(x, t_x, T))
+        return (*cols, *prep(x, t_x, T))
 
     @property
     def n_extra(self) -> int:
-        """Number of arrays :meth:`loglik_data` adds after the data columns."""
-        if self.prepare is None:
+        """Number of arrays :meth:`loglik_data` adds after the data columns of the sums
+        (``loglik_sum``, ``loglik_sum_grad``: the inputs of the PyTensor Op)."""
+        prep = self._sums_prepare()
+        if prep is None:
             return 0
         e = np.empty(0)
-        return len(self.prepare(e, e, e))
+        return len(prep(e, e, e))
 
 
 _GENERIC = {
@@ -137,7 +148,8 @@ def drivers_for(family: Family | str) -> Drivers:
     serial_memo: dict = {}
     for name in ("loglik_sum", "loglik_sum_grad"):
         kernels[f"serial_{name}"] = build.rebuild(kernels[name], serial=True, tag="serial1", _memo=serial_memo)
-    d = Drivers(family=family, prepare=family.fast.get("prepare"), **kernels)
+    d = Drivers(family=family, prepare=family.fast.get("prepare"), prepare_sums=family.fast.get("prepare_sums"),
+                **kernels)
     if d.prepare is not None:
         _PREPARED_ROWS[d.loglik_rows] = d.loglik_data
     return d

@@ -51,6 +51,7 @@ from pytensor.gradient import DisconnectedType, grad_not_implemented
 from pytensor.graph.basic import Apply, Variable
 from pytensor.graph.op import Op
 from pytensor.graph.rewriting.basic import node_rewriter
+from pytensor.link.numba.cache import compile_numba_function_src
 from pytensor.link.numba.dispatch.basic import numba_njit, register_funcify_and_cache_key
 from pytensor.tensor.rewriting.basic import register_specialize
 from pytensor.tensor.special import betaln
@@ -109,7 +110,13 @@ def family_kernels(family: str) -> dict:
     }
 
 
-_BGNBD_KERNELS = family_kernels("bgnbd")
+# BGNBDLogLik's: the plain (x, t_x, T, weights) kernels, without the family's prepared times.
+_BGNBD_KERNELS = {
+    (True, True): bgnbd_loglik_sum_grad,
+    (True, False): _serial_build(bgnbd_loglik_sum_grad, _SERIAL_MEMO),
+    (False, True): bgnbd_loglik_sum,
+    (False, False): _serial_build(bgnbd_loglik_sum, _SERIAL_MEMO),
+}
 _GG_KERNELS = {
     (True, True): gg_loglik_sum_grad,
     (True, False): _serial_build(gg_loglik_sum_grad, _SERIAL_MEMO),
@@ -288,6 +295,7 @@ class BGNBDLogLik(FamilyLogLik):
 
     __props__ = ("with_grad", "parallel")
     _kernels = _BGNBD_KERNELS
+    data_names = ("x", "t_x", "T", "weights")
 
     def __init__(self, with_grad: bool = True, parallel: bool = False) -> None:
         super().__init__("bgnbd", with_grad=with_grad, parallel=parallel)
@@ -354,77 +362,33 @@ def _numba_funcify_loglik_sum(op: LogLikSumOp, node=None, **kwargs):
         f"{type(op).__module__}.{type(op).__qualname__}|{getattr(op, 'family', '')}|{op.with_grad}|{op.parallel}|"
         f"{_SOURCE_FINGERPRINT}".encode()
     ).hexdigest()
-    kernel = op.kernel
-    n = op.n_params
     if op.parallel:
         # Start Numba's thread pool now: a cached caller of a prange kernel needs its
         # scheduler symbols at link time (LLVM "Symbol not found: allocate_sched" otherwise).
         numba.get_num_threads()
+    return _kernel_call(op.kernel, op.n_params, len(op.data_names), op.with_grad, key), key
 
-    if n == 4 and len(op.data_names) == 12 and op.with_grad:
 
-        @numba_njit
-        def prepared_loglik_sum_grad_op(p0, p1, p2, p3, d0, d1, d2, d3, e0, e1, e2, e3, e4, e5, e6, e7):
-            v0, v1, v2, v3 = p0[()], p1[()], p2[()], p3[()]
-            if v0 > 0.0 and v1 > 0.0 and v2 > 0.0 and v3 > 0.0:
-                val, g = kernel(v0, v1, v2, v3, d0, d1, d2, d3, e0, e1, e2, e3, e4, e5, e6, e7)
-                return np.asarray(val), g
-            return np.asarray(-np.inf), np.full(4, np.nan)
-
-        return prepared_loglik_sum_grad_op, key
-    if n == 4 and len(op.data_names) == 12:
-
-        @numba_njit
-        def prepared_loglik_sum_op(p0, p1, p2, p3, d0, d1, d2, d3, e0, e1, e2, e3, e4, e5, e6, e7):
-            v0, v1, v2, v3 = p0[()], p1[()], p2[()], p3[()]
-            if v0 > 0.0 and v1 > 0.0 and v2 > 0.0 and v3 > 0.0:
-                return np.asarray(kernel(v0, v1, v2, v3, d0, d1, d2, d3, e0, e1, e2, e3, e4, e5, e6, e7))
-            return np.asarray(-np.inf)
-
-        return prepared_loglik_sum_op, key
-    if n == 4 and op.with_grad:
-
-        @numba_njit
-        def bgnbd_loglik_sum_grad_op(p0, p1, p2, p3, d0, d1, d2, d3):
-            v0, v1, v2, v3 = p0[()], p1[()], p2[()], p3[()]
-            if v0 > 0.0 and v1 > 0.0 and v2 > 0.0 and v3 > 0.0:
-                val, g = kernel(v0, v1, v2, v3, d0, d1, d2, d3)
-                return np.asarray(val), g
-            return np.asarray(-np.inf), np.full(4, np.nan)
-
-        return bgnbd_loglik_sum_grad_op, key
-    if n == 4:
-
-        @numba_njit
-        def bgnbd_loglik_sum_op(p0, p1, p2, p3, d0, d1, d2, d3):
-            v0, v1, v2, v3 = p0[()], p1[()], p2[()], p3[()]
-            if v0 > 0.0 and v1 > 0.0 and v2 > 0.0 and v3 > 0.0:
-                return np.asarray(kernel(v0, v1, v2, v3, d0, d1, d2, d3))
-            return np.asarray(-np.inf)
-
-        return bgnbd_loglik_sum_op, key
-    if n == 3 and op.with_grad:
-
-        @numba_njit
-        def gg_loglik_sum_grad_op(p0, p1, p2, d0, d1, d2):
-            v0, v1, v2 = p0[()], p1[()], p2[()]
-            if v0 > 0.0 and v1 > 0.0 and v2 > 0.0:
-                val, g = kernel(v0, v1, v2, d0, d1, d2)
-                return np.asarray(val), g
-            return np.asarray(-np.inf), np.full(3, np.nan)
-
-        return gg_loglik_sum_grad_op, key
-    if n == 3:
-
-        @numba_njit
-        def gg_loglik_sum_op(p0, p1, p2, d0, d1, d2):
-            v0, v1, v2 = p0[()], p1[()], p2[()]
-            if v0 > 0.0 and v1 > 0.0 and v2 > 0.0:
-                return np.asarray(kernel(v0, v1, v2, d0, d1, d2))
-            return np.asarray(-np.inf)
-
-        return gg_loglik_sum_op, key
-    raise NotImplementedError(f"No Numba implementation for {op}.")  # pragma: no cover
+def _kernel_call(kernel: Callable, n_params: int, n_data: int, with_grad: bool, key: str) -> Callable:
+    """The Numba function a node runs: unpack the 0-d parameter arrays, map parameters
+    outside ``(0, inf)`` (or NaN) to ``-inf`` / a NaN gradient, else call ``kernel(params...,
+    data...)``. Written out for the Op's arity (parameters, data columns) from one template."""
+    ps = [f"p{i}" for i in range(n_params)]
+    vs = [f"v{i}" for i in range(n_params)]
+    ds = [f"d{j}" for j in range(n_data)]
+    call = f"kernel({', '.join(vs + ds)})"
+    ok = " and ".join(f"{v} > 0.0" for v in vs)
+    lines = [f"def loglik_sum_op({', '.join(ps + ds)}):",
+             *(f"    {v} = {p}[()]" for v, p in zip(vs, ps, strict=True)),
+             f"    if {ok}:"]
+    if with_grad:
+        lines += [f"        val, g = {call}", "        return np.asarray(val), g",
+                  f"    return np.asarray(-np.inf), np.full({n_params}, np.nan)"]
+    else:
+        lines += [f"        return np.asarray({call})", "    return np.asarray(-np.inf)"]
+    fn = compile_numba_function_src("\n".join(lines) + "\n", "loglik_sum_op", {"kernel": kernel, "np": np},
+                                    cache_key=key)
+    return numba_njit(fn)
 
 
 # --------------------------------------------------------------------------------------

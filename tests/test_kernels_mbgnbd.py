@@ -488,10 +488,13 @@ def test_family_uses_the_fast_likelihood():
     from clvbayes.families.compiled import drivers_for
 
     d = drivers_for("mbgnbd")
-    assert d.loglik_sum_grad is K.loglik_sum_grad
-    assert d.loglik_sum is K.loglik_sum and d.loglik_rows is K.loglik_rows
+    assert d.loglik_sum_grad is K.loglik_sum_grad_prepared
+    assert d.loglik_sum is K.loglik_sum_prepared and d.loglik_rows is K.loglik_rows
     x, t_x, T, w = _fast_data(25_000, 5)
-    assert d.serial_loglik_sum_grad(*CDNOW, x, t_x, T, w)[0] == d.loglik_sum_grad(*CDNOW, x, t_x, T, w)[0]
+    data = d.loglik_data(x, t_x, T, w)
+    assert len(data) == 7 and d.loglik_data(x, t_x, T) == (x, t_x, T)  # the rows kernel is not prepared
+    assert d.serial_loglik_sum_grad(*CDNOW, *data)[0] == d.loglik_sum_grad(*CDNOW, *data)[0] == \
+        K.loglik_sum_grad(*CDNOW, x, t_x, T, w)[0]
 
 
 # --------------------------------------------------------------------------------------
@@ -546,3 +549,24 @@ def test_slow_discounted_factor_matches_quadrature(params, cust, delta, h):
     x, _, T = cust
     got = K.alive_factor_one(clv.DISCOUNTED, *params, x, T, delta, h)
     assert got == pytest.approx(float(R.discounted_alive(*params, x, T, delta, h)), rel=1e-8)
+
+
+@pytest.mark.parametrize("n", [400, 30_000])
+def test_prepared_sums_same_bits(n):
+    """On day-grid data the family's sums read ln(1 + t/α) from BG/NBD's table of distinct
+    times (fast["prepare_sums"]): the same bits as the per-row logs."""
+    from clvbayes.kernels.bgnbd import prepare
+
+    rng = np.random.default_rng(n)
+    T = rng.integers(0, 365, n) / 7.0
+    x = np.where(rng.uniform(size=n) < 0.4, 0.0, rng.poisson(3.0, n)).astype(float)
+    x[T == 0] = 0.0
+    t_x = np.where(x > 0, np.floor(rng.uniform(0, 1, n) * (T * 7 + 1)) / 7.0, 0.0)
+    w = rng.integers(1, 50, n).astype(float)
+    times, ia, ib = prepare(x, t_x, T)
+    assert times.size > 0
+    for th in (CDNOW, (2.0, 0.3, 5.0, 0.01)):
+        v, g = K.loglik_sum_grad(*th, x, t_x, T, w)
+        vp, gp = K.loglik_sum_grad_prepared(*th, x, t_x, T, w, times, ia, ib)
+        assert v == vp and K.loglik_sum(*th, x, t_x, T, w) == K.loglik_sum_prepared(*th, x, t_x, T, w, times, ia, ib)
+        np.testing.assert_array_equal(g, gp)

@@ -15,6 +15,7 @@ import numpy as np
 from clvbayes.families._protocol import CORES, Family, register
 from clvbayes.kernels import clv as _clv
 from clvbayes.kernels import mbgnbd as _k
+from clvbayes.kernels.bgnbd import prepare as prepare_times
 
 
 def default_priors(mean_T: float) -> dict:
@@ -56,8 +57,9 @@ MBGNBD = register(
         # BG/NBD's tabulated likelihood at b + 1 (plus a pass over the few x = 0 rows) and,
         # since the value factor is BG/NBD's at (r+x, α+T, a, b+x+1), its tables at b + 1.
         fast={
-            "loglik_sum": _k.loglik_sum,
-            "loglik_sum_grad": _k.loglik_sum_grad,
+            "prepare_sums": prepare_times,
+            "loglik_sum": _k.loglik_sum_prepared,
+            "loglik_sum_grad": _k.loglik_sum_grad_prepared,
             "loglik_rows": _k.loglik_rows,
             "factor_table": factor_table,
         },

@@ -192,6 +192,28 @@ def last_line(path: Path) -> str | None:
 # and writes its measurements to R.
 
 
+def add_run_arguments(parser: argparse.ArgumentParser, *, sizes: Sequence[int], tools: Sequence[str] | None,
+                      seed: int, time_cap: float, mem_cap_gb: float | None, poll: float, out_name: str | None,
+                      tools_default: Sequence[str] | None = None, tools_help: str | None = None) -> None:
+    """The options every scaling benchmark takes: ``--sizes`` (1e6 style), ``--tools`` (choices
+    ``tools``, or free with ``tools=None``), NUTS ``--chains/--draws/--tune`` (4 x (1000 +
+    1000)), ``--seed``, the per-cell caps ``--time-cap`` / ``--mem-cap-gb``, ``--poll`` and
+    ``--out-name``, with each script's defaults."""
+    parser.add_argument("--sizes", nargs="+", type=parse_size, default=list(sizes),
+                        help="population sizes (1e6 style accepted)")
+    parser.add_argument("--tools", nargs="+", choices=None if tools is None else list(tools),
+                        default=list(tools_default if tools_default is not None else tools), help=tools_help)
+    parser.add_argument("--chains", type=int, default=4)
+    parser.add_argument("--draws", type=int, default=1000)
+    parser.add_argument("--tune", type=int, default=1000)
+    parser.add_argument("--seed", type=int, default=seed, help="data and sampler seed")
+    parser.add_argument("--time-cap", type=float, default=time_cap, help="seconds per cell")
+    parser.add_argument("--mem-cap-gb", type=float, default=mem_cap_gb,
+                        help="kill a cell whose process tree RSS exceeds this (GB = 10^9 bytes)")
+    parser.add_argument("--poll", type=float, default=poll, help="memory polling interval, s")
+    parser.add_argument("--out-name", default=out_name, help="output name in benchmarks/results/ (no extension)")
+
+
 def add_worker_arguments(parser: argparse.ArgumentParser, cells: Iterable[str]) -> None:
     """The hidden options by which the parent runs one cell as a worker: ``--worker KEY``
     (one of ``cells``), ``--data PATH``, ``--result PATH``."""

@@ -66,7 +66,7 @@ import numpy as np
 
 import _common
 import fit_scaling
-from _common import fmt_number as _f, parse_size as _size  # noqa: E402
+from _common import fmt_number as _f  # noqa: E402
 
 BASE = {"r": 0.2425945, "alpha": 4.4136019, "a": 0.7929199, "b": 2.4258881}
 COEFS = {"gamma_purchase": [0.3, -0.2, 0.1], "gamma_a": [0.2, 0.0, -0.3], "gamma_b": [-0.1, 0.25, 0.0]}
@@ -192,16 +192,8 @@ def render(payload: dict[str, Any]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--sizes", nargs="+", type=_size, default=[1000])
-    ap.add_argument("--tools", nargs="+", choices=TOOLS, default=list(TOOLS))
-    ap.add_argument("--draws", type=int, default=1000)
-    ap.add_argument("--tune", type=int, default=1000)
-    ap.add_argument("--chains", type=int, default=4)
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--time-cap", type=float, default=1800.0)
-    ap.add_argument("--mem-cap-gb", type=float, default=12.0)
-    ap.add_argument("--poll", type=float, default=0.5)
-    ap.add_argument("--out-name", default="covariate_scaling")
+    _common.add_run_arguments(ap, sizes=[1000], tools=TOOLS, seed=0, time_cap=1800.0, mem_cap_gb=12.0, poll=0.5,
+                              out_name="covariate_scaling")
     ap.add_argument("--merge", nargs="+", metavar="NAME",
                     help="write <out-name>.json/.md from the records of these result files (runs of single cells)")
     _common.add_worker_arguments(ap, TOOLS)

@@ -139,7 +139,7 @@ from typing import Any
 import numpy as np
 
 import _common
-from _common import fmt_number as _f, parse_size as _size  # noqa: E402
+from _common import fmt_number as _f  # noqa: E402
 
 #: CDNOW MLE in weeks: Fader, Hardie & Lee (2005), Marketing Science 24(2), section 4.
 PARAMS = {"r": 0.2425945, "alpha": 4.4136019, "a": 0.7929199, "b": 2.4258881}
@@ -987,23 +987,12 @@ def _data_notes(spec: ModelSpec) -> list[str]:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
-    p.add_argument("--sizes", type=_size, nargs="+", default=[10**4, 10**5, 10**6, 10**7],
-                   help="population sizes (1e6 style accepted)")
-    p.add_argument("--tools", nargs="+", default=["all"],
-                   help=f"cells or groups: {', '.join([*CELLS, *TOOL_GROUPS])}")
-    p.add_argument("--chains", type=int, default=4)
-    p.add_argument("--draws", type=int, default=1000)
-    p.add_argument("--tune", type=int, default=1000)
-    p.add_argument("--seed", type=int, default=1, help="data and sampler seed")
-    p.add_argument("--time-cap", type=float, default=1800.0, help="seconds per cell")
-    p.add_argument("--mem-cap-gb", type=float, default=None,
-                   help="kill a cell whose process tree RSS exceeds this (GB = 10^9 bytes)")
-    p.add_argument("--poll", type=float, default=0.2, help="memory polling interval, s")
+    _common.add_run_arguments(p, sizes=[10**4, 10**5, 10**6, 10**7], tools=None, tools_default=["all"],
+                              tools_help=f"cells or groups: {', '.join([*CELLS, *TOOL_GROUPS])}", seed=1,
+                              time_cap=1800.0, mem_cap_gb=None, poll=0.2, out_name=None)
     p.add_argument("--model", choices=list(MODELS), default="bgnbd",
-                   help="model family whose data are simulated and fitted")
-    p.add_argument("--out-name", default=None,
-                   help="output name in benchmarks/results/ (without extension; default "
-                        "fit_scaling for bgnbd, else fit_scaling_<model>)")
+                   help="model family whose data are simulated and fitted (default out-name: fit_scaling for "
+                        "bgnbd, else fit_scaling_<model>)")
     # internal: run one cell
     _common.add_worker_arguments(p, CELLS)
     return p.parse_args(argv)

@@ -76,7 +76,7 @@ import numpy as np
 import _common
 import fit_scaling
 import hierarchical_parameterization as hp
-from _common import fmt_number as _f, parse_size as _size  # noqa: E402
+from _common import fmt_number as _f  # noqa: E402
 
 PARAMS = fit_scaling.PARAMS
 NAMES = tuple(PARAMS)
@@ -337,18 +337,10 @@ def render(payload: dict[str, Any]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--sizes", nargs="+", type=_size, default=[100_000])
+    _common.add_run_arguments(ap, sizes=[100_000], tools=TOOLS, seed=0, time_cap=900.0, mem_cap_gb=10.0, poll=0.5,
+                              out_name="hierarchical_scaling")
     ap.add_argument("--segments", type=int, default=10)
-    ap.add_argument("--tools", nargs="+", choices=TOOLS, default=list(TOOLS))
-    ap.add_argument("--draws", type=int, default=1000)
-    ap.add_argument("--tune", type=int, default=1000)
-    ap.add_argument("--chains", type=int, default=4)
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--time-cap", type=float, default=900.0)
-    ap.add_argument("--mem-cap-gb", type=float, default=10.0)
     ap.add_argument("--profile-repeats", type=int, default=20)
-    ap.add_argument("--poll", type=float, default=0.5)
-    ap.add_argument("--out-name", default="hierarchical_scaling")
     ap.add_argument("--note", action="append", default=[],
                     help="append a note to results/<out-name>.json and re-render its .md (no run)")
     _common.add_worker_arguments(ap, TOOLS)

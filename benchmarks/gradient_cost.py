@@ -143,7 +143,7 @@ def render(payload: dict[str, Any]) -> str:
 
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
-    p.add_argument("--sizes", type=fit_scaling._size, nargs="+", default=[10**5, 10**6])
+    p.add_argument("--sizes", type=_common.parse_size, nargs="+", default=[10**5, 10**6])
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--chains", type=int, default=4)

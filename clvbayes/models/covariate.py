@@ -55,6 +55,7 @@ from clvbayes.covariates.design import Design
 from clvbayes.data.validate import require_history, validate_rfm
 from clvbayes.families import get_family
 from clvbayes.models.base import compress_weighted
+from clvbayes.models.cell_ops import cells_data, cells_loglik
 from clvbayes.models.covariate_common import (MAX_CELLS, PATHS, CovariateFitMixin, check_path, check_sigma,
                                               choose_path, design_cells, refuse_numeric_on_cells)
 from clvbayes.models.covariate_common import with_ids as _with_ids
@@ -194,18 +195,21 @@ class CovariatePurchaseModel(CovariateFitMixin):
             if self.path == "rows":
                 pm.Potential("loglik", self._rows_loglik(base, gam))
                 return model
-            op = FamilyLogLik(self.family.name)
             linked = self._linked(base, gam, self._z)  # one vector over the cells per linked parameter
-            terms = []
-            for c in range(self.n_cells):
-                theta = [v if v.ndim == 0 else v[c] for v in linked]
-                rows = self.cell == c
-                (xu, txu, Tu), wu = compress_weighted(self.x[rows], self.t_x[rows], self.T[rows])
-                data = family_data(self.family.name, xu, txu, Tu, weights=wu, compress=False,
-                                   name=f"{self.family.name}_cell{c}")
-                terms.append(op(*theta, *data))
-            pm.Potential("loglik", pt.add(*terms) if len(terms) > 1 else terms[0])
+            pm.Potential("loglik", self._cells_loglik(linked))
         return model
+
+    def _cells_loglik(self, theta: Sequence[pt.TensorVariable]) -> pt.TensorVariable:
+        """The cells path's likelihood term: one :class:`~clvbayes.models.cell_ops.CellsLogLik`
+        node over the cells (``theta``: per parameter a vector over the cells or a scalar), each
+        cell's rows compressed as a separate :class:`FamilyLogLik` node would take them."""
+        op = FamilyLogLik(self.family.name)
+        cells = []
+        for c in range(self.n_cells):
+            rows = self.cell == c
+            (xu, txu, Tu), wu = compress_weighted(self.x[rows], self.t_x[rows], self.T[rows])
+            cells.append(family_data(self.family.name, xu, txu, Tu, weights=wu, compress=False, shared=False))
+        return cells_loglik(op, theta, cells_data(op, cells, name=f"{self.family.name}_cells"))
 
     def _linked(self, base: dict, gam: dict, z: Mapping[str, np.ndarray]) -> list[pt.TensorVariable]:
         """The family's parameters in the model graph, in order: ``base_p exp(±z γ)`` as a

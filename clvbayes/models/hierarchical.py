@@ -43,9 +43,7 @@ import pymc as pm
 import pytensor.tensor as pt
 
 from clvbayes.covariates.cells import link_factors
-from clvbayes.models.base import compress_weighted
 from clvbayes.models.covariate import COVARIATE_LINKS, CovariatePurchaseModel
-from clvbayes.models.ops import FamilyLogLik, family_data
 from clvbayes.value.draws import CellFactor, grid_index
 
 __all__ = ["AUTO_CENTRED_MIN_CUSTOMERS", "HierarchicalPurchaseModel", "PARAMETERIZATIONS"]
@@ -218,15 +216,7 @@ class HierarchicalPurchaseModel(CovariatePurchaseModel):
                    for name, (_, d) in self.coefficient_names.items()}
             base = {p: seg[p][self.cell_segment] for p in self.param_names}  # vectors over cells
             linked = self._linked(base, gam, self._z)
-            op = FamilyLogLik(self.family.name)
-            terms = []
-            for c in range(self.n_cells):
-                rows = self.cell == c
-                (xu, txu, Tu), wu = compress_weighted(self.x[rows], self.t_x[rows], self.T[rows])
-                data = family_data(self.family.name, xu, txu, Tu, weights=wu, compress=False,
-                                   name=f"{self.family.name}_cell{c}")
-                terms.append(op(*[v[c] for v in linked], *data))
-            pm.Potential("loglik", pt.add(*terms) if len(terms) > 1 else terms[0])
+            pm.Potential("loglik", self._cells_loglik(linked))
         return model
 
     def fit(self, method: str = "nuts", **kwargs) -> HierarchicalPurchaseModel:

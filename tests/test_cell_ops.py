@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ctypes
 
+import numba
 import numpy as np
 import pymc as pm
 import pytensor
@@ -19,6 +20,8 @@ from clvbayes.models.cell_ops import CellsLogLik, cells_data, cells_loglik
 from clvbayes.models.ops import FamilyLogLik, GammaGammaLogLik, LogLikSumOp, family_data, gamma_gamma_data
 
 FAMILIES = ["bgnbd", "mbgnbd", "pnbd", "gg"]
+_BG_GRAD = FamilyLogLik("bgnbd").kernel
+_BG = FamilyLogLik("bgnbd", with_grad=False).kernel
 SIZES = (40, 1, 300, 7)  # unequal cells, one of a single row
 
 
@@ -57,7 +60,7 @@ def _per_cell(op: LogLikSumOp, cells, theta) -> tuple[list[float], np.ndarray]:
     return [float(o[0]) for o in out], np.array([o[1:] for o in out])
 
 
-def _cells_fn(op: LogLikSumOp, n_cells: int, mode: str, grad: bool = True):
+def _cells_fn(op: LogLikSumOp, mode: str, grad: bool = True):
     ps = [pt.dvector(f"p{j}") for j in range(op.n_params)]
     data = [pt.dvector() for _ in op.data_names] + [pt.dmatrix("offsets")]
     val = cells_loglik(op, ps, data)
@@ -74,12 +77,12 @@ def _call(f, theta, arrays):
 def test_total_and_gradient_are_the_per_cell_nodes(family, mode):
     op, cells, theta = _problem(family)
     ref_vals, ref_grads = _per_cell(op, cells, theta)
-    res = _call(_cells_fn(op, len(cells), mode), theta, cells_data(op, cells, name="t", shared=False))
+    res = _call(_cells_fn(op, mode), theta, cells_data(op, cells, name="t", shared=False))
     assert float(res[0]) == pytest.approx(sum(ref_vals), rel=1e-13)
     # each cell's gradient is its own node's, bit for bit (same kernel, same rows)
     np.testing.assert_array_equal(np.array(res[1:]).T, ref_grads)
     # and each cell's value too: the total of the cells one at a time
-    one = _cells_fn(op, 1, mode, grad=False)
+    one = _cells_fn(op, mode, grad=False)
     for c in range(len(cells)):
         assert float(_call(one, theta[c : c + 1], cells_data(op, [cells[c]], name="t", shared=False))) == ref_vals[c]
 
@@ -88,8 +91,8 @@ def test_total_and_gradient_are_the_per_cell_nodes(family, mode):
 def test_gradient_matches_central_differences(family):
     op, cells, theta = _problem(family, sizes=(25, 1, 60))
     arrays = cells_data(op, cells, name="t", shared=False)
-    f = _cells_fn(op, len(cells), "NUMBA")
-    val = _cells_fn(op, len(cells), "NUMBA", grad=False)
+    f = _cells_fn(op, "NUMBA")
+    val = _cells_fn(op, "NUMBA", grad=False)
     grads = np.array(_call(f, theta, arrays)[1:]).T
     for c in range(len(cells)):
         for j in range(op.n_params):
@@ -108,10 +111,42 @@ def test_a_cell_outside_the_support_gives_minus_inf_and_nan_gradient(family, mod
     op, cells, theta = _problem(family, sizes=(10, 1, 20))
     arrays = cells_data(op, cells, name="t", shared=False)
     theta[1, op.n_params - 1] = bad
-    res = _call(_cells_fn(op, len(cells), mode), theta, arrays)
+    res = _call(_cells_fn(op, mode), theta, arrays)
     assert float(res[0]) == -np.inf
     assert all(np.isnan(g).all() for g in res[1:])
-    assert float(_call(_cells_fn(op, len(cells), mode, grad=False), theta, arrays)) == -np.inf
+    assert float(_call(_cells_fn(op, mode, grad=False), theta, arrays)) == -np.inf
+
+
+@numba.njit  # not cached: it calls the serial rebuilds of the BG/NBD kernels
+def _toy_grad(r, alpha, a, b, x, t_x, T, w, e0, e1, e2):
+    v, g = _BG_GRAD(r, alpha, a, b, x, t_x, T, w)
+    return v + e0.sum() + 2.0 * e1.sum() + 3.0 * e2.size, g
+
+
+@numba.njit  # not cached: it calls the serial rebuilds of the BG/NBD kernels
+def _toy(r, alpha, a, b, x, t_x, T, w, e0, e1, e2):
+    return _BG(r, alpha, a, b, x, t_x, T, w) + e0.sum() + 2.0 * e1.sum() + 3.0 * e2.size
+
+
+class _SevenColumns(LogLikSumOp):
+    """BG/NBD with three extra data columns of their own lengths per cell (as the prepared
+    arrays BG/NBD's fast kernels are getting): the cells Op must not assume four columns."""
+
+    param_names = ("r", "alpha", "a", "b")
+    data_names = ("x", "t_x", "T", "weights", "e0", "e1", "e2")
+    _kernels = {(True, False): _toy_grad, (False, False): _toy}
+
+
+@pytest.mark.parametrize("mode", ["NUMBA", "FAST_RUN"])
+def test_any_number_of_data_columns_of_any_length(mode):
+    op, cells, theta = _problem("bgnbd", sizes=(12, 1, 30))
+    rng = np.random.default_rng(5)
+    cells = [(*c, rng.normal(size=3 + k), rng.normal(size=k), np.zeros(2 * k + 1)) for k, c in enumerate(cells)]
+    op = _SevenColumns()
+    ref = [op.kernel(*th, *c) for th, c in zip(theta, cells, strict=True)]
+    res = _call(_cells_fn(op, mode), theta, cells_data(op, cells, name="t", shared=False))
+    assert float(res[0]) == pytest.approx(sum(r[0] for r in ref), rel=1e-13)
+    np.testing.assert_array_equal(np.array(res[1:]).T, np.array([r[1] for r in ref]))
 
 
 def _cells_nodes(fn) -> list:
@@ -121,11 +156,11 @@ def _cells_nodes(fn) -> list:
 @pytest.mark.parametrize("mode", ["NUMBA", "FAST_RUN"])
 def test_value_only_kernel_when_the_gradient_is_not_read(mode):
     op = FamilyLogLik("bgnbd")
-    value_fn = _cells_fn(op, 3, mode, grad=False)
+    value_fn = _cells_fn(op, mode, grad=False)
     nodes = _cells_nodes(value_fn)
     assert len(nodes) == 1 and not nodes[0].op.with_grad
     # with the gradient: one node gives value and gradient (one kernel call per cell)
-    nodes = _cells_nodes(_cells_fn(op, 3, mode))
+    nodes = _cells_nodes(_cells_fn(op, mode))
     assert len(nodes) == 1 and nodes[0].op.with_grad
     assert not any(isinstance(n.op, LogLikSumOp) for n in value_fn.maker.fgraph.apply_nodes)
 
@@ -135,7 +170,7 @@ def test_value_only_kernel_when_the_gradient_is_not_read(mode):
 def test_any_split_into_cells_sums_to_the_per_cell_nodes(sizes, seed):
     op, cells, theta = _problem("pnbd", sizes=tuple(sizes), seed=seed)
     ref_vals, ref_grads = _per_cell(op, cells, theta)
-    res = _call(_cells_fn(op, len(cells), "NUMBA"), theta, cells_data(op, cells, name="t", shared=False))
+    res = _call(_cells_fn(op, "NUMBA"), theta, cells_data(op, cells, name="t", shared=False))
     assert float(res[0]) == pytest.approx(sum(ref_vals), rel=1e-13)
     np.testing.assert_array_equal(np.array(res[1:]).T, ref_grads)
 

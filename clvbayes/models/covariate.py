@@ -23,9 +23,10 @@ most ``max_cells`` distinct rows, rows otherwise):
 
 - **cells**: every distinct design row is a cell; the customers of a cell share their
   parameters, so their ``(x, t_x, T)`` rows are compressed within the cell and the cell's
-  log-likelihood is one call of the family's own Op
-  (:class:`~clvbayes.models.ops.FamilyLogLik`, with its fast kernel and nutpie Numba
-  registration). The cells' terms are summed into one ``pm.Potential``.
+  log-likelihood is one call of the family's own kernel
+  (:class:`~clvbayes.models.ops.FamilyLogLik`'s fast kernel). All cells are one node,
+  :class:`~clvbayes.models.cell_ops.CellsLogLik` (one Numba loop over the cells: nutpie
+  compiles it once, not once per cell), in one ``pm.Potential``.
 - **rows** (continuous covariates, or more than ``max_cells`` cells): every customer has its
   own parameters ``θ_i = base · exp(±Z γ)`` (``Z`` a constant matrix); rows identical in
   ``(z, x, t_x, T)`` are compressed (their count is the weight) and the sum is one
@@ -98,7 +99,7 @@ class CovariatePurchaseModel(CovariateFitMixin):
     categorical : sequence of str
         Numeric columns to treat as categorical.
     max_cells : int, default :data:`MAX_CELLS`
-        Most design cells the ``"auto"`` path fits by cells (one likelihood term each).
+        Most design cells the ``"auto"`` path fits by cells (one kernel call each).
     min_level_count : int, default 2
         As :func:`~clvbayes.covariates.build_design`.
     path : {"auto", "cells", "rows"}, default "auto"

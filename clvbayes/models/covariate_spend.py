@@ -28,9 +28,10 @@ buyers the same way (:meth:`~clvbayes.covariates.design.Design.transform`).
 Likelihood paths (``path=``, as :class:`~clvbayes.CovariatePurchaseModel`):
 
 - **cells**: each distinct design row is a cell; its repeat buyers' ``(x, m)`` are compressed
-  and the cell's term is one call of the Gamma-Gamma Op
-  (:class:`~clvbayes.models.ops.GammaGammaLogLik`, its fast kernel) at ``γ_c``. A cell
-  without repeat buyers (a combination of levels seen only in one-time buyers) adds no term.
+  and the cell's term is one call of the Gamma-Gamma kernel
+  (:class:`~clvbayes.models.ops.GammaGammaLogLik`'s fast kernel) at ``γ_c``, all cells in one
+  :class:`~clvbayes.models.cell_ops.CellsLogLik` node. A cell without repeat buyers (a
+  combination of levels seen only in one-time buyers) adds no term.
 - **rows**: ``γ_i`` a vector in the graph; rows identical in ``(z, x, m)`` are compressed and
   the sum is one :class:`~clvbayes.models.row_ops.SpendRowLogLik` (value and gradient per row
   from :func:`clvbayes.kernels.gamma_gamma.gg_row_loglik_sum_grad`, nutpie Numba registration).

@@ -28,7 +28,8 @@ Science 22(1)).
 Covariates enter on top with the links of :mod:`clvbayes.models.covariate`
 (``θ_{i,p} = θ_{s(i),p} exp(±z_i'γ)``). A cell is a (segment, design row) pair: its customers
 share their parameters, so the cells path of :class:`CovariatePurchaseModel` serves unchanged
-(one call of the family's fast Op per cell). Continuous covariates (the rows path) are
+(one call of the family's fast kernel per cell, all cells in one
+:class:`~clvbayes.models.cell_ops.CellsLogLik` node). Continuous covariates (the rows path) are
 refused: bin them.
 """
 

@@ -10,7 +10,10 @@ measured on the hierarchical BG/NBD model on 10^5 customers, 9.6 s for one node 
 BetaGeoModel), 18 s for 2 segments, 31 s for 5 and 41.5 s for 10, and the cells path allows up
 to 256 cells. :class:`CellsLogLik` is one node for all cells: one Numba function loops over the
 cells and calls the wrapped Op's kernel on each cell's slice of the data, so the kernel is
-compiled once, whatever the number of cells.
+compiled once, whatever the number of cells. Measured (same model and data, 10 segments, a
+busy 2-core machine; two runs each): nutpie compile 48.4 s / 34.5 s with one node per cell,
+13.2 s / 9.6 s with this Op (plain BetaGeoModel: 8.4 s); one logp + gradient 1.26-1.32 ms
+either way (the cells never cost anything per row).
 
 Inputs of :class:`CellsLogLik` wrapping ``op`` (``n = op.n_params`` parameters, ``k =
 len(op.data_names)`` data columns):
@@ -192,13 +195,14 @@ def local_cells_loglik_value_only(fgraph, node):
 # --------------------------------------------------------------------------------------
 
 # The cell loop for n parameters and k data columns, generated per arity (Numba has no
-# varargs): {p}, {d} are the argument lists, {theta} the scalars, {cols} the slices.
+# varargs): {rest_p}, {d} complete the argument list, {theta} reads cell c's parameters,
+# {bounds} its slice of each column, {call} the kernel; {alloc}, {nan} the gradient's storage.
 _TEMPLATE = '''
 def cells_loglik(p0, {rest_p}{d}, offsets):
     n_cells = p0.shape[0]
     total = 0.0
     ok = True
-    grads = np.empty(({n}, n_cells))
+{alloc}
     for c in range(n_cells):
 {theta}
         if not ({valid}):
@@ -208,7 +212,7 @@ def cells_loglik(p0, {rest_p}{d}, offsets):
         {call}
     if not ok:
         total = -np.inf
-        grads[:] = np.nan
+{nan}
     return {ret}
 '''
 
@@ -219,6 +223,7 @@ def _cells_source(n: int, k: int, with_grad: bool) -> str:
     valid = " and ".join(f"v{j} > 0.0" for j in range(n))  # False for NaN too
     bounds = "\n".join(f"        a{j} = int(offsets[{j}, c])\n        b{j} = int(offsets[{j}, c + 1])" for j in range(k))
     args = ", ".join([*(f"v{j}" for j in range(n)), *(f"d{j}[a{j}:b{j}]" for j in range(k))])
+    alloc, nan = ("    grads = np.empty(({n}, n_cells))".format(n=n), "        grads[:] = np.nan") if with_grad else ("", "")
     if with_grad:
         call = (f"val, g = kernel({args})\n        total += val\n"
                 + "\n".join(f"        grads[{j}, c] = g[{j}]" for j in range(n)))
@@ -227,7 +232,7 @@ def _cells_source(n: int, k: int, with_grad: bool) -> str:
         call = f"total += kernel({args})"
         ret = "np.asarray(total)"
     return _TEMPLATE.format(rest_p="".join(f"p{j}, " for j in range(1, n)), d=", ".join(f"d{j}" for j in range(k)),
-                            n=n, theta=theta, valid=valid, bounds=bounds, call=call, ret=ret)
+                            alloc=alloc, nan=nan, theta=theta, valid=valid, bounds=bounds, call=call, ret=ret)
 
 
 def _source_fingerprint() -> str:

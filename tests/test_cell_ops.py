@@ -194,8 +194,8 @@ def _frame(n_segments: int, n: int, seed: int):
 
     parts = []
     for s in range(n_segments):
-        df = simulate_customers(r=0.6, alpha=8.0 * (1.0 + s), a=0.8, b=2.5, model="bgnbd", T=40.0, n_customers=n + 13 * s,
-                                seed=seed + s)
+        df = simulate_customers(r=0.6, alpha=8.0 * (1.0 + s), a=0.8, b=2.5, model="bgnbd", T=40.0,
+                                n_customers=n + 13 * s, seed=seed + s)
         df["country"] = f"c{s}"
         parts.append(df)
     out = pd.concat(parts, ignore_index=True)

@@ -221,9 +221,11 @@ def _cells_source(n: int, k: int, with_grad: bool) -> str:
     """The njit source of the cell loop for ``n`` parameters, ``k`` data columns."""
     theta = "\n".join(f"        v{j} = p{j}[c]" for j in range(n))
     valid = " and ".join(f"v{j} > 0.0" for j in range(n))  # False for NaN too
-    bounds = "\n".join(f"        a{j} = int(offsets[{j}, c])\n        b{j} = int(offsets[{j}, c + 1])" for j in range(k))
+    bounds = "\n".join(f"        a{j} = int(offsets[{j}, c])\n        b{j} = int(offsets[{j}, c + 1])"
+                       for j in range(k))
     args = ", ".join([*(f"v{j}" for j in range(n)), *(f"d{j}[a{j}:b{j}]" for j in range(k))])
-    alloc, nan = ("    grads = np.empty(({n}, n_cells))".format(n=n), "        grads[:] = np.nan") if with_grad else ("", "")
+    alloc, nan = ((f"    grads = np.empty(({n}, n_cells))", "        grads[:] = np.nan") if with_grad
+                  else ("", ""))
     if with_grad:
         call = (f"val, g = kernel({args})\n        total += val\n"
                 + "\n".join(f"        grads[{j}, c] = g[{j}]" for j in range(n)))

@@ -23,9 +23,10 @@ most ``max_cells`` distinct rows, rows otherwise):
 
 - **cells**: every distinct design row is a cell; the customers of a cell share their
   parameters, so their ``(x, t_x, T)`` rows are compressed within the cell and the cell's
-  log-likelihood is one call of the family's own Op
-  (:class:`~clvbayes.models.ops.FamilyLogLik`, with its fast kernel and nutpie Numba
-  registration). The cells' terms are summed into one ``pm.Potential``.
+  log-likelihood is one call of the family's own kernel
+  (:class:`~clvbayes.models.ops.FamilyLogLik`'s fast kernel). All cells are one node,
+  :class:`~clvbayes.models.cell_ops.CellsLogLik` (one Numba loop over the cells: nutpie
+  compiles it once, not once per cell), in one ``pm.Potential``.
 - **rows** (continuous covariates, or more than ``max_cells`` cells): every customer has its
   own parameters ``θ_i = base · exp(±Z γ)`` (``Z`` a constant matrix); rows identical in
   ``(z, x, t_x, T)`` are compressed (their count is the weight) and the sum is one
@@ -55,6 +56,7 @@ from clvbayes.covariates.design import Design
 from clvbayes.data.validate import require_history, validate_rfm
 from clvbayes.families import get_family
 from clvbayes.models.base import compress_weighted
+from clvbayes.models.cell_ops import cells_data, cells_loglik
 from clvbayes.models.covariate_common import (MAX_CELLS, PATHS, CovariateFitMixin, check_path, check_sigma,
                                               choose_path, design_cells, refuse_numeric_on_cells)
 from clvbayes.models.covariate_common import with_ids as _with_ids
@@ -97,7 +99,7 @@ class CovariatePurchaseModel(CovariateFitMixin):
     categorical : sequence of str
         Numeric columns to treat as categorical.
     max_cells : int, default :data:`MAX_CELLS`
-        Most design cells the ``"auto"`` path fits by cells (one likelihood term each).
+        Most design cells the ``"auto"`` path fits by cells (one kernel call each).
     min_level_count : int, default 2
         As :func:`~clvbayes.covariates.build_design`.
     path : {"auto", "cells", "rows"}, default "auto"
@@ -194,18 +196,21 @@ class CovariatePurchaseModel(CovariateFitMixin):
             if self.path == "rows":
                 pm.Potential("loglik", self._rows_loglik(base, gam))
                 return model
-            op = FamilyLogLik(self.family.name)
             linked = self._linked(base, gam, self._z)  # one vector over the cells per linked parameter
-            terms = []
-            for c in range(self.n_cells):
-                theta = [v if v.ndim == 0 else v[c] for v in linked]
-                rows = self.cell == c
-                (xu, txu, Tu), wu = compress_weighted(self.x[rows], self.t_x[rows], self.T[rows])
-                data = family_data(self.family.name, xu, txu, Tu, weights=wu, compress=False,
-                                   name=f"{self.family.name}_cell{c}")
-                terms.append(op(*theta, *data))
-            pm.Potential("loglik", pt.add(*terms) if len(terms) > 1 else terms[0])
+            pm.Potential("loglik", self._cells_loglik(linked))
         return model
+
+    def _cells_loglik(self, theta: Sequence[pt.TensorVariable]) -> pt.TensorVariable:
+        """The cells path's likelihood term: one :class:`~clvbayes.models.cell_ops.CellsLogLik`
+        node over the cells (``theta``: per parameter a vector over the cells or a scalar), each
+        cell's rows compressed as a separate :class:`FamilyLogLik` node would take them."""
+        op = FamilyLogLik(self.family.name)
+        cells = []
+        for c in range(self.n_cells):
+            rows = self.cell == c
+            (xu, txu, Tu), wu = compress_weighted(self.x[rows], self.t_x[rows], self.T[rows])
+            cells.append(family_data(self.family.name, xu, txu, Tu, weights=wu, compress=False, shared=False))
+        return cells_loglik(op, theta, cells_data(op, cells, name=f"{self.family.name}_cells"))
 
     def _linked(self, base: dict, gam: dict, z: Mapping[str, np.ndarray]) -> list[pt.TensorVariable]:
         """The family's parameters in the model graph, in order: ``base_p exp(±z γ)`` as a

@@ -85,7 +85,7 @@ def choose_path(path: str, designs: Sequence[Design], n_cells: int, max_cells: i
         cols = [c for d in designs for c in d.columns]
         raise ValueError(
             f"The covariates {cols} make {n_cells} design cells, more than max_cells={max_cells}. The cells path "
-            "fits one likelihood term per cell; use the per-customer path (path='rows' or 'auto'), merge or "
+            "fits one kernel call per cell; use the per-customer path (path='rows' or 'auto'), merge or "
             "bin levels, or raise max_cells."
         )
     categorical_only = all(d.categorical_only for d in designs)

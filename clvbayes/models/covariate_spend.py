@@ -28,9 +28,10 @@ buyers the same way (:meth:`~clvbayes.covariates.design.Design.transform`).
 Likelihood paths (``path=``, as :class:`~clvbayes.CovariatePurchaseModel`):
 
 - **cells**: each distinct design row is a cell; its repeat buyers' ``(x, m)`` are compressed
-  and the cell's term is one call of the Gamma-Gamma Op
-  (:class:`~clvbayes.models.ops.GammaGammaLogLik`, its fast kernel) at ``γ_c``. A cell
-  without repeat buyers (a combination of levels seen only in one-time buyers) adds no term.
+  and the cell's term is one call of the Gamma-Gamma kernel
+  (:class:`~clvbayes.models.ops.GammaGammaLogLik`'s fast kernel) at ``γ_c``, all cells in one
+  :class:`~clvbayes.models.cell_ops.CellsLogLik` node. A cell without repeat buyers (a
+  combination of levels seen only in one-time buyers) adds no term.
 - **rows**: ``γ_i`` a vector in the graph; rows identical in ``(z, x, m)`` are compressed and
   the sum is one :class:`~clvbayes.models.row_ops.SpendRowLogLik` (value and gradient per row
   from :func:`clvbayes.kernels.gamma_gamma.gg_row_loglik_sum_grad`, nutpie Numba registration).
@@ -52,6 +53,7 @@ from clvbayes.covariates.design import Design
 from clvbayes.data.schema import WEIGHT_COLUMN
 from clvbayes.data.validate import DataValidationError, _examples, validate_monetary
 from clvbayes.kernels.gamma_gamma import gg_cell_mean_expected_spend
+from clvbayes.models.cell_ops import cells_data, cells_loglik
 from clvbayes.models.covariate_common import (MAX_CELLS, CovariateFitMixin, check_path, check_sigma, choose_path,
                                               design_cells, refuse_numeric_on_cells, with_ids)
 from clvbayes.models.ops import GammaGammaLogLik, _as_shared, gamma_gamma_data
@@ -201,18 +203,23 @@ class CovariateSpendModel(CovariateFitMixin):
             if self.path == "rows":
                 pm.Potential("loglik", self._rows_loglik(p, q, gamma, delta))
                 return model
-            op = GammaGammaLogLik()
-            gam = self._gamma_at(gamma, delta, self.cell_rows)
-            terms = []
-            for c in range(self.n_cells):
-                rows = (self.cell == c) & self.repeat
-                if not rows.any():
-                    continue  # no repeat buyer: the cell has no spend data
-                # the same compression as GammaGammaModel: one cell is its likelihood bit for bit
-                data = gamma_gamma_data(self.x[rows], self.m[rows], name=f"gg_cell{c}")
-                terms.append(op(p, q, gam if gam.ndim == 0 else gam[c], *data))
-            pm.Potential("loglik", pt.add(*terms) if len(terms) > 1 else terms[0])
+            pm.Potential("loglik", self._cells_loglik(p, q, self._gamma_at(gamma, delta, self.cell_rows)))
         return model
+
+    def _cells_loglik(self, p, q, gam) -> pt.TensorVariable:
+        """The cells path's term: one :class:`~clvbayes.models.cell_ops.CellsLogLik` node over
+        the cells with repeat buyers (``gam``: γ per cell, or a scalar)."""
+        op = GammaGammaLogLik()
+        keep, cells = [], []
+        for c in range(self.n_cells):
+            rows = (self.cell == c) & self.repeat
+            if not rows.any():
+                continue  # no repeat buyer: the cell has no spend data
+            keep.append(c)
+            # the same compression as GammaGammaModel: one cell is its likelihood bit for bit
+            cells.append(gamma_gamma_data(self.x[rows], self.m[rows], shared=False))
+        gam = gam if gam.ndim == 0 else gam[np.array(keep)]
+        return cells_loglik(op, (p, q, gam), cells_data(op, cells, name="gg_cells"))
 
     def _rows_loglik(self, p, q, gamma, delta) -> pt.TensorVariable:
         """The rows path's term: rows identical in (z, x, m) merged, one :class:`SpendRowLogLik`."""

@@ -28,7 +28,8 @@ Science 22(1)).
 Covariates enter on top with the links of :mod:`clvbayes.models.covariate`
 (``θ_{i,p} = θ_{s(i),p} exp(±z_i'γ)``). A cell is a (segment, design row) pair: its customers
 share their parameters, so the cells path of :class:`CovariatePurchaseModel` serves unchanged
-(one call of the family's fast Op per cell). Continuous covariates (the rows path) are
+(one call of the family's fast kernel per cell, all cells in one
+:class:`~clvbayes.models.cell_ops.CellsLogLik` node). Continuous covariates (the rows path) are
 refused: bin them.
 """
 
@@ -43,9 +44,7 @@ import pymc as pm
 import pytensor.tensor as pt
 
 from clvbayes.covariates.cells import link_factors
-from clvbayes.models.base import compress_weighted
 from clvbayes.models.covariate import COVARIATE_LINKS, CovariatePurchaseModel
-from clvbayes.models.ops import FamilyLogLik, family_data
 from clvbayes.value.draws import CellFactor, grid_index
 
 __all__ = ["AUTO_CENTRED_MIN_CUSTOMERS", "HierarchicalPurchaseModel", "PARAMETERIZATIONS"]
@@ -218,15 +217,7 @@ class HierarchicalPurchaseModel(CovariatePurchaseModel):
                    for name, (_, d) in self.coefficient_names.items()}
             base = {p: seg[p][self.cell_segment] for p in self.param_names}  # vectors over cells
             linked = self._linked(base, gam, self._z)
-            op = FamilyLogLik(self.family.name)
-            terms = []
-            for c in range(self.n_cells):
-                rows = self.cell == c
-                (xu, txu, Tu), wu = compress_weighted(self.x[rows], self.t_x[rows], self.T[rows])
-                data = family_data(self.family.name, xu, txu, Tu, weights=wu, compress=False,
-                                   name=f"{self.family.name}_cell{c}")
-                terms.append(op(*[v[c] for v in linked], *data))
-            pm.Potential("loglik", pt.add(*terms) if len(terms) > 1 else terms[0])
+            pm.Potential("loglik", self._cells_loglik(linked))
         return model
 
     def fit(self, method: str = "nuts", **kwargs) -> HierarchicalPurchaseModel:

@@ -17,11 +17,13 @@ from hypothesis import strategies as st
 from clvbayes import CovariatePurchaseModel, HierarchicalPurchaseModel, simulate_customers
 from clvbayes.models.bayesian import _graph_fingerprint
 from clvbayes.models.cell_ops import CellsLogLik, cells_data, cells_loglik
-from clvbayes.models.ops import FamilyLogLik, GammaGammaLogLik, LogLikSumOp, family_data, gamma_gamma_data
+from clvbayes.models.ops import (BGNBDLogLik, FamilyLogLik, GammaGammaLogLik, LogLikSumOp, family_data,
+                                 gamma_gamma_data)
 
 FAMILIES = ["bgnbd", "mbgnbd", "pnbd", "gg"]
-_BG_GRAD = FamilyLogLik("bgnbd").kernel
-_BG = FamilyLogLik("bgnbd", with_grad=False).kernel
+# the plain (x, t_x, T, weights) BG/NBD kernels (serial builds), for an Op of our own arity
+_BG_GRAD = BGNBDLogLik().kernel
+_BG = BGNBDLogLik(with_grad=False).kernel
 SIZES = (40, 1, 300, 7)  # unequal cells, one of a single row
 
 
@@ -129,8 +131,9 @@ def _toy(r, alpha, a, b, x, t_x, T, w, e0, e1, e2):
 
 
 class _SevenColumns(LogLikSumOp):
-    """BG/NBD with three extra data columns of their own lengths per cell (as the prepared
-    arrays BG/NBD's fast kernels are getting): the cells Op must not assume four columns."""
+    """BG/NBD with three extra data columns of their own lengths per cell (as BG/NBD's
+    prepared times, but of lengths and values of its own): the cells Op must not assume
+    the family's columns."""
 
     param_names = ("r", "alpha", "a", "b")
     data_names = ("x", "t_x", "T", "weights", "e0", "e1", "e2")
@@ -141,7 +144,7 @@ class _SevenColumns(LogLikSumOp):
 def test_any_number_of_data_columns_of_any_length(mode):
     op, cells, theta = _problem("bgnbd", sizes=(12, 1, 30))
     rng = np.random.default_rng(5)
-    cells = [(*c, rng.normal(size=3 + k), rng.normal(size=k), np.zeros(2 * k + 1)) for k, c in enumerate(cells)]
+    cells = [(*c[:4], rng.normal(size=3 + k), rng.normal(size=k), np.zeros(2 * k + 1)) for k, c in enumerate(cells)]
     op = _SevenColumns()
     ref = [op.kernel(*th, *c) for th, c in zip(theta, cells, strict=True)]
     res = _call(_cells_fn(op, mode), theta, cells_data(op, cells, name="t", shared=False))

@@ -50,6 +50,7 @@ from clvbayes.kernels.special import (
     CHUNK,
     PARALLEL_MIN_ROWS,
     digamma_diff,
+    distinct_times,
     int_table_rows,
     lnpoch_h,
     lnpoch_hoist,
@@ -742,11 +743,7 @@ def prepare(x: np.ndarray, t_x: np.ndarray, T: np.ndarray) -> tuple[np.ndarray, 
         times than rows (continuous times: a table would cost more logs than it saves); the
         kernels then take the logs per row.
     """
-    x = np.asarray(x, dtype=np.float64)
-    t_x = np.asarray(t_x, dtype=np.float64)
-    T = np.asarray(T, dtype=np.float64)
-    times = np.unique(np.concatenate([t_x, T]))
-    if times.size > x.size:
+    times, ia, ib = distinct_times(t_x, T)
+    if times.size > np.asarray(x).size:
         return _NO_TIMES
-    f = np.float64
-    return times, np.searchsorted(times, t_x).astype(f), np.searchsorted(times, T).astype(f)
+    return times, ia.astype(np.float64), ib.astype(np.float64)

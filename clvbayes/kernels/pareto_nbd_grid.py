@@ -67,7 +67,7 @@ from numba import njit, prange
 
 from clvbayes.kernels.bgnbd_predict import _GL_W, _GL_X, _NGL
 from clvbayes.kernels.pareto_nbd import _difference, _needs_complement, loglik_grad_one, loglik_one
-from clvbayes.kernels.special import CHUNK, PARALLEL_MIN_ROWS, digamma_diff, lnpoch, sum_chunks
+from clvbayes.kernels.special import CHUNK, PARALLEL_MIN_ROWS, digamma_diff, distinct_times, lnpoch, sum_chunks
 
 __all__ = ["prepare", "loglik_rows", "loglik_sum", "loglik_sum_grad"]
 
@@ -111,11 +111,7 @@ def prepare(x: np.ndarray, t_x: np.ndarray, T: np.ndarray) -> tuple[np.ndarray, 
         points is evaluated row by row).
     """
     x = np.asarray(x, dtype=np.float64)
-    t_x = np.asarray(t_x, dtype=np.float64)
-    T = np.asarray(T, dtype=np.float64)
-    times = np.unique(np.concatenate([t_x, T]))
-    ia = np.searchsorted(times, t_x)
-    ib = np.searchsorted(times, T)
+    times, ia, ib = distinct_times(t_x, T)
     bx, blk = np.unique(x, return_inverse=True)
     nb = bx.size
     g0 = np.full(nb, times.size, dtype=np.int64)

@@ -25,6 +25,7 @@ import numpy as np
 from numba import njit, prange
 
 __all__ = [
+    "distinct_times",
     "lbeta",
     "digamma",
     "log1pexp",
@@ -322,6 +323,17 @@ def _int_table_size(x: np.ndarray) -> int:
     if not ok or m + 1.0 > n:
         return 0
     return int(m) + 1
+
+
+def distinct_times(t_x: np.ndarray, T: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The sorted distinct values of ``t_x`` and ``T`` together, and per row the positions
+    (int64) of its ``t_x`` and its ``T`` among them: the structure of the likelihood kernels
+    that evaluate time-only terms once per distinct time (BG/NBD's
+    :func:`clvbayes.kernels.bgnbd.prepare`, Pareto/NBD's grid ``prepare``)."""
+    t_x = np.asarray(t_x, dtype=np.float64)
+    T = np.asarray(T, dtype=np.float64)
+    times = np.unique(np.concatenate([t_x, T]))
+    return times, np.searchsorted(times, t_x), np.searchsorted(times, T)
 
 
 @njit(cache=True, fastmath=False)

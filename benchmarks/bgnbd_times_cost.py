@@ -2,9 +2,11 @@
 
 What it measures
 ----------------
-``bgnbd_loglik_sum_grad`` (``ln(1 + T/α)`` and ``ln(1 + t_x/α)`` computed per row) against
-``bgnbd_loglik_sum_grad_prepared`` (read from a table over the data's distinct times,
-``clvbayes.kernels.bgnbd.prepare``; what ``FamilyLogLik("bgnbd")`` now calls), both as the
+``bgnbd_loglik_sum_grad`` (``ln(1 + T/α)``, ``ln(1 + t_x/α)``, ``1/(α+T)`` and ``1/(α+t_x)``
+computed per row, x scanned for the x-table in every call) against
+``bgnbd_loglik_sum_grad_prepared`` (the time terms read from a table over the data's distinct
+times and the x-table rows found once, ``clvbayes.kernels.bgnbd.prepare``; what
+``FamilyLogLik("bgnbd")`` calls), both as the
 serial builds NUTS runs (one chain per core), on the customers of ``hierarchical_scaling.py``
 (``--n`` customers in 10 segments, summarised by day, weeks as the unit):
 

@@ -34,7 +34,7 @@ from clvbayes.kernels.bgnbd import (
     bgnbd_loglik_sum_prepared,
     prepare,
 )
-from clvbayes.kernels.special import CHUNK, PARALLEL_MIN_ROWS
+from clvbayes.kernels.special import CHUNK, PARALLEL_MIN_ROWS, int_table_rows
 
 CDNOW_CSV = (
     Path(__file__).resolve().parents[1]
@@ -349,24 +349,58 @@ def test_prepared_kernels_same_bits(n):
     same function of the same numbers (serial and threaded paths)."""
     x, t_x, T = daily_rows(n, seed=n)
     w = np.random.default_rng(1).integers(1, 5, n).astype(float)
-    times, ia, ib = prepare(x, t_x, T)
+    prep = prepare(x, t_x, T)
+    times = prep[0]
     assert times.size > 0 or np.unique(np.r_[t_x, T]).size > n
     for p in [(0.24, 4.4, 0.79, 2.4), (1e-3, 1e3, 30.0, 1e-3), (50.0, 0.01, 0.05, 80.0)]:
         v, g = bgnbd_loglik_sum_grad(*p, x, t_x, T, w)
-        vp, gp = bgnbd_loglik_sum_grad_prepared(*p, x, t_x, T, w, times, ia, ib)
+        vp, gp = bgnbd_loglik_sum_grad_prepared(*p, x, t_x, T, w, *prep)
         assert v == vp
         np.testing.assert_array_equal(g, gp)
-        assert bgnbd_loglik_sum(*p, x, t_x, T, w) == bgnbd_loglik_sum_prepared(*p, x, t_x, T, w, times, ia, ib) == v
-        np.testing.assert_array_equal(bgnbd_loglik(*p, x, t_x, T), bgnbd_loglik_prepared(*p, x, t_x, T, times, ia, ib))
+        assert bgnbd_loglik_sum(*p, x, t_x, T, w) == bgnbd_loglik_sum_prepared(*p, x, t_x, T, w, *prep) == v
+        np.testing.assert_array_equal(bgnbd_loglik(*p, x, t_x, T), bgnbd_loglik_prepared(*p, x, t_x, T, *prep))
+        # per row too (weight 1 on row i, 0 elsewhere: the sum is row i's terms exactly):
+        # the one-customer core divides where the tables hold logs and reciprocals
+        for i in range(0, n, max(1, n // 25)):
+            e_i = np.zeros(n)
+            e_i[i] = 1.0
+            v1, g1 = bgnbd_loglik_sum_grad_prepared(*p, x, t_x, T, e_i, *prep)
+            assert (v1, *g1) == bgnbd_loglik_grad_one(*p, x[i], t_x[i], T[i])
 
 
 def test_prepare_indexes_the_distinct_times():
     x, t_x, T = daily_rows(5_000, seed=3)
-    times, ia, ib = prepare(x, t_x, T)
+    times, ia, ib, need = prepare(x, t_x, T)
     assert np.all(np.diff(times) > 0) and times.size <= 365
     np.testing.assert_array_equal(times[ia.astype(int)], t_x)
     np.testing.assert_array_equal(times[ib.astype(int)], T)
-    assert ia.dtype == ib.dtype == np.float64
+    assert ia.dtype == ib.dtype == need.dtype == np.float64
+    np.testing.assert_array_equal(need, int_table_rows(x))
+
+
+def test_prepare_marks_the_x_table_rows_once():
+    """The x-table's rows come from prepare (no scan of x per call): every integer x up to
+    max(x) for a small table, only the x that occur for a heavy tail, none for non-integer x;
+    the prepared sums equal the plain ones in each case."""
+    x, t_x, T = daily_rows(3_000, seed=8)
+    x_tail = x.copy()
+    x_tail[:3] = [900.0, 1500.0, 2999.0]
+    x_frac = x + 0.5 * (x > 0)
+    p = (0.24, 4.4, 0.79, 2.4)
+    w = np.ones(x.size)
+    for xs, kind in [(x, "full"), (x_tail, "marked"), (x_frac, "none")]:
+        need = prepare(xs, t_x, T)[3]
+        if kind == "full":
+            assert need.size == xs.max() + 1 and need.min() == 1.0
+        elif kind == "marked":
+            assert need.size == 3000 and need.sum() == np.unique(xs).size
+            assert all(need[int(v)] == 1.0 for v in np.unique(xs))
+        else:
+            assert need.size == 0
+        v, g = bgnbd_loglik_sum_grad(*p, xs, t_x, T, w)
+        vp, gp = bgnbd_loglik_sum_grad_prepared(*p, xs, t_x, T, w, *prepare(xs, t_x, T))
+        assert v == vp
+        np.testing.assert_array_equal(g, gp)
 
 
 def test_prepare_skips_the_table_for_continuous_times():
@@ -374,7 +408,7 @@ def test_prepare_skips_the_table_for_continuous_times():
     than it saves); the prepared kernels then take the logs per row, with the same bits."""
     x, t_x, T = simulate_rows(2_000, seed=6)
     prepared = prepare(x, t_x, T)
-    assert all(a.size == 0 for a in prepared)
+    assert all(a.size == 0 for a in prepared[:3])
     w = np.ones(x.size)
     p = (0.8, 2.0, 0.6, 1.7)
     v, g = bgnbd_loglik_sum_grad(*p, x, t_x, T, w)

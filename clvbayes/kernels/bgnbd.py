@@ -58,8 +58,10 @@ from clvbayes.kernels.special import (
     sum_chunks,
 )
 
-# No table of distinct times: the kernels take ln(1 + t/α) per row.
+# No table of distinct times: the kernels take ln(1 + t/α) per row. _NO_L: the empty time
+# tables of the value and of the gradient path (1 and 2 columns).
 _NO_TIMES = (np.empty(0), np.empty(0), np.empty(0))
+_NO_L = (np.empty((0, 1)), np.empty((0, 2)))
 
 __all__ = [
     "prepare",
@@ -93,9 +95,19 @@ _NCOL_GRAD = 6
 
 
 @njit(cache=True, fastmath=False)
+def _log1p_q(e: float, q: float) -> float:
+    """:func:`~clvbayes.kernels.special.log1p_fast` ``(e)`` given ``q = 1 / (1 + e)``: the
+    correction ``δ/u`` taken as ``δ q``, so the division that :func:`_lse_weights` needs
+    anyway serves both."""
+    u = 1.0 + e
+    return math.log(u) - ((u - 1.0) - e) * q
+
+
+@njit(cache=True, fastmath=False)
 def _lse(u1: float, u2: float) -> float:
     """``ln(e^u1 + e^u2)``; same operations as in :func:`_lse_weights` (bit-identical)."""
-    return max(u1, u2) + log1p_fast(math.exp(-abs(u2 - u1)))
+    e = math.exp(-abs(u2 - u1))
+    return max(u1, u2) + _log1p_q(e, 1.0 / (1.0 + e))
 
 
 @njit(cache=True, fastmath=False)
@@ -112,7 +124,7 @@ def _lse_weights(u1: float, u2: float) -> tuple[float, float, float]:
     big2 = u2 > u1
     s = q if big2 else eq
     sc = eq if big2 else q
-    return max(u1, u2) + log1p_fast(e), s, sc
+    return max(u1, u2) + _log1p_q(e, q), s, sc
 
 
 @njit(cache=True, fastmath=False)
@@ -133,6 +145,7 @@ _K_LN_A = 7
 _K_H_R = 8  # lnpoch_hoist(r)
 _K_H_B = 9  # lnpoch_hoist(b)
 _K_H_AB = 10  # lnpoch_hoist(a + b)
+_K_INV_A = 11  # 1 / a
 
 
 @njit(cache=True, fastmath=False)
@@ -147,8 +160,8 @@ def bgnbd_constants(r: float, alpha: float, a: float, b: float) -> tuple:
     Returns
     -------
     tuple of float
-        Opaque tuple of 11 floats (r, alpha, a, b, a + b, 1/alpha, ln alpha, ln a, and the
-        z-only parts of ``lnpoch(z, ·)`` for z = r, b, a + b).
+        Opaque tuple of 12 floats (r, alpha, a, b, a + b, 1/alpha, ln alpha, ln a, the
+        z-only parts of ``lnpoch(z, ·)`` for z = r, b, a + b, and 1/a).
     """
     ab = a + b
     return (
@@ -163,6 +176,7 @@ def bgnbd_constants(r: float, alpha: float, a: float, b: float) -> tuple:
         lnpoch_hoist(r),
         lnpoch_hoist(b),
         lnpoch_hoist(ab),
+        1.0 / a,
     )
 
 
@@ -203,6 +217,14 @@ def _age_logs(k: tuple, x: float, t_x: float, T: float) -> tuple[float, float]:
 
 
 @njit(cache=True, fastmath=False)
+def _age_terms(k: tuple, x: float, t_x: float, T: float) -> tuple[float, float, float, float]:
+    """:func:`_age_logs` and ``(1/(α+T), 1/(α+t_x))`` of one row (the t_x terms 0 for x = 0)."""
+    lT, lt = _age_logs(k, x, t_x, T)
+    alpha = k[_K_ALPHA]
+    return lT, lt, 1.0 / (alpha + T), (1.0 / (alpha + t_x) if x > 0.0 else 0.0)
+
+
+@njit(cache=True, fastmath=False)
 def _row_value(k: tuple, x: float, logc: float, lnw: float, lT: float, lt: float) -> float:
     """ln L of one customer given its x-only terms and ``lT = ln(1 + T/α)``, ``lt = ln(1 +
     t_x/α)`` (log form in the module docstring)."""
@@ -227,9 +249,13 @@ def _row_grad(
     d_bm1: float,
     lT: float,
     lt: float,
+    iT: float,
+    it: float,
 ) -> tuple[float, float, float, float, float]:
-    """(ln L, ∂/∂r, ∂/∂α, ∂/∂a, ∂/∂b) of one customer given its x-only terms and the logs of
-    :func:`_age_logs`.
+    """(ln L, ∂/∂r, ∂/∂α, ∂/∂a, ∂/∂b) of one customer given its x-only terms and the time
+    terms of :func:`_age_terms` (``iT = 1/(α+T)``, ``it = 1/(α+t_x)``: with the data's
+    distinct times they are read from a table, so a row takes one division, in the
+    log-sum-exp weights).
 
     With s = e^u2 / (e^u1 + e^u2) the weight of the second component (0 for x = 0),
     lT = ln(1 + T/α) and lt = ln(1 + t_x/α):
@@ -241,7 +267,6 @@ def _row_grad(
     for x = 0, ∂a = ∂b = 0.
     """
     r = k[_K_R]
-    alpha = k[_K_ALPHA]
     inv_alpha = k[_K_INV_ALPHA]
     rx = r + x
     lse = -rx * lT
@@ -252,10 +277,10 @@ def _row_grad(
     if x > 0.0:
         lse, s, sc = _lse_weights(lse, lnw - rx * lt)
         g_r += s * (lT - lt)
-        g_alpha -= s * rx * (T - t_x) / (alpha + t_x)
-        g_a += s / k[_K_A]
+        g_alpha -= s * rx * (T - t_x) * it
+        g_a += s * k[_K_INV_A]
         g_b += d_bm1 + sc * inv_bx1
-    g_alpha /= alpha + T
+    g_alpha *= iT
     return (logc - x * k[_K_LN_ALPHA]) + lse, g_r, g_alpha, g_a, g_b
 
 
@@ -281,7 +306,7 @@ def bgnbd_loglik_grad_from_constants(
 ) -> tuple[float, float, float, float, float]:
     """:func:`bgnbd_loglik_grad_one` given ``k = bgnbd_constants(r, alpha, a, b)``."""
     logc, lnw, inv_bx1, d_r, d_ab, d_bm1 = _xterms_grad(k, x)
-    return _row_grad(k, x, t_x, T, logc, lnw, inv_bx1, d_r, d_ab, d_bm1, *_age_logs(k, x, t_x, T))
+    return _row_grad(k, x, t_x, T, logc, lnw, inv_bx1, d_r, d_ab, d_bm1, *_age_terms(k, x, t_x, T))
 
 
 @njit(cache=True, fastmath=False)
@@ -347,12 +372,13 @@ def bgnbd_loglik_grad_one(
 
 @njit(cache=True, fastmath=False)
 def _build_table(k: tuple, need: np.ndarray, grad: bool) -> np.ndarray:
-    """Rows x = j of the x-only terms (column list at the top) where ``need[j]``; for an
-    empty mask a 1-row dummy that is never read (keeps the array typed)."""
+    """Rows x = j of the x-only terms (column list at the top) where ``need[j] != 0`` (the
+    float64 mask of :func:`_table_mask`); for an empty mask a 1-row dummy that is never read
+    (keeps the array typed)."""
     ncol = _NCOL_GRAD if grad else _NCOL_VALUE
     tab = np.zeros((max(need.size, 1), ncol))
     for j in range(need.size):
-        if not need[j]:
+        if need[j] == 0.0:
             continue
         if grad:
             t = _xterms_grad(k, float(j))
@@ -384,12 +410,16 @@ def _xgrad_at(
 
 
 @njit(cache=True, fastmath=False)
-def _time_logs(k: tuple, times: np.ndarray) -> np.ndarray:
-    """``ln(1 + t/α)`` at each distinct time of :func:`prepare` (empty for none)."""
+def _time_table(k: tuple, times: np.ndarray, grad: bool) -> np.ndarray:
+    """Row j: ``ln(1 + t/α)`` and, for the gradient, ``1/(α+t)`` at the distinct time
+    ``t = times[j]`` of :func:`prepare` (no rows for none)."""
     inv_alpha = k[_K_INV_ALPHA]
-    L = np.empty(times.size)
+    alpha = k[_K_ALPHA]
+    L = np.empty((times.size, 2 if grad else 1))
     for j in range(times.size):
-        L[j] = log1p_fast(times[j] * inv_alpha)
+        L[j, 0] = log1p_fast(times[j] * inv_alpha)
+        if grad:
+            L[j, 1] = 1.0 / (alpha + times[j])
     return L
 
 
@@ -397,12 +427,27 @@ def _time_logs(k: tuple, times: np.ndarray) -> np.ndarray:
 def _logs_at(
     k: tuple, L: np.ndarray, ia: np.ndarray, ib: np.ndarray, i: int, x: np.ndarray, t_x: np.ndarray, T: np.ndarray
 ) -> tuple[float, float]:
-    """Row i's :func:`_age_logs`, read from ``L`` (logs at the distinct times; ``ia[i]``,
-    ``ib[i]``: the positions of its t_x and T) when there is a table, else computed. The
-    same function of the same numbers either way, so the same bits."""
-    if L.size > 0:
-        return L[int(ib[i])], (L[int(ia[i])] if x[i] > 0.0 else 0.0)
+    """Row i's :func:`_age_logs`, read from ``L`` (:func:`_time_table`; ``ia[i]``, ``ib[i]``:
+    the positions of its t_x and T) when there is a table, else computed. The same function
+    of the same numbers either way, so the same bits."""
+    if L.shape[0] > 0:
+        return L[int(ib[i]), 0], (L[int(ia[i]), 0] if x[i] > 0.0 else 0.0)
     return _age_logs(k, x[i], t_x[i], T[i])
+
+
+@njit(cache=True, fastmath=False)
+def _terms_at(
+    k: tuple, L: np.ndarray, ia: np.ndarray, ib: np.ndarray, i: int, x: np.ndarray, t_x: np.ndarray, T: np.ndarray
+) -> tuple[float, float, float, float]:
+    """Row i's :func:`_age_terms`, read from the gradient's :func:`_time_table` or computed
+    (the same bits)."""
+    if L.shape[0] > 0:
+        jb = int(ib[i])
+        if x[i] > 0.0:
+            ja = int(ia[i])
+            return L[jb, 0], L[ja, 0], L[jb, 1], L[ja, 1]
+        return L[jb, 0], 0.0, L[jb, 1], 0.0
+    return _age_terms(k, x[i], t_x[i], T[i])
 
 
 @njit(cache=True, fastmath=False)
@@ -439,9 +484,9 @@ def _chunk(
     s4 = 0.0
     for i in range(lo, hi):
         logc, lnw, inv_bx1, d_r, d_ab, d_bm1 = _xgrad_at(k, tab, use_table, x[i])
-        lT, lt = _logs_at(k, L, ia, ib, i, x, t_x, T)
+        lT, lt, iT, it = _terms_at(k, L, ia, ib, i, x, t_x, T)
         ll, g_r, g_al, g_a, g_b = _row_grad(
-            k, x[i], t_x[i], T[i], logc, lnw, inv_bx1, d_r, d_ab, d_bm1, lT, lt
+            k, x[i], t_x[i], T[i], logc, lnw, inv_bx1, d_r, d_ab, d_bm1, lT, lt, iT, it
         )
         w = weights[i]
         s0 += w * ll
@@ -477,16 +522,27 @@ def _chunks_par(
 @njit(cache=True, fastmath=False)
 def _chunk_sums(
     k: tuple, x: np.ndarray, t_x: np.ndarray, T: np.ndarray, weights: np.ndarray, ncol: int,
-    times: np.ndarray, ia: np.ndarray, ib: np.ndarray,
+    times: np.ndarray, ia: np.ndarray, ib: np.ndarray, need: np.ndarray,
 ) -> np.ndarray:
     """Per-chunk weighted sums, shape (n_chunks, ncol): ncol = 1 for ln L, 5 for ln L and
     its gradient. Serial below ``PARALLEL_MIN_ROWS`` rows, else parallel (same bits).
-    ``times, ia, ib``: :func:`prepare` (empty: the logs per row)."""
-    n = x.size
-    need = int_table_rows(x)
+    ``times, ia, ib, need``: :func:`prepare` (empty times: the logs per row)."""
     tab = _build_table(k, need, ncol > 1)
-    use_table = need.size > 0
-    L = _time_logs(k, times)
+    if times.size == 0:
+        # The module's constant empty arrays: this build of the loops knows there is no
+        # time table and is as fast as the unprepared kernels (~12 % faster than with
+        # empty arrays passed in, measured on continuous ages).
+        return _chunk_loops(k, x, t_x, T, weights, ncol, tab, need.size > 0, _NO_L[1 if ncol > 1 else 0], *_NO_TIMES[1:])
+    return _chunk_loops(k, x, t_x, T, weights, ncol, tab, need.size > 0, _time_table(k, times, ncol > 1), ia, ib)
+
+
+@njit(cache=True, fastmath=False)
+def _chunk_loops(
+    k: tuple, x: np.ndarray, t_x: np.ndarray, T: np.ndarray, weights: np.ndarray, ncol: int,
+    tab: np.ndarray, use_table: bool, L: np.ndarray, ia: np.ndarray, ib: np.ndarray,
+) -> np.ndarray:
+    """The chunk loop of :func:`_chunk_sums` given the x-table and the time table ``L``."""
+    n = x.size
     part = np.empty(((n + CHUNK - 1) // CHUNK, ncol))
     if n >= PARALLEL_MIN_ROWS:
         _chunks_par(k, x, t_x, T, weights, tab, use_table, L, ia, ib, part)
@@ -569,7 +625,7 @@ def bgnbd_loglik(
     np.ndarray
         ln L per customer (all ``-inf`` for parameters outside the support).
     """
-    return bgnbd_loglik_prepared(r, alpha, a, b, x, t_x, T, *_NO_TIMES)
+    return bgnbd_loglik_prepared(r, alpha, a, b, x, t_x, T, *_NO_TIMES, _table_mask(x))
 
 
 @njit(cache=True, fastmath=False)
@@ -584,18 +640,18 @@ def bgnbd_loglik_prepared(
     times: np.ndarray,
     ia: np.ndarray,
     ib: np.ndarray,
+    need: np.ndarray,
 ) -> np.ndarray:
-    """:func:`bgnbd_loglik` with the data's distinct times from :func:`prepare` (the same
-    bits, fewer logs when times repeat)."""
+    """:func:`bgnbd_loglik` with the data's structure from :func:`prepare` (the same bits,
+    fewer logs when times repeat)."""
     n = x.size
     out = np.empty(n)
     if not _params_ok(r, alpha, a, b):
         out[:] = -math.inf
         return out
     k = bgnbd_constants(r, alpha, a, b)
-    need = int_table_rows(x)
     tab = _build_table(k, need, False)
-    L = _time_logs(k, times)
+    L = _time_table(k, times, False)
     if n >= PARALLEL_MIN_ROWS:
         _rows_par(k, x, t_x, T, tab, need.size > 0, L, ia, ib, out)
     else:
@@ -635,7 +691,7 @@ def bgnbd_loglik_sum(
     float
         The weighted sum (``-inf`` for parameters outside the support; 0 for no rows).
     """
-    return bgnbd_loglik_sum_prepared(r, alpha, a, b, x, t_x, T, weights, *_NO_TIMES)
+    return bgnbd_loglik_sum_prepared(r, alpha, a, b, x, t_x, T, weights, *_NO_TIMES, _table_mask(x))
 
 
 @njit(cache=True, fastmath=False)
@@ -651,13 +707,14 @@ def bgnbd_loglik_sum_prepared(
     times: np.ndarray,
     ia: np.ndarray,
     ib: np.ndarray,
+    need: np.ndarray,
 ) -> float:
-    """:func:`bgnbd_loglik_sum` with the data's distinct times from :func:`prepare` (the
-    same bits)."""
+    """:func:`bgnbd_loglik_sum` with the data's structure from :func:`prepare` (the same
+    bits)."""
     if not _params_ok(r, alpha, a, b):
         return -math.inf
     k = bgnbd_constants(r, alpha, a, b)
-    return sum_chunks(_chunk_sums(k, x, t_x, T, weights, 1, times, ia, ib))[0]
+    return sum_chunks(_chunk_sums(k, x, t_x, T, weights, 1, times, ia, ib, need))[0]
 
 
 @njit(cache=True, fastmath=False)
@@ -694,7 +751,7 @@ def bgnbd_loglik_sum_grad(
         Shape (4,): derivatives with respect to ``(r, alpha, a, b)`` on the natural scale
         (NaN for parameters outside the support).
     """
-    return bgnbd_loglik_sum_grad_prepared(r, alpha, a, b, x, t_x, T, weights, *_NO_TIMES)
+    return bgnbd_loglik_sum_grad_prepared(r, alpha, a, b, x, t_x, T, weights, *_NO_TIMES, _table_mask(x))
 
 
 @njit(cache=True, fastmath=False)
@@ -710,25 +767,39 @@ def bgnbd_loglik_sum_grad_prepared(
     times: np.ndarray,
     ia: np.ndarray,
     ib: np.ndarray,
+    need: np.ndarray,
 ) -> tuple[float, np.ndarray]:
-    """:func:`bgnbd_loglik_sum_grad` with the data's distinct times from :func:`prepare`
-    (the same bits). On data summarised by day (a few hundred distinct ages and recencies)
-    it takes ~1.5x less time per row: the two ``ln(1 + t/α)`` of a row are read, not
-    computed (benchmarks/results/bgnbd_times_cost.md)."""
+    """:func:`bgnbd_loglik_sum_grad` with the data's structure from :func:`prepare` (the
+    same bits). On data summarised by day (a few hundred distinct ages and recencies) it
+    takes less time per row: the two ``ln(1 + t/α)`` and the two ``1/(α + t)`` of a row are
+    read, not computed, and the scan of x for the x-table is done once, in :func:`prepare`
+    (benchmarks/results/bgnbd_times_cost.md)."""
     if not _params_ok(r, alpha, a, b):
         return -math.inf, np.full(4, math.nan)
     k = bgnbd_constants(r, alpha, a, b)
-    tot = sum_chunks(_chunk_sums(k, x, t_x, T, weights, 5, times, ia, ib))
+    tot = sum_chunks(_chunk_sums(k, x, t_x, T, weights, 5, times, ia, ib, need))
     return tot[0], tot[1:].copy()
 
 
-def prepare(x: np.ndarray, t_x: np.ndarray, T: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """θ-free structure of the data for the ``*_prepared`` kernels: the distinct times.
+@njit(cache=True, fastmath=False)
+def _table_mask(x: np.ndarray) -> np.ndarray:
+    """:func:`~clvbayes.kernels.special.int_table_rows` as float64 (1: fill the x-table's
+    row; no entries: no x-table), the form :func:`prepare` stores it in."""
+    return int_table_rows(x).astype(np.float64)
 
-    The likelihood needs ``ln(1 + T/α)`` and, for x > 0, ``ln(1 + t_x/α)`` per row. Data
-    summarised on a calendar grid have few distinct ages and recencies (at most 366 per year
-    of days, against up to 10^5 and more distinct rows), so the kernels take these logs once
-    per distinct time and read them per row.
+
+def prepare(
+    x: np.ndarray, t_x: np.ndarray, T: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """θ-free structure of the data for the ``*_prepared`` kernels: the distinct times and
+    the rows of the x-table.
+
+    The likelihood needs ``ln(1 + T/α)``, ``1/(α+T)`` and, for x > 0, ``ln(1 + t_x/α)``,
+    ``1/(α+t_x)`` per row. Data summarised on a calendar grid have few distinct ages and
+    recencies (at most 366 per year of days, against up to 10^5 and more distinct rows), so
+    the kernels evaluate these once per distinct time and read them per row. Which rows
+    ``x = 0..max(x)`` of the table of x-only terms are needed is found here too, so a call
+    does not scan x again.
 
     Parameters
     ----------
@@ -737,13 +808,17 @@ def prepare(x: np.ndarray, t_x: np.ndarray, T: np.ndarray) -> tuple[np.ndarray, 
 
     Returns
     -------
-    times, ia, ib : np.ndarray
+    times, ia, ib, need : np.ndarray
         float64: the sorted distinct values of ``t_x`` and ``T``, and per row the positions of
-        its ``t_x`` and its ``T`` in ``times``. All three empty when there are more distinct
-        times than rows (continuous times: a table would cost more logs than it saves); the
-        kernels then take the logs per row.
+        its ``t_x`` and its ``T`` in ``times``. These three are empty when there are more
+        distinct times than rows (continuous times: a table would cost more than it saves);
+        the kernels then evaluate the time terms per row. ``need``: 1 at the x values whose
+        table row is filled, 0 elsewhere (:func:`~clvbayes.kernels.special.int_table_rows`);
+        empty when x is not tabulated (non-integer x, or ``max(x) + 1`` above the row count).
     """
+    x = np.ascontiguousarray(x, dtype=np.float64)
+    need = _table_mask(x)
     times, ia, ib = distinct_times(t_x, T)
-    if times.size > np.asarray(x).size:
-        return _NO_TIMES
-    return times, ia.astype(np.float64), ib.astype(np.float64)
+    if times.size > x.size:
+        return (*_NO_TIMES, need)
+    return times, ia.astype(np.float64), ib.astype(np.float64), need
